@@ -1,0 +1,1 @@
+//! Real-cluster test fixtures.
