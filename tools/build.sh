@@ -11,7 +11,7 @@
 # a temporary folder first and is renamed into place, so an interrupted build never
 # leaves a half-filled cache entry behind.
 #
-# Usage: tools/build.sh [all|kubernetes|etcd|kwok|helm|otelcol]...
+# Usage: tools/build.sh [all|etcd|kubernetes|kwok|helm|otelcol]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,6 +82,10 @@ build_kwok() {
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
+build_otelcol() {
+  (cd "$here/otelcol/dist" && go build -ldflags "-s -w" -o "$1/otelcol" .)
+}
+
 build_helm() {
   GOBIN=$1 go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
@@ -92,11 +96,12 @@ build() {
     etcd) install_build etcd v3.6 "$(key_of build_etcd "$here"/etcd/go.* "$here"/etcd/main.go)" build_etcd ;;
     kwok) install_build kwok "$KWOK_VERSION" "$(key_of build_kwok)" build_kwok ;;
     helm) install_build helm "$HELM_VERSION" "$(key_of build_helm)" build_helm ;;
+    otelcol) install_build otelcol v0.155.0 "$(key_of build_otelcol "$here"/otelcol/dist/*)" build_otelcol ;;
     *) log "unknown target: $1"; exit 2 ;;
   esac
 }
 
 targets=${*:-all}
-[ "$targets" = all ] && targets="etcd kubernetes kwok helm"
+[ "$targets" = all ] && targets="etcd kubernetes kwok helm otelcol"
 for target in $targets; do build "$target"; done
 echo "$cache/bin"

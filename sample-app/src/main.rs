@@ -1,12 +1,25 @@
 //! `reviews-service`: The reviews service: an instrumented REST API with a real database.
+//! See `sample-app/README.md` for endpoints and configuration.
 
 use clap::Parser;
+use reviews_service::{Config, logging, server};
 
-/// The reviews service: an instrumented REST API with a real database.
-#[derive(Debug, Parser)]
-#[command(name = "reviews-service", version)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tokio runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "reviews-service failed");
+            eprintln!("reviews-service: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

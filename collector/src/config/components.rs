@@ -1,0 +1,932 @@
+//! Typed configuration of every supported component. Field names and defaults follow the upstream
+//! collector; the doc comments here are the user documentation for each option.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::duration::serde_duration;
+
+fn default_true() -> bool {
+    true
+}
+
+/// Env expansion turns `${env:X}` = `12345` into a YAML number; string fields take it back as text.
+fn de_lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        other => Err(serde::de::Error::custom(format!("expected a string, got {other:?}"))),
+    }
+}
+
+/// Map variant of [`de_lenient_string`] for `headers`.
+fn de_lenient_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(n) => Ok((k, n.to_string())),
+            Value::Bool(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!("header {k}: expected a string, got {other:?}"))),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+// ---------------------------------------------------------------------------------------------
+
+/// TLS settings for clients (exporters) and servers (receivers).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Client only: disable TLS entirely and speak plaintext (`http://`).
+    pub insecure: bool,
+    /// Client only: accept any server certificate. Not supported by this collector; rejected when true.
+    pub insecure_skip_verify: bool,
+    /// PEM file with the CA used to verify the peer.
+    pub ca_file: Option<String>,
+    /// Inline PEM CA, alternative to `ca_file`.
+    pub ca_pem: Option<String>,
+    /// PEM certificate presented to the peer.
+    pub cert_file: Option<String>,
+    /// Inline PEM certificate.
+    pub cert_pem: Option<String>,
+    /// PEM private key for `cert_file`.
+    pub key_file: Option<String>,
+    /// Inline PEM private key.
+    pub key_pem: Option<String>,
+    /// Server name used for SNI and certificate verification instead of the endpoint host.
+    pub server_name_override: Option<String>,
+    /// Minimum TLS version (`1.2`, `1.3`).
+    pub min_version: Option<String>,
+    /// Maximum TLS version.
+    pub max_version: Option<String>,
+    /// Server only: CA used to verify client certificates (mTLS).
+    pub client_ca_file: Option<String>,
+    /// How often certificates are reloaded from disk.
+    #[serde(with = "serde_duration", default)]
+    pub reload_interval: Duration,
+    /// Allowed cipher suites (accepted for compatibility, the TLS library picks secure defaults).
+    pub cipher_suites: Vec<String>,
+    /// Include system CA pool in addition to `ca_file`.
+    pub include_system_ca_certs_pool: bool,
+}
+
+/// `auth:` block referencing an authenticator extension by id.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Id of the authenticator extension, e.g. `basicauth/grafana`.
+    pub authenticator: String,
+}
+
+/// Client keepalive for gRPC exporters.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientKeepalive {
+    /// Interval between keepalive pings.
+    #[serde(with = "serde_duration")]
+    pub time: Duration,
+    /// How long to wait for a ping ack.
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    /// Send pings even without active streams.
+    pub permit_without_stream: bool,
+}
+
+/// `retry_on_failure`: exponential backoff for retryable export failures.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retry failed exports at all (default true).
+    pub enabled: bool,
+    /// First wait after a failure (default 5s).
+    #[serde(with = "serde_duration")]
+    pub initial_interval: Duration,
+    /// Jitter as a fraction of the interval (default 0.5).
+    pub randomization_factor: f64,
+    /// Growth of the interval per attempt (default 1.5).
+    pub multiplier: f64,
+    /// Upper bound for one wait (default 30s).
+    #[serde(with = "serde_duration")]
+    pub max_interval: Duration,
+    /// Give up on a batch after this long (default 300s; 0 means retry forever).
+    #[serde(with = "serde_duration")]
+    pub max_elapsed_time: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            randomization_factor: 0.5,
+            multiplier: 1.5,
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `sending_queue`: bounded in-memory queue in front of an exporter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Use the queue (default true). Without it the pipeline waits for each export.
+    pub enabled: bool,
+    /// Number of concurrent export workers (default 10).
+    pub num_consumers: usize,
+    /// Maximum number of batches held (default 1000). Data beyond it is refused with a retryable error.
+    pub queue_size: usize,
+    /// Persistent storage extension id; not supported (the queue is in memory).
+    pub storage: Option<String>,
+    /// Block the pipeline instead of refusing when full (default false).
+    pub blocking: bool,
+    /// What `queue_size` counts; only `requests` is supported.
+    pub sizer: Option<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            storage: None,
+            blocking: false,
+            sizer: None,
+        }
+    }
+}
+
+/// Export compression: `gzip` (default) or `none`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip request bodies (default).
+    #[default]
+    Gzip,
+    /// Send uncompressed.
+    #[serde(alias = "")]
+    None,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receivers
+// ---------------------------------------------------------------------------------------------
+
+/// `otlp` receiver (alias `otlp_grpc`, `otlp_http` are accepted as the same type).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpReceiverConfig {
+    /// Which transports to serve. At least one of `grpc` and `http` must be set.
+    pub protocols: OtlpProtocols,
+}
+
+/// `protocols:` of the otlp receiver.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpProtocols {
+    /// gRPC server (traces/metrics/logs services); an empty block enables it with defaults.
+    #[serde(deserialize_with = "de_present")]
+    pub grpc: Option<GrpcServerConfig>,
+    /// HTTP server (`/v1/traces`, `/v1/metrics`, `/v1/logs`).
+    #[serde(deserialize_with = "de_present")]
+    pub http: Option<HttpServerConfig>,
+}
+
+/// Treat `grpc:` with a null value as "present with defaults".
+fn de_present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let v = Option::<T>::deserialize(d)?;
+    Ok(Some(v.unwrap_or_default()))
+}
+
+/// gRPC server settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcServerConfig {
+    /// Listen address (default `localhost:4317`; use `0.0.0.0:4317` in containers).
+    pub endpoint: String,
+    /// Transport (`tcp` only).
+    pub transport: Option<String>,
+    /// Largest accepted message in MiB (default 4).
+    pub max_recv_msg_size_mib: u64,
+    /// Maximum concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: Option<u32>,
+    /// Socket read buffer size (accepted for compatibility).
+    pub read_buffer_size: Option<u64>,
+    /// Socket write buffer size (accepted for compatibility).
+    pub write_buffer_size: Option<u64>,
+    /// Server keepalive settings (accepted for compatibility).
+    pub keepalive: Option<Value>,
+    /// Server TLS.
+    pub tls: Option<TlsConfig>,
+    /// Server authenticator extension.
+    pub auth: Option<AuthConfig>,
+    /// Propagate request metadata into the pipeline (accepted for compatibility).
+    pub include_metadata: bool,
+}
+
+impl Default for GrpcServerConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "localhost:4317".into(),
+            transport: None,
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: None,
+            read_buffer_size: None,
+            write_buffer_size: None,
+            keepalive: None,
+            tls: None,
+            auth: None,
+            include_metadata: false,
+        }
+    }
+}
+
+/// CORS for the HTTP receiver.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to send data from browsers.
+    pub allowed_origins: Vec<String>,
+    /// Extra request headers allowed.
+    pub allowed_headers: Vec<String>,
+    /// Preflight cache time in seconds.
+    pub max_age: Option<u64>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpServerConfig {
+    /// Listen address (default `localhost:4318`).
+    pub endpoint: String,
+    /// Largest accepted body in bytes, before and after decompression (default 20 MiB).
+    pub max_request_body_size: u64,
+    /// Propagate request headers into the pipeline (accepted for compatibility).
+    pub include_metadata: bool,
+    /// Browser CORS settings.
+    pub cors: Option<CorsConfig>,
+    /// Server TLS.
+    pub tls: Option<TlsConfig>,
+    /// Server authenticator extension.
+    pub auth: Option<AuthConfig>,
+    /// Path for traces (default `/v1/traces`).
+    pub traces_url_path: String,
+    /// Path for metrics (default `/v1/metrics`).
+    pub metrics_url_path: String,
+    /// Path for logs (default `/v1/logs`).
+    pub logs_url_path: String,
+    /// Accepted request encodings (accepted for compatibility; gzip and identity are supported).
+    pub compression_algorithms: Vec<String>,
+    /// Response headers to add.
+    pub response_headers: BTreeMap<String, String>,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "localhost:4318".into(),
+            max_request_body_size: 20 * 1024 * 1024,
+            include_metadata: false,
+            cors: None,
+            tls: None,
+            auth: None,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+            compression_algorithms: Vec::new(),
+            response_headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// `prometheus` receiver: Prometheus scrape config embedded under `config:`.
+/// Accepted and validated; scraping itself is not implemented yet.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusReceiverConfig {
+    /// A Prometheus configuration (`global`, `scrape_configs`).
+    pub config: PromConfig,
+    /// Use start time adjustment from `process_start_time_seconds`.
+    pub use_start_time_metric: bool,
+    /// Regex for the start time metric.
+    pub start_time_metric_regex: Option<String>,
+    /// Target allocator settings (accepted for compatibility).
+    pub target_allocator: Option<Value>,
+    /// Trim `_total` etc. suffixes (accepted for compatibility).
+    pub trim_metric_suffixes: bool,
+    /// Report extra scrape metrics (accepted for compatibility).
+    pub report_extra_scrape_metrics: bool,
+    /// API server for the Prometheus UI (accepted for compatibility).
+    pub api_server: Option<Value>,
+}
+
+/// The embedded Prometheus configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromConfig {
+    /// Global defaults (`scrape_interval`, `scrape_timeout`, `external_labels`, ...).
+    pub global: Option<Value>,
+    /// One entry per scrape job.
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Files with scrape configs (accepted for compatibility).
+    pub scrape_config_files: Vec<String>,
+}
+
+/// One Prometheus scrape job.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// Job name, required and unique.
+    pub job_name: String,
+    /// How often to scrape (e.g. `30s`).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub scrape_interval: Option<Duration>,
+    /// Per-scrape timeout.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub scrape_timeout: Option<Duration>,
+    /// HTTP path (default `/metrics`).
+    pub metrics_path: Option<String>,
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    /// Respect labels from the target on conflict.
+    pub honor_labels: Option<bool>,
+    /// Keep timestamps exposed by the target.
+    pub honor_timestamps: Option<bool>,
+    /// URL parameters.
+    pub params: Option<BTreeMap<String, Vec<String>>>,
+    /// Sample limit per scrape.
+    pub sample_limit: Option<u64>,
+    /// Fixed targets.
+    pub static_configs: Vec<StaticConfig>,
+    /// Kubernetes service discovery.
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
+    /// Target relabeling rules.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Sample relabeling rules.
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// TLS for the scrape.
+    pub tls_config: Option<Value>,
+    /// Bearer token file for the scrape.
+    pub bearer_token_file: Option<String>,
+    /// Authorization header settings.
+    pub authorization: Option<Value>,
+    /// Basic auth for the scrape.
+    pub basic_auth: Option<Value>,
+    /// Proxy URL.
+    pub proxy_url: Option<String>,
+    /// Follow redirects.
+    pub follow_redirects: Option<bool>,
+    /// Enable HTTP/2.
+    pub enable_http2: Option<bool>,
+    /// File based discovery (accepted for compatibility).
+    pub file_sd_configs: Option<Value>,
+    /// Scrape protocols accepted.
+    pub scrape_protocols: Option<Vec<String>>,
+    /// Scrape classic histograms too.
+    pub scrape_classic_histograms: Option<bool>,
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| super::duration::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+}
+
+/// `static_configs` entry.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    /// `host:port` targets.
+    pub targets: Vec<String>,
+    /// Labels attached to all targets.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `kubernetes_sd_configs` entry.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSdConfig {
+    /// `pod`, `service`, `endpoints`, `endpointslice`, `node` or `ingress`.
+    pub role: String,
+    /// Restrict to namespaces.
+    pub namespaces: Option<KubernetesNamespaces>,
+    /// Label/field selectors per role.
+    pub selectors: Vec<Value>,
+    /// API server URL (in-cluster when unset).
+    pub api_server: Option<String>,
+    /// Kubeconfig file.
+    pub kubeconfig_file: Option<String>,
+    /// Attach node metadata.
+    pub attach_metadata: Option<Value>,
+    /// TLS to the API server.
+    pub tls_config: Option<Value>,
+    /// Bearer token file.
+    pub bearer_token_file: Option<String>,
+    /// Authorization.
+    pub authorization: Option<Value>,
+    /// Follow redirects.
+    pub follow_redirects: Option<bool>,
+    /// Enable HTTP/2.
+    pub enable_http2: Option<bool>,
+}
+
+/// Namespaces for Kubernetes discovery.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesNamespaces {
+    /// Discover in the collector's own namespace.
+    pub own_namespace: bool,
+    /// Namespace names.
+    pub names: Vec<String>,
+}
+
+/// One Prometheus relabel rule.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelabelConfig {
+    /// Labels whose values are concatenated.
+    pub source_labels: Vec<String>,
+    /// Separator for the concatenation (default `;`).
+    pub separator: Option<String>,
+    /// Regex matched against the concatenation (must compile).
+    pub regex: Option<String>,
+    /// Modulus for `hashmod`.
+    pub modulus: Option<u64>,
+    /// Target label for `replace`/`hashmod`.
+    pub target_label: Option<String>,
+    /// Replacement with `$1` references.
+    pub replacement: Option<String>,
+    /// `replace`, `keep`, `drop`, `keepequal`, `dropequal`, `hashmod`, `labelmap`, `labeldrop`, `labelkeep`, `lowercase`, `uppercase`.
+    pub action: Option<String>,
+}
+
+/// `hostmetrics` receiver. Accepted and validated; collection is not implemented yet.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostMetricsConfig {
+    /// How often to collect (default 1m).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub collection_interval: Option<Duration>,
+    /// Delay before the first collection.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub initial_delay: Option<Duration>,
+    /// Host root mount when running in a container (e.g. `/hostfs`).
+    pub root_path: Option<String>,
+    /// Scrapers to run: cpu, disk, load, filesystem, memory, network, paging, processes, process, system.
+    pub scrapers: BTreeMap<String, Option<Value>>,
+}
+
+/// Scrapers the hostmetrics receiver knows.
+pub const HOSTMETRICS_SCRAPERS: &[&str] = &[
+    "cpu", "disk", "load", "filesystem", "memory", "network", "paging", "processes", "process", "system",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Processors
+// ---------------------------------------------------------------------------------------------
+
+/// `batch` processor.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Send when this many items (spans, data points, log records) are buffered (default 8192).
+    pub send_batch_size: usize,
+    /// Split batches larger than this (0 = no limit). Must be >= send_batch_size.
+    pub send_batch_max_size: usize,
+    /// Send a partial batch after this long (default 200ms).
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    /// Batch separately per client metadata key (accepted for compatibility).
+    pub metadata_keys: Vec<String>,
+    /// Limit of metadata combinations (accepted for compatibility).
+    pub metadata_cardinality_limit: Option<u64>,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            send_batch_size: 8192,
+            send_batch_max_size: 0,
+            timeout: Duration::from_millis(200),
+            metadata_keys: Vec::new(),
+            metadata_cardinality_limit: None,
+        }
+    }
+}
+
+/// `memory_limiter` processor.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryLimiterConfig {
+    /// How often memory use is measured (required, e.g. `1s`).
+    #[serde(with = "serde_duration")]
+    pub check_interval: Duration,
+    /// Hard limit in MiB of resident memory.
+    pub limit_mib: u64,
+    /// Headroom below the hard limit; data is refused above `limit - spike` (default 20% of limit).
+    pub spike_limit_mib: u64,
+    /// Hard limit as percentage of total memory (alternative to limit_mib).
+    pub limit_percentage: u64,
+    /// Spike limit as percentage of total memory.
+    pub spike_limit_percentage: u64,
+    /// Minimum GC interval when soft limit is exceeded (accepted for compatibility).
+    #[serde(with = "serde_duration")]
+    pub min_gc_interval_when_soft_limited: Duration,
+    /// Minimum GC interval when hard limit is exceeded (accepted for compatibility).
+    #[serde(with = "serde_duration")]
+    pub min_gc_interval_when_hard_limited: Duration,
+}
+
+/// One attribute action of the `attributes` / `resource` processors.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributeAction {
+    /// Attribute key the action applies to (required unless `pattern`/`regex` selects keys).
+    pub key: String,
+    /// Literal value for insert/update/upsert.
+    pub value: Option<Value>,
+    /// Copy the value from another attribute.
+    pub from_attribute: Option<String>,
+    /// Copy from request context (accepted; not supported, leaves data unchanged).
+    pub from_context: Option<String>,
+    /// For `extract`: regex with named groups applied to the value of `key`.
+    /// For `delete`/`hash`: regex selecting the keys to act on.
+    pub pattern: Option<String>,
+    /// `insert`, `update`, `upsert`, `delete`, `hash`, `extract`, `convert`.
+    pub action: String,
+    /// Target type for `convert`: `int`, `double`, `string`.
+    pub converted_type: Option<String>,
+}
+
+/// `resource` processor.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceProcessorConfig {
+    /// Actions applied to resource attributes.
+    pub attributes: Vec<AttributeAction>,
+}
+
+/// include/exclude matching for `attributes` and `span` processors.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchProperties {
+    /// `strict` or `regexp`.
+    pub match_type: String,
+    /// Match on `service.name`.
+    pub services: Vec<String>,
+    /// Match on span name.
+    pub span_names: Vec<String>,
+    /// Match on span kind (`SPAN_KIND_SERVER`, ...).
+    pub span_kinds: Vec<String>,
+    /// Match on log body.
+    pub log_bodies: Vec<String>,
+    /// Match on log severity text.
+    pub log_severity_texts: Vec<String>,
+    /// Match on metric names.
+    pub metric_names: Vec<String>,
+    /// Attributes that must all match.
+    pub attributes: Vec<MatchAttribute>,
+    /// Resource attributes that must all match.
+    pub resources: Vec<MatchAttribute>,
+    /// Instrumentation scopes (`name`, `version`).
+    pub libraries: Vec<Value>,
+    /// Regexp cache options (accepted for compatibility).
+    pub regexp: Option<Value>,
+    /// Log severity number filter (accepted for compatibility).
+    pub log_severity_number: Option<Value>,
+}
+
+/// One attribute condition in include/exclude.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchAttribute {
+    /// Attribute key.
+    pub key: String,
+    /// Expected value; when absent only presence is checked.
+    pub value: Option<Value>,
+}
+
+/// `attributes` processor.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributesProcessorConfig {
+    /// Actions applied in order.
+    pub actions: Vec<AttributeAction>,
+    /// Only process items matching this.
+    pub include: Option<MatchProperties>,
+    /// Skip items matching this.
+    pub exclude: Option<MatchProperties>,
+}
+
+/// `span` processor.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpanProcessorConfig {
+    /// Span renaming rules.
+    pub name: SpanNameConfig,
+    /// Span status override (accepted; `code`, `description`).
+    pub status: Option<Value>,
+    /// Only process spans matching this.
+    pub include: Option<MatchProperties>,
+    /// Skip spans matching this.
+    pub exclude: Option<MatchProperties>,
+}
+
+/// `span.name` options.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpanNameConfig {
+    /// Build the name from these attribute values (all must exist).
+    pub from_attributes: Vec<String>,
+    /// Separator between the values (default empty).
+    pub separator: String,
+    /// Extract attributes from the span name.
+    pub to_attributes: Option<ToAttributes>,
+}
+
+/// `span.name.to_attributes`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToAttributes {
+    /// Regexes with named groups; matched groups become attributes and `{name}` in the span name.
+    pub rules: Vec<String>,
+    /// Stop after the first matching rule.
+    pub break_after_match: bool,
+    /// Keep the original name in this attribute (accepted for compatibility).
+    pub keep_original_name: bool,
+}
+
+/// `metricstransform` processor (accepted and validated; only `update` + `new_name` renames are applied).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTransformConfig {
+    /// Transform rules.
+    pub transforms: Vec<MetricTransform>,
+}
+
+/// One metricstransform rule.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricTransform {
+    /// Metric name (or regex) to match.
+    pub include: String,
+    /// `strict` or `regexp`.
+    pub match_type: Option<String>,
+    /// Label matching (accepted).
+    pub experimental_match_labels: Option<BTreeMap<String, String>>,
+    /// `update`, `insert` or `combine`.
+    pub action: String,
+    /// New metric name.
+    pub new_name: Option<String>,
+    /// Aggregation for combine.
+    pub aggregation_type: Option<String>,
+    /// Submatch case for combine.
+    pub submatch_case: Option<String>,
+    /// Operations applied to the metric (accepted).
+    pub operations: Vec<Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exporters
+// ---------------------------------------------------------------------------------------------
+
+/// `otlp` exporter (gRPC).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpExporterConfig {
+    /// `host:port` or URL of the receiving server (required).
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub endpoint: String,
+    /// TLS settings; `insecure: true` for plaintext.
+    pub tls: TlsConfig,
+    /// Extra request headers (gRPC metadata).
+    #[serde(deserialize_with = "de_lenient_map")]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default) or `none`.
+    pub compression: Compression,
+    /// Per-request timeout (default 5s).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Retry settings.
+    pub retry_on_failure: RetryConfig,
+    /// Queue settings.
+    pub sending_queue: QueueConfig,
+    /// Client authenticator extension (e.g. basicauth).
+    pub auth: Option<AuthConfig>,
+    /// Client keepalive.
+    pub keepalive: Option<ClientKeepalive>,
+    /// gRPC load balancer (accepted for compatibility).
+    pub balancer_name: Option<String>,
+    /// Read buffer size (accepted for compatibility).
+    pub read_buffer_size: Option<u64>,
+    /// Write buffer size (accepted for compatibility).
+    pub write_buffer_size: Option<u64>,
+    /// Wait for the connection to be ready (accepted for compatibility).
+    pub wait_for_ready: bool,
+    /// Authority header override.
+    pub authority: Option<String>,
+    /// Batching inside the exporter (accepted for compatibility).
+    pub batcher: Option<Value>,
+}
+
+/// `otlphttp` exporter.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpHttpExporterConfig {
+    /// Base URL; `/v1/traces` etc. are appended (required unless per-signal endpoints are set).
+    pub endpoint: String,
+    /// Full URL for traces, overriding `endpoint`.
+    pub traces_endpoint: Option<String>,
+    /// Full URL for metrics.
+    pub metrics_endpoint: Option<String>,
+    /// Full URL for logs.
+    pub logs_endpoint: Option<String>,
+    /// `proto` (default) or `json`.
+    pub encoding: Option<String>,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Extra request headers.
+    #[serde(deserialize_with = "de_lenient_map")]
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default) or `none`.
+    pub compression: Compression,
+    /// Request timeout (default 30s).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Retry settings.
+    pub retry_on_failure: RetryConfig,
+    /// Queue settings.
+    pub sending_queue: QueueConfig,
+    /// Client authenticator extension.
+    pub auth: Option<AuthConfig>,
+    /// Read buffer size (accepted for compatibility).
+    pub read_buffer_size: Option<u64>,
+    /// Write buffer size (accepted for compatibility).
+    pub write_buffer_size: Option<u64>,
+    /// Max idle connections (accepted for compatibility).
+    pub max_idle_conns: Option<u64>,
+    /// Idle connection timeout (accepted for compatibility).
+    pub idle_conn_timeout: Option<String>,
+    /// HTTP proxy URL.
+    pub proxy_url: Option<String>,
+    /// Disable keep-alives (accepted for compatibility).
+    pub disable_keep_alives: bool,
+    /// Batching inside the exporter (accepted for compatibility).
+    pub batcher: Option<Value>,
+}
+
+/// `debug` exporter (the removed `logging` exporter is accepted as an alias).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugExporterConfig {
+    /// `basic` (counts), `normal` (one line per item) or `detailed` (full dump).
+    pub verbosity: String,
+    /// Log the first N items per second.
+    pub sampling_initial: u64,
+    /// Then log every Nth item.
+    pub sampling_thereafter: u64,
+    /// Use the collector's own logger (accepted for compatibility).
+    pub use_internal_logger: bool,
+    /// Old `logging` exporter field; mapped onto verbosity.
+    pub loglevel: Option<String>,
+}
+
+impl Default for DebugExporterConfig {
+    fn default() -> Self {
+        Self {
+            verbosity: "basic".into(),
+            sampling_initial: 2,
+            sampling_thereafter: 1,
+            use_internal_logger: true,
+            loglevel: None,
+        }
+    }
+}
+
+/// `prometheus` exporter. Accepted and validated; serving is not implemented yet.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusExporterConfig {
+    /// Listen address for `/metrics` (required).
+    pub endpoint: String,
+    /// Prefix for metric names.
+    pub namespace: Option<String>,
+    /// Labels added to every metric.
+    pub const_labels: BTreeMap<String, String>,
+    /// Expose timestamps.
+    pub send_timestamps: bool,
+    /// Drop series not updated for this long (default 5m).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub metric_expiration: Option<Duration>,
+    /// Resource attributes become labels.
+    pub resource_to_telemetry_conversion: Option<EnabledFlag>,
+    /// Serve OpenMetrics.
+    pub enable_open_metrics: bool,
+    /// Add unit and type suffixes.
+    #[serde(default = "default_true")]
+    pub add_metric_suffixes: bool,
+    /// TLS for the listener.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `{enabled: bool}` blocks.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnabledFlag {
+    /// Whether the feature is on.
+    pub enabled: bool,
+}
+
+/// `file` exporter. Accepted and validated; writes one OTLP JSON line per batch.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileExporterConfig {
+    /// Output file (required).
+    pub path: String,
+    /// `json` (default).
+    pub format: Option<String>,
+    /// Rotation settings (accepted for compatibility).
+    pub rotation: Option<Value>,
+    /// Flush interval (accepted for compatibility).
+    pub flush_interval: Option<String>,
+    /// Append instead of truncating.
+    pub append: bool,
+    /// Compression (accepted for compatibility).
+    pub compression: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extensions
+// ---------------------------------------------------------------------------------------------
+
+/// `health_check` extension.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Listen address (default `localhost:13133`).
+    pub endpoint: String,
+    /// Path answering the status (default `/`).
+    pub path: String,
+    /// Response body settings (accepted for compatibility).
+    pub response_body: Option<Value>,
+    /// Pipeline health checking (accepted for compatibility).
+    pub check_collector_pipeline: Option<Value>,
+    /// TLS for the listener (accepted for compatibility).
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "localhost:13133".into(),
+            path: "/".into(),
+            response_body: None,
+            check_collector_pipeline: None,
+            tls: None,
+        }
+    }
+}
+
+/// `basicauth` extension.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuthConfig {
+    /// Credentials added to outgoing requests of exporters that reference this extension.
+    pub client_auth: Option<BasicClientAuth>,
+    /// Server-side credentials for receivers (`file` or `inline` htpasswd).
+    pub htpasswd: Option<Htpasswd>,
+}
+
+/// `basicauth.client_auth`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicClientAuth {
+    /// User name (use `${env:USER}` to keep it out of the file).
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub username: String,
+    /// Password (use `${env:PASSWORD}`).
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub password: String,
+}
+
+/// `basicauth.htpasswd`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Htpasswd {
+    /// htpasswd file path.
+    pub file: Option<String>,
+    /// Inline `user:password` lines.
+    pub inline: Option<String>,
+}

@@ -1,0 +1,243 @@
+//! Unit tests for config loading: the configs the operator renders, aliases, and error paths.
+
+use super::*;
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml_str(yaml, &|name| match name {
+        "GC_USER" => Some("12345".into()),
+        "GC_TOKEN" => Some("secret".into()),
+        "LIMIT" => Some("400".into()),
+        _ => None,
+    })
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    match load(yaml) {
+        Err(ConfigError::Invalid(e)) => e,
+        other => panic!("expected invalid config, got {other:?}"),
+    }
+}
+
+const FULL: &str = r#"
+extensions:
+  health_check:
+    endpoint: 0.0.0.0:13133
+  basicauth/grafana:
+    client_auth:
+      username: ${env:GC_USER}
+      password: ${GC_TOKEN}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+      http:
+        endpoint: 0.0.0.0:4318
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: kubernetes-pods
+          scrape_interval: 30s
+          kubernetes_sd_configs:
+            - role: pod
+              namespaces:
+                names: [shop]
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+              action: keep
+              regex: "true"
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              action: replace
+              regex: ([^:]+)(?::\d+)?;(\d+)
+              replacement: $$1:$$2
+              target_label: __address__
+  hostmetrics:
+    collection_interval: 30s
+    root_path: /hostfs
+    scrapers:
+      cpu:
+      memory:
+      filesystem:
+        exclude_mount_points:
+          mount_points: [/dev/*]
+          match_type: regexp
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: ${env:LIMIT}
+    spike_limit_mib: 100
+  batch:
+    send_batch_size: 1024
+    send_batch_max_size: 2048
+    timeout: 200ms
+  resource:
+    attributes:
+      - key: k8s.cluster.name
+        value: prod
+        action: upsert
+  attributes/strip:
+    actions:
+      - key: http.request.header.authorization
+        action: delete
+      - key: user.email
+        action: hash
+    include:
+      match_type: strict
+      services: [reviews]
+  span:
+    name:
+      from_attributes: [http.method, http.route]
+      separator: " "
+  metricstransform:
+    transforms:
+      - include: old_name
+        action: update
+        new_name: new_name
+exporters:
+  otlp/alloy:
+    endpoint: alloy:4317
+    tls:
+      insecure: true
+    sending_queue:
+      queue_size: 500
+    retry_on_failure:
+      initial_interval: 1s
+  otlphttp/grafana:
+    endpoint: https://otlp-gateway.example.net/otlp
+    auth:
+      authenticator: basicauth/grafana
+  otlp_http/two:
+    endpoint: http://localhost:4318
+  logging:
+    loglevel: debug
+  prometheus:
+    endpoint: 0.0.0.0:8889
+    resource_to_telemetry_conversion:
+      enabled: true
+service:
+  extensions: [health_check, basicauth/grafana]
+  telemetry:
+    logs:
+      level: info
+    metrics:
+      address: 0.0.0.0:8888
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, resource, attributes/strip, span, batch]
+      exporters: [otlp/alloy, otlphttp/grafana, logging]
+    metrics:
+      receivers: [otlp, prometheus, hostmetrics]
+      processors: [memory_limiter, metricstransform, batch]
+      exporters: [prometheus, otlp_http/two]
+    logs/2:
+      receivers: [otlp]
+      exporters: [otlp/alloy]
+"#;
+
+#[test]
+fn accepts_operator_style_config() {
+    let cfg = load(FULL).unwrap();
+    assert_eq!(cfg.pipelines.len(), 3);
+    assert!(cfg.warnings.iter().any(|w| w.contains("exporters.logging") && w.contains("deprecated")));
+    match &cfg.extensions["basicauth/grafana"] {
+        ExtensionConfig::BasicAuth(b) => {
+            let c = b.client_auth.as_ref().unwrap();
+            assert_eq!((c.username.as_str(), c.password.as_str()), ("12345", "secret"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &cfg.processors["memory_limiter"] {
+        ProcessorConfig::MemoryLimiter(m) => {
+            assert_eq!(m.limit_mib, 400);
+            assert_eq!(m.check_interval, std::time::Duration::from_secs(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &cfg.exporters["logging"] {
+        ExporterConfig::Debug(d) => assert_eq!(d.verbosity, "detailed"),
+        other => panic!("{other:?}"),
+    }
+    match &cfg.receivers["prometheus"] {
+        ReceiverConfig::Prometheus(p) => {
+            assert_eq!(p.config.scrape_configs[0].relabel_configs[1].replacement.as_deref(), Some("$1:$2"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(cfg.exporters["otlp_http/two"], ExporterConfig::OtlpHttp(_)));
+    assert_eq!(cfg.telemetry.metrics_address().as_deref(), Some("0.0.0.0:8888"));
+}
+
+#[test]
+fn unknown_field_names_the_path() {
+    let errs = errors(&FULL.replace("endpoint: alloy:4317", "endpont: alloy:4317"));
+    assert!(errs.iter().any(|e| e.starts_with("exporters.otlp/alloy.endpont: unknown field")), "{errs:?}");
+}
+
+#[test]
+fn nested_unknown_field_names_the_path() {
+    let errs = errors(&FULL.replace("      insecure: true", "      insecur: true"));
+    assert!(errs.iter().any(|e| e.starts_with("exporters.otlp/alloy.tls.insecur: unknown field")), "{errs:?}");
+}
+
+#[test]
+fn unknown_type_is_an_error() {
+    let errs = errors(&FULL.replace("otlp/alloy:", "kafka/alloy:"));
+    assert!(errs.iter().any(|e| e.starts_with("exporters.kafka/alloy: unknown type \"kafka\"")), "{errs:?}");
+}
+
+#[test]
+fn undefined_pipeline_component_is_an_error() {
+    let errs = errors(&FULL.replace("exporters: [otlp/alloy]", "exporters: [otlp/tempo]"));
+    assert!(errs.iter().any(|e| e == "service.pipelines.logs/2.exporters[0]: references exporter \"otlp/tempo\" which is not configured"), "{errs:?}");
+}
+
+#[test]
+fn signal_mismatch_is_an_error() {
+    let errs = errors(&FULL.replace("exporters: [otlp/alloy]", "exporters: [prometheus]"));
+    assert!(errs.iter().any(|e| e.contains("logs/2.exporters[0]") && e.contains("does not support logs")), "{errs:?}");
+}
+
+#[test]
+fn bad_duration_names_the_path() {
+    let errs = errors(&FULL.replace("timeout: 200ms", "timeout: 200"));
+    assert!(errs.iter().any(|e| e.starts_with("processors.batch.timeout:") && e.contains("missing unit")), "{errs:?}");
+}
+
+#[test]
+fn minimal_config_with_defaults() {
+    let cfg = load(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n",
+    )
+    .unwrap();
+    match &cfg.receivers["otlp"] {
+        ReceiverConfig::Otlp(o) => {
+            assert_eq!(o.protocols.grpc.as_ref().unwrap().endpoint, "localhost:4317");
+            assert!(o.protocols.http.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn empty_pipelines_and_missing_service_are_errors() {
+    let errs = errors("receivers:\n  otlp:\n    protocols:\n      grpc:\n");
+    assert!(errs.iter().any(|e| e.starts_with("service:")), "{errs:?}");
+}
+
+#[test]
+fn authenticator_must_exist() {
+    let errs = errors(&FULL.replace("authenticator: basicauth/grafana", "authenticator: basicauth/nope"));
+    assert!(errs.iter().any(|e| e.starts_with("exporters.otlphttp/grafana.auth.authenticator:")), "{errs:?}");
+}
+
+#[test]
+fn invalid_yaml_is_reported() {
+    assert!(matches!(load("receivers: [\n"), Err(ConfigError::Yaml(_))));
+}
+
+#[test]
+fn bad_relabel_regex_is_reported() {
+    let errs = errors(&FULL.replace("regex: \"true\"", "regex: \"(\""));
+    assert!(errs.iter().any(|e| e.contains("relabel_configs[0].regex: invalid regex")), "{errs:?}");
+}

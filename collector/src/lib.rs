@@ -1,0 +1,9 @@
+//! `telemetry-collector`: an OpenTelemetry Collector in Rust that reads the upstream collector's YAML.
+//!
+//! Layout: [`config`] (pure parsing/validation), [`registry`] (type names → configs),
+//! [`pdata`] (the data model: the opentelemetry-proto request types), [`receiver`], [`processor`],
+//! [`exporter`], [`extension`], [`telemetry`] (own metrics), [`pipeline`] (consumer chains) and
+//! [`service`] (wires everything and handles shutdown).
+
+pub mod config;
+pub mod registry;

@@ -1,0 +1,178 @@
+//! Consumer chains: a pipeline is a list of synchronous processors followed by either a batch
+//! stage (which continues the chain from its own task) or a fan-out to exporters.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::pdata::Payload;
+
+/// Boxed future used by the dyn-compatible traits below.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a pipeline did not take data.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConsumeError {
+    /// Refused for pressure (memory limit, full queue, shutting down); the client should retry later.
+    #[error("{0}")]
+    Retryable(String),
+    /// The data can never be accepted (e.g. rejected downstream as invalid); retrying won't help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ConsumeError {
+    /// Whether a client should retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConsumeError::Retryable(_))
+    }
+}
+
+/// A synchronous processing step (transforms and the memory limiter's admission check).
+pub trait Processor: Send + Sync + fmt::Debug {
+    /// Transforms or refuses one payload.
+    fn process(&self, data: Payload) -> Result<Payload, ConsumeError>;
+}
+
+/// The end of a pipeline: something that takes data away (an exporter, possibly queued).
+pub trait Exporter: Send + Sync + fmt::Debug {
+    /// Accepts one payload. Queued exporters return once enqueued.
+    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>>;
+}
+
+/// Where a chain ends.
+#[derive(Debug)]
+enum Tail {
+    /// Hand off to a batch task, which runs the rest of the chain.
+    Batch(mpsc::Sender<Payload>),
+    /// Deliver to every exporter.
+    Fanout(Vec<Arc<dyn Exporter>>),
+}
+
+/// A cheaply clonable entry point into (the rest of) a pipeline.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    inner: Arc<(Vec<Arc<dyn Processor>>, Tail)>,
+}
+
+impl Consumer {
+    /// A chain ending in a fan-out to exporters.
+    pub fn fanout(processors: Vec<Arc<dyn Processor>>, exporters: Vec<Arc<dyn Exporter>>) -> Self {
+        Self { inner: Arc::new((processors, Tail::Fanout(exporters))) }
+    }
+
+    /// A chain ending in a batch stage fed through `tx`.
+    pub fn batch(processors: Vec<Arc<dyn Processor>>, tx: mpsc::Sender<Payload>) -> Self {
+        Self { inner: Arc::new((processors, Tail::Batch(tx))) }
+    }
+
+    /// Pushes one payload through the chain.
+    pub async fn consume(&self, mut data: Payload) -> Result<(), ConsumeError> {
+        let (processors, tail) = &*self.inner;
+        for p in processors {
+            data = p.process(data)?;
+        }
+        if data.item_count() == 0 {
+            return Ok(());
+        }
+        match tail {
+            // Waiting here is the backpressure upstream's batch processor applies too.
+            Tail::Batch(tx) => tx.send(data).await.map_err(|_| ConsumeError::Retryable("pipeline is shutting down".into())),
+            Tail::Fanout(exporters) => fanout(exporters, data).await,
+        }
+    }
+}
+
+/// Delivers to all exporters; the first error is reported (the others still receive the data).
+async fn fanout(exporters: &[Arc<dyn Exporter>], data: Payload) -> Result<(), ConsumeError> {
+    match exporters {
+        [] => Ok(()),
+        [only] => only.consume(data).await,
+        many => {
+            let futs = many.iter().map(|e| e.consume(data.clone()));
+            let results = futures_join_all(futs).await;
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// Delivers one payload to several consumers (one receiver feeding several pipelines).
+pub async fn fanout_consumers(consumers: &[Consumer], data: Payload) -> Result<(), ConsumeError> {
+    match consumers {
+        [] => Ok(()),
+        [only] => only.consume(data).await,
+        many => {
+            let mut first_err = None;
+            for c in many {
+                if let Err(e) = c.consume(data.clone()).await {
+                    first_err.get_or_insert(e);
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        }
+    }
+}
+
+/// Minimal join_all so we don't pull in the futures crate for one function.
+async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    // Exporters are queued in the common case, so sequential awaiting is cheap and keeps order.
+    for f in futs {
+        out.push(f.await);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Sink(Mutex<Vec<Payload>>);
+    impl Exporter for Sink {
+        fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+            self.0.lock().unwrap().push(data);
+            Box::pin(async { Ok(()) })
+        }
+    }
+    #[derive(Debug)]
+    struct Refuse;
+    impl Processor for Refuse {
+        fn process(&self, _: Payload) -> Result<Payload, ConsumeError> {
+            Err(ConsumeError::Retryable("full".into()))
+        }
+    }
+
+    fn one_span() -> Payload {
+        let mut p = Payload::empty(crate::config::id::Signal::Traces);
+        if let Payload::Traces(r) = &mut p {
+            r.resource_spans.push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans { spans: vec![Default::default()], ..Default::default() }],
+                ..Default::default()
+            });
+        }
+        p
+    }
+
+    #[tokio::test]
+    async fn fans_out_to_every_exporter() {
+        let a = Arc::new(Sink::default());
+        let b = Arc::new(Sink::default());
+        let c = Consumer::fanout(vec![], vec![a.clone(), b.clone()]);
+        c.consume(one_span()).await.unwrap();
+        assert_eq!(a.0.lock().unwrap().len(), 1);
+        assert_eq!(b.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn processor_refusal_propagates() {
+        let a = Arc::new(Sink::default());
+        let c = Consumer::fanout(vec![Arc::new(Refuse)], vec![a.clone()]);
+        assert!(c.consume(one_span()).await.unwrap_err().is_retryable());
+        assert!(a.0.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,202 @@
+//! The one place that maps component type names (and their upstream aliases) to config parsers
+//! and the signals each component supports. The service builds components from the typed enums
+//! produced here.
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use crate::config::components::*;
+use crate::config::id::{Kind, Signal};
+
+/// A parsed receiver config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverConfig {
+    /// OTLP gRPC/HTTP receiver.
+    Otlp(OtlpReceiverConfig),
+    /// Prometheus scraping receiver (config only).
+    Prometheus(Box<PrometheusReceiverConfig>),
+    /// Host metrics receiver (config only).
+    HostMetrics(HostMetricsConfig),
+}
+
+/// A parsed processor config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessorConfig {
+    /// Batching.
+    Batch(BatchConfig),
+    /// Refuse data above a memory limit.
+    MemoryLimiter(MemoryLimiterConfig),
+    /// Resource attribute actions.
+    Resource(ResourceProcessorConfig),
+    /// Attribute actions with matching.
+    Attributes(AttributesProcessorConfig),
+    /// Span renaming.
+    Span(SpanProcessorConfig),
+    /// Metric renaming.
+    MetricsTransform(MetricsTransformConfig),
+}
+
+/// A parsed exporter config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExporterConfig {
+    /// OTLP over gRPC.
+    Otlp(Box<OtlpExporterConfig>),
+    /// OTLP over HTTP.
+    OtlpHttp(Box<OtlpHttpExporterConfig>),
+    /// Log to stderr.
+    Debug(DebugExporterConfig),
+    /// Prometheus pull endpoint (config only).
+    Prometheus(PrometheusExporterConfig),
+    /// Append OTLP JSON lines to a file.
+    File(FileExporterConfig),
+}
+
+/// A parsed extension config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExtensionConfig {
+    /// HTTP health endpoint.
+    HealthCheck(HealthCheckConfig),
+    /// Basic authentication.
+    BasicAuth(BasicAuthConfig),
+}
+
+/// Any component config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyConfig {
+    /// Receiver.
+    Receiver(ReceiverConfig),
+    /// Processor.
+    Processor(ProcessorConfig),
+    /// Exporter.
+    Exporter(ExporterConfig),
+    /// Extension.
+    Extension(ExtensionConfig),
+}
+
+/// One registered component type.
+#[derive(Debug)]
+pub struct Entry {
+    /// Section it lives in.
+    pub kind: Kind,
+    /// Canonical type name.
+    pub ty: &'static str,
+    /// Accepted alternative type names.
+    pub aliases: &'static [&'static str],
+    /// Deprecated aliases that still work but log a warning.
+    pub deprecated_aliases: &'static [&'static str],
+    /// Signals a pipeline may use it for (empty for extensions).
+    pub signals: &'static [Signal],
+    /// Parses the YAML value (already env-expanded) into the typed config; errors carry a serde path.
+    pub parse: fn(Value) -> Result<AnyConfig, (String, String)>,
+}
+
+const ALL: &[Signal] = &[Signal::Traces, Signal::Metrics, Signal::Logs];
+const METRICS: &[Signal] = &[Signal::Metrics];
+const TRACES: &[Signal] = &[Signal::Traces];
+
+fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (String, String)> {
+    // A component written as `debug:` with no body means "all defaults".
+    let v = if v.is_null() { Value::Mapping(Default::default()) } else { v };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, short_message(&e.into_inner().to_string()))
+    })
+}
+
+/// serde messages for unknown fields list every expected field; keep the first sentence and the list.
+fn short_message(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        let expected = rest.split_once(", expected").map(|(_, e)| e.trim()).unwrap_or("");
+        if expected.is_empty() {
+            return "unknown field".to_owned();
+        }
+        return format!("unknown field (expected{})", expected.split_once(" at line").map_or(expected, |(a, _)| a).strip_prefix("one of").map_or_else(|| format!(" {expected}"), |l| format!(" one of{l}")));
+    }
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// Every supported component type.
+pub const REGISTRY: &[Entry] = &[
+    Entry { kind: Kind::Receiver, ty: "otlp", aliases: &["otlp_grpc", "otlp_http"], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Otlp(c))) },
+    Entry { kind: Kind::Receiver, ty: "prometheus", aliases: &[], deprecated_aliases: &[], signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Prometheus(Box::new(c)))) },
+    Entry { kind: Kind::Receiver, ty: "hostmetrics", aliases: &[], deprecated_aliases: &[], signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(c))) },
+    Entry { kind: Kind::Processor, ty: "batch", aliases: &[], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Batch(c))) },
+    Entry { kind: Kind::Processor, ty: "memory_limiter", aliases: &[], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::MemoryLimiter(c))) },
+    Entry { kind: Kind::Processor, ty: "resource", aliases: &[], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Resource(c))) },
+    Entry { kind: Kind::Processor, ty: "attributes", aliases: &[], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Attributes(c))) },
+    Entry { kind: Kind::Processor, ty: "span", aliases: &[], deprecated_aliases: &[], signals: TRACES,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Span(c))) },
+    Entry { kind: Kind::Processor, ty: "metricstransform", aliases: &[], deprecated_aliases: &[], signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::MetricsTransform(c))) },
+    Entry { kind: Kind::Exporter, ty: "otlp", aliases: &["otlp_grpc"], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Otlp(Box::new(c)))) },
+    Entry { kind: Kind::Exporter, ty: "otlphttp", aliases: &["otlp_http"], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::OtlpHttp(Box::new(c)))) },
+    Entry { kind: Kind::Exporter, ty: "debug", aliases: &[], deprecated_aliases: &["logging"], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Debug(c))) },
+    Entry { kind: Kind::Exporter, ty: "prometheus", aliases: &[], deprecated_aliases: &[], signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Prometheus(c))) },
+    Entry { kind: Kind::Exporter, ty: "file", aliases: &[], deprecated_aliases: &[], signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::File(c))) },
+    Entry { kind: Kind::Extension, ty: "health_check", aliases: &["healthcheck"], deprecated_aliases: &[], signals: &[],
+        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::HealthCheck(c))) },
+    Entry { kind: Kind::Extension, ty: "basicauth", aliases: &[], deprecated_aliases: &[], signals: &[],
+        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::BasicAuth(c))) },
+];
+
+/// Result of looking a type name up.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The registry entry.
+    pub entry: &'static Entry,
+    /// Set when the name is a deprecated alias (e.g. `logging`).
+    pub deprecated: bool,
+}
+
+/// Finds the entry for `ty` in section `kind`, resolving aliases.
+pub fn lookup(kind: Kind, ty: &str) -> Option<Lookup> {
+    REGISTRY.iter().filter(|e| e.kind == kind).find_map(|e| {
+        if e.ty == ty || e.aliases.contains(&ty) {
+            Some(Lookup { entry: e, deprecated: false })
+        } else if e.deprecated_aliases.contains(&ty) {
+            Some(Lookup { entry: e, deprecated: true })
+        } else {
+            None
+        }
+    })
+}
+
+/// Type names known in a section, for "unknown type" messages.
+pub fn known_types(kind: Kind) -> Vec<&'static str> {
+    REGISTRY.iter().filter(|e| e.kind == kind).map(|e| e.ty).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_resolve() {
+        assert_eq!(lookup(Kind::Receiver, "otlp_grpc").unwrap().entry.ty, "otlp");
+        assert_eq!(lookup(Kind::Exporter, "otlp_http").unwrap().entry.ty, "otlphttp");
+        let l = lookup(Kind::Exporter, "logging").unwrap();
+        assert_eq!(l.entry.ty, "debug");
+        assert!(l.deprecated);
+        assert!(lookup(Kind::Exporter, "kafka").is_none());
+    }
+
+    #[test]
+    fn unknown_field_message_is_short() {
+        let err = (lookup(Kind::Exporter, "otlp").unwrap().entry.parse)(serde_yaml::from_str("endpont: x").unwrap()).unwrap_err();
+        assert_eq!(err.0, "endpont");
+        assert!(err.1.starts_with("unknown field"), "{}", err.1);
+    }
+}

@@ -1,0 +1,598 @@
+//! Pure rendering of a TelemetryPipeline into upstream OpenTelemetry Collector configuration.
+//!
+//! Only components built into both the upstream collector (built by `tools/build.sh`) and our own are
+//! used. Credentials never appear here: they are referenced as `${env:...}` and the env vars come from
+//! Secrets (see [`secret_env`]).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+use serde_json::{Map, Value, json};
+
+use crate::crd::{
+    ExporterProtocol, OtlpExporter, PipelineMode, SecretKeyRef, TelemetryPipelineSpec,
+};
+
+/// Port of the collector's own telemetry (`service.telemetry.metrics`).
+pub const SELF_METRICS_PORT: i32 = 8888;
+/// Port of the health_check extension.
+pub const HEALTH_PORT: i32 = 13133;
+/// Pod label tying a workload's pods to a pipeline (value: pipeline name).
+pub const PIPELINE_LABEL: &str = "telemetry.thereview.dev/pipeline";
+/// Pod label carrying the pipeline's namespace (pipelines of equal name in other namespaces differ).
+pub const PIPELINE_NS_LABEL: &str = "telemetry.thereview.dev/pipeline-namespace";
+/// Where the host filesystem is mounted in daemonset mode for hostmetrics.
+pub const HOSTFS: &str = "/hostfs";
+
+/// What the renderer needs besides the spec.
+#[derive(Debug, Clone)]
+pub struct RenderInput<'a> {
+    /// Pipeline name.
+    pub name: &'a str,
+    /// Pipeline namespace.
+    pub namespace: &'a str,
+    /// The spec.
+    pub spec: &'a TelemetryPipelineSpec,
+    /// Memory limit of the collector container in bytes, if any (sizes the memory limiter).
+    pub memory_limit_bytes: Option<i64>,
+}
+
+/// Env var name carrying one credential of one exporter.
+pub fn credential_env_name(exporter: &str, what: &str) -> String {
+    format!("OTLP_{}_{}", exporter.to_uppercase().replace('-', "_"), what)
+}
+
+/// Every Secret key the rendered config references, with the env var name it is exposed as.
+pub fn secret_refs(spec: &TelemetryPipelineSpec) -> Vec<(String, SecretKeyRef)> {
+    let mut out = Vec::new();
+    for exp in &spec.exporters.otlp {
+        let Some(auth) = &exp.auth else { continue };
+        if let Some(basic) = &auth.basic {
+            out.push((credential_env_name(&exp.name, "USERNAME"), basic.username.clone()));
+            out.push((credential_env_name(&exp.name, "PASSWORD"), basic.password.clone()));
+        }
+        if let Some(token) = &auth.bearer_token {
+            out.push((credential_env_name(&exp.name, "BEARER_TOKEN"), token.clone()));
+        }
+    }
+    out
+}
+
+/// The env vars that bring credentials into the collector, each via `valueFrom.secretKeyRef`.
+pub fn secret_env(spec: &TelemetryPipelineSpec) -> Vec<EnvVar> {
+    secret_refs(spec)
+        .into_iter()
+        .map(|(name, r)| EnvVar {
+            name,
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: r.name,
+                    key: r.key,
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        })
+        .collect()
+}
+
+/// Memory limiter settings: explicit values win, else 80% of the container limit, else percentages.
+fn memory_limiter(input: &RenderInput<'_>) -> Value {
+    let explicit = input.spec.processors.memory_limiter.as_ref();
+    let limit_mib = explicit
+        .and_then(|m| m.limit_mib)
+        .or_else(|| input.memory_limit_bytes.map(|b| (b / (1024 * 1024)) * 4 / 5))
+        .filter(|l| *l > 0);
+    match limit_mib {
+        Some(limit) => {
+            let spike = explicit.and_then(|m| m.spike_limit_mib).unwrap_or(limit / 5);
+            json!({"check_interval": "1s", "limit_mib": limit, "spike_limit_mib": spike})
+        }
+        None => json!({"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20}),
+    }
+}
+
+/// The standard `prometheus.io/*` pod discovery job, limited to pods labelled for this pipeline.
+fn pod_scrape_job(input: &RenderInput<'_>, interval: &str) -> Value {
+    // `$` must be doubled: the collector expands `$VAR`/`${env:VAR}` in its config before Prometheus sees it.
+    json!({
+        "job_name": format!("telemetry-pipeline/{}/{}", input.namespace, input.name),
+        "scrape_interval": interval,
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [input.namespace]}}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline"],
+             "action": "keep", "regex": regex_escape(input.name)},
+            {"source_labels": ["__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline_namespace"],
+             "action": "keep", "regex": regex_escape(input.namespace)},
+            {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+             "action": "keep", "regex": "true"},
+            {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+             "action": "replace", "target_label": "__metrics_path__", "regex": "(.+)"},
+            {"source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+             "action": "replace", "regex": "([^:]+)(?::\\d+)?;(\\d+)", "replacement": "$$1:$$2",
+             "target_label": "__address__"},
+            {"source_labels": ["__meta_kubernetes_namespace"], "action": "replace", "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "action": "replace", "target_label": "pod"},
+        ],
+    })
+}
+
+/// Escapes regex metacharacters (names may contain `.`).
+fn regex_escape(s: &str) -> String {
+    s.replace('.', "\\.")
+}
+
+fn otlp_exporter(exp: &OtlpExporter) -> (String, Value, Option<(String, Value)>) {
+    let kind = match exp.protocol {
+        ExporterProtocol::Grpc => "otlp",
+        ExporterProtocol::Http => "otlphttp",
+    };
+    let id = format!("{kind}/{}", exp.name);
+    let mut cfg = Map::new();
+    cfg.insert("endpoint".into(), json!(exp.endpoint));
+    let mut headers: Map<String, Value> = exp.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut extension = None;
+    if let Some(auth) = &exp.auth {
+        if auth.basic.is_some() {
+            let ext_id = format!("basicauth/{}", exp.name);
+            cfg.insert("auth".into(), json!({"authenticator": ext_id}));
+            extension = Some((
+                ext_id,
+                json!({"client_auth": {
+                    "username": format!("${{env:{}}}", credential_env_name(&exp.name, "USERNAME")),
+                    "password": format!("${{env:{}}}", credential_env_name(&exp.name, "PASSWORD")),
+                }}),
+            ));
+        }
+        if auth.bearer_token.is_some() {
+            headers.insert(
+                "Authorization".into(),
+                json!(format!("Bearer ${{env:{}}}", credential_env_name(&exp.name, "BEARER_TOKEN"))),
+            );
+        }
+    }
+    if !headers.is_empty() {
+        cfg.insert("headers".into(), Value::Object(headers));
+    }
+    if let Some(tls) = &exp.tls {
+        let mut t = Map::new();
+        if tls.insecure {
+            t.insert("insecure".into(), json!(true));
+        }
+        if tls.insecure_skip_verify {
+            t.insert("insecure_skip_verify".into(), json!(true));
+        }
+        if let Some(sn) = &tls.server_name {
+            t.insert("server_name_override".into(), json!(sn));
+        }
+        cfg.insert("tls".into(), Value::Object(t));
+    }
+    if let Some(c) = exp.compression {
+        cfg.insert("compression".into(), json!(c.as_str()));
+    }
+    if let Some(r) = &exp.retry {
+        let mut m = Map::new();
+        m.insert("enabled".into(), json!(r.enabled));
+        for (k, v) in [
+            ("initial_interval", &r.initial_interval),
+            ("max_interval", &r.max_interval),
+            ("max_elapsed_time", &r.max_elapsed_time),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        cfg.insert("retry_on_failure".into(), Value::Object(m));
+    }
+    if let Some(q) = &exp.queue {
+        let mut m = Map::new();
+        m.insert("enabled".into(), json!(q.enabled));
+        if let Some(n) = q.num_consumers {
+            m.insert("num_consumers".into(), json!(n));
+        }
+        if let Some(n) = q.queue_size {
+            m.insert("queue_size".into(), json!(n));
+        }
+        cfg.insert("sending_queue".into(), Value::Object(m));
+    }
+    (id, Value::Object(cfg), extension)
+}
+
+/// Renders the collector configuration (before `configOverrides`).
+pub fn render_base(input: &RenderInput<'_>) -> Value {
+    let spec = input.spec;
+    let mut receivers = Map::new();
+    let mut processors = Map::new();
+    let mut exporters = Map::new();
+    let mut extensions = Map::new();
+    extensions.insert("health_check".into(), json!({"endpoint": format!("0.0.0.0:{HEALTH_PORT}")}));
+
+    let otlp = &spec.receivers.otlp;
+    if otlp.enabled {
+        receivers.insert(
+            "otlp".into(),
+            json!({"protocols": {
+                "grpc": {"endpoint": format!("0.0.0.0:{}", otlp.grpc_port)},
+                "http": {"endpoint": format!("0.0.0.0:{}", otlp.http_port)},
+            }}),
+        );
+    }
+    if let Some(p) = spec.receivers.prometheus.as_ref().filter(|p| p.enabled) {
+        let mut jobs = vec![pod_scrape_job(input, &p.scrape_interval)];
+        if !p.static_targets.is_empty() {
+            jobs.push(json!({
+                "job_name": format!("telemetry-pipeline/{}/{}/static", input.namespace, input.name),
+                "scrape_interval": p.scrape_interval,
+                "static_configs": [{"targets": p.static_targets}],
+            }));
+        }
+        receivers.insert("prometheus".into(), json!({"config": {"scrape_configs": jobs}}));
+    }
+    if let Some(h) = spec.receivers.host_metrics.as_ref().filter(|h| h.enabled) {
+        let scrapers: Map<String, Value> =
+            h.scrapers.iter().map(|s| (s.as_str().to_string(), json!({}))).collect::<std::collections::BTreeMap<_, _>>().into_iter().collect();
+        let mut cfg = json!({"collection_interval": h.collection_interval, "scrapers": scrapers});
+        if spec.mode == PipelineMode::Daemonset {
+            cfg["root_path"] = json!(HOSTFS);
+        }
+        receivers.insert("hostmetrics".into(), cfg);
+    }
+
+    // Order matters: memory_limiter first, batch last (upstream recommendation).
+    let mut common = vec!["memory_limiter".to_string()];
+    processors.insert("memory_limiter".into(), memory_limiter(input));
+    let procs = &spec.processors;
+    if !procs.resource_attributes.is_empty() {
+        let attrs: Vec<Value> = procs
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v, "action": "upsert"}))
+            .collect();
+        processors.insert("resource".into(), json!({"attributes": attrs}));
+        common.push("resource".into());
+    }
+    if !procs.attributes.is_empty() {
+        let actions: Vec<Value> = procs
+            .attributes
+            .iter()
+            .map(|a| {
+                let mut m = json!({"key": a.key, "action": a.action.as_str()});
+                if let Some(v) = &a.value {
+                    m["value"] = json!(v);
+                }
+                m
+            })
+            .collect();
+        processors.insert("attributes".into(), json!({"actions": actions}));
+        common.push("attributes".into());
+    }
+    let mut trace_procs = common.clone();
+    if let Some(sn) = &procs.span_name {
+        let mut name = json!({"from_attributes": sn.from_attributes});
+        if let Some(sep) = &sn.separator {
+            name["separator"] = json!(sep);
+        }
+        processors.insert("span".into(), json!({"name": name}));
+        trace_procs.push("span".into());
+    }
+    let mut metric_procs = common.clone();
+    if !procs.metric_renames.is_empty() {
+        let transforms: Vec<Value> = procs
+            .metric_renames
+            .iter()
+            .map(|r| json!({"include": r.from, "match_type": "strict", "action": "update", "new_name": r.to}))
+            .collect();
+        processors.insert("metricstransform".into(), json!({"transforms": transforms}));
+        metric_procs.push("metricstransform".into());
+    }
+    let mut batch = Map::new();
+    if let Some(b) = &procs.batch {
+        if let Some(t) = &b.timeout {
+            batch.insert("timeout".into(), json!(t));
+        }
+        if let Some(n) = b.send_batch_size {
+            batch.insert("send_batch_size".into(), json!(n));
+        }
+        if let Some(n) = b.send_batch_max_size {
+            batch.insert("send_batch_max_size".into(), json!(n));
+        }
+    }
+    processors.insert("batch".into(), Value::Object(batch));
+    let mut log_procs = common;
+    for list in [&mut trace_procs, &mut metric_procs, &mut log_procs] {
+        list.push("batch".into());
+    }
+
+    let mut all_signal_exporters = Vec::new();
+    for exp in &spec.exporters.otlp {
+        let (id, cfg, ext) = otlp_exporter(exp);
+        exporters.insert(id.clone(), cfg);
+        all_signal_exporters.push(id);
+        if let Some((ext_id, ext_cfg)) = ext {
+            extensions.insert(ext_id, ext_cfg);
+        }
+    }
+    if let Some(d) = spec.exporters.debug.as_ref().filter(|d| d.enabled) {
+        exporters.insert("debug".into(), json!({"verbosity": d.verbosity.as_str()}));
+        all_signal_exporters.push("debug".into());
+    }
+    let mut metric_exporters = all_signal_exporters.clone();
+    if let Some(p) = spec.exporters.prometheus.as_ref().filter(|p| p.enabled) {
+        exporters.insert("prometheus".into(), json!({"endpoint": format!("0.0.0.0:{}", p.port)}));
+        metric_exporters.push("prometheus".into());
+    }
+
+    let mut pipelines = Map::new();
+    let otlp_recv: Vec<String> = if otlp.enabled { vec!["otlp".into()] } else { vec![] };
+    let mut metric_recv = otlp_recv.clone();
+    for r in ["prometheus", "hostmetrics"] {
+        if receivers.contains_key(r) {
+            metric_recv.push(r.into());
+        }
+    }
+    if !otlp_recv.is_empty() && !all_signal_exporters.is_empty() {
+        pipelines.insert(
+            "traces".into(),
+            json!({"receivers": otlp_recv, "processors": trace_procs, "exporters": all_signal_exporters}),
+        );
+        pipelines.insert(
+            "logs".into(),
+            json!({"receivers": otlp_recv, "processors": log_procs, "exporters": all_signal_exporters}),
+        );
+    }
+    if !metric_recv.is_empty() && !metric_exporters.is_empty() {
+        pipelines.insert(
+            "metrics".into(),
+            json!({"receivers": metric_recv, "processors": metric_procs, "exporters": metric_exporters}),
+        );
+    }
+    let extension_ids: Vec<String> = extensions.keys().cloned().collect();
+    json!({
+        "receivers": receivers,
+        "processors": processors,
+        "exporters": exporters,
+        "extensions": extensions,
+        "service": {
+            "extensions": extension_ids,
+            "telemetry": {"metrics": {"readers": [{"pull": {"exporter": {"prometheus": {
+                "host": "0.0.0.0", "port": SELF_METRICS_PORT}}}}]}},
+            "pipelines": pipelines,
+        },
+    })
+}
+
+/// Deep-merges `overlay` into `base`: objects merge key by key, anything else replaces.
+pub fn deep_merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Renders the final config: base plus `configOverrides`.
+pub fn render(input: &RenderInput<'_>) -> Value {
+    let mut cfg = render_base(input);
+    if let Some(o) = &input.spec.config_overrides {
+        deep_merge(&mut cfg, o);
+    }
+    cfg
+}
+
+/// Serialises a config to YAML (the ConfigMap payload). Keys are sorted, so output is stable.
+pub fn to_yaml(cfg: &Value) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(cfg)
+}
+
+/// Stable SHA-256 of everything that should roll the collector pods: the config and the credential refs.
+pub fn config_hash(yaml: &str, spec: &TelemetryPipelineSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(yaml.as_bytes());
+    for (env, r) in secret_refs(spec) {
+        h.update(format!("\n{env}={}/{}", r.name, r.key).as_bytes());
+    }
+    let digest = h.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Ports the collector listens on per the rendered config, with the config path that opens each.
+pub fn listening_ports(cfg: &Value) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut push = |endpoint: Option<&Value>, path: &str| {
+        if let Some(port) = endpoint.and_then(Value::as_str).and_then(|e| e.rsplit(':').next()).and_then(|p| p.parse().ok()) {
+            out.push((port, path.to_string()));
+        }
+    };
+    push(cfg.pointer("/receivers/otlp/protocols/grpc/endpoint"), "receivers.otlp.protocols.grpc.endpoint");
+    push(cfg.pointer("/receivers/otlp/protocols/http/endpoint"), "receivers.otlp.protocols.http.endpoint");
+    push(cfg.pointer("/exporters/prometheus/endpoint"), "exporters.prometheus.endpoint");
+    push(cfg.pointer("/extensions/health_check/endpoint"), "extensions.health_check.endpoint");
+    if let Some(p) = cfg.pointer("/service/telemetry/metrics/readers/0/pull/exporter/prometheus/port").and_then(Value::as_i64) {
+        out.push((p, "service.telemetry.metrics.readers[0].pull.exporter.prometheus.port".into()));
+    }
+    out
+}
+
+/// Names of the component ids referenced anywhere in `service`, by section.
+pub fn referenced_components(cfg: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    if let Some(pipes) = cfg.pointer("/service/pipelines").and_then(Value::as_object) {
+        for (pname, p) in pipes {
+            for section in ["receivers", "processors", "exporters"] {
+                for id in p.get(section).and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(id) = id.as_str() {
+                        out.insert((section.to_string(), id.to_string(), format!("service.pipelines.{pname}.{section}")));
+                    }
+                }
+            }
+        }
+    }
+    for id in cfg.pointer("/service/extensions").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(id) = id.as_str() {
+            out.insert(("extensions".into(), id.to_string(), "service.extensions".into()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::*;
+
+    fn spec_from(yaml: &str) -> TelemetryPipelineSpec {
+        serde_yaml::from_str(yaml).expect("spec")
+    }
+
+    fn input(spec: &TelemetryPipelineSpec) -> RenderInput<'_> {
+        RenderInput { name: "main", namespace: "obs", spec, memory_limit_bytes: None }
+    }
+
+    #[test]
+    fn default_spec_renders_otlp_in_and_memory_limiter_first_batch_last() {
+        let spec = spec_from("exporters: {debug: {}}");
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/receivers/otlp/protocols/grpc/endpoint"), Some(&json!("0.0.0.0:4317")));
+        assert_eq!(cfg.pointer("/receivers/otlp/protocols/http/endpoint"), Some(&json!("0.0.0.0:4318")));
+        for signal in ["traces", "metrics", "logs"] {
+            let procs = cfg.pointer(&format!("/service/pipelines/{signal}/processors")).and_then(Value::as_array).expect("procs");
+            assert_eq!(procs.first(), Some(&json!("memory_limiter")), "{signal}");
+            assert_eq!(procs.last(), Some(&json!("batch")), "{signal}");
+        }
+        assert_eq!(cfg.pointer("/exporters/debug/verbosity"), Some(&json!("basic")));
+        assert!(cfg.pointer("/service/extensions").and_then(Value::as_array).is_some_and(|e| e.contains(&json!("health_check"))));
+    }
+
+    #[test]
+    fn memory_limit_derives_from_container_limit() {
+        let spec = spec_from("exporters: {debug: {}}");
+        let mut i = input(&spec);
+        i.memory_limit_bytes = Some(512 * 1024 * 1024);
+        let cfg = render(&i);
+        assert_eq!(cfg.pointer("/processors/memory_limiter/limit_mib"), Some(&json!(409)));
+        assert_eq!(cfg.pointer("/processors/memory_limiter/spike_limit_mib"), Some(&json!(81)));
+        let spec = spec_from("exporters: {debug: {}}\nprocessors: {memoryLimiter: {limitMib: 100}}");
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/processors/memory_limiter/limit_mib"), Some(&json!(100)));
+        let spec = spec_from("exporters: {debug: {}}");
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/processors/memory_limiter/limit_percentage"), Some(&json!(80)));
+    }
+
+    #[test]
+    fn credentials_are_env_references_never_values() {
+        let spec = spec_from(
+            r#"
+exporters:
+  otlp:
+    - name: grafana-cloud
+      protocol: http
+      endpoint: https://otlp.example.net/otlp
+      auth:
+        basic:
+          username: {name: gc, key: user}
+          password: {name: gc, key: token}
+    - name: alloy
+      endpoint: http://alloy.monitoring:4317
+      tls: {insecure: true}
+      auth:
+        bearerToken: {name: alloy, key: token}
+"#,
+        );
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/exporters/otlphttp~1grafana-cloud/auth/authenticator"), Some(&json!("basicauth/grafana-cloud")));
+        assert_eq!(
+            cfg.pointer("/extensions/basicauth~1grafana-cloud/client_auth/password"),
+            Some(&json!("${env:OTLP_GRAFANA_CLOUD_PASSWORD}"))
+        );
+        assert_eq!(
+            cfg.pointer("/exporters/otlp~1alloy/headers/Authorization"),
+            Some(&json!("Bearer ${env:OTLP_ALLOY_BEARER_TOKEN}"))
+        );
+        let exts = cfg.pointer("/service/extensions").and_then(Value::as_array).expect("exts");
+        assert!(exts.contains(&json!("basicauth/grafana-cloud")));
+        let env = secret_env(&spec);
+        let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["OTLP_GRAFANA_CLOUD_USERNAME", "OTLP_GRAFANA_CLOUD_PASSWORD", "OTLP_ALLOY_BEARER_TOKEN"]);
+        assert!(env.iter().all(|e| e.value.is_none() && e.value_from.as_ref().is_some_and(|v| v.secret_key_ref.is_some())));
+        let traces = cfg.pointer("/service/pipelines/traces/exporters").expect("traces");
+        assert_eq!(traces, &json!(["otlphttp/grafana-cloud", "otlp/alloy"]));
+    }
+
+    #[test]
+    fn prometheus_receiver_keeps_only_this_pipelines_pods_and_escapes_dollars() {
+        let spec = spec_from("receivers: {prometheus: {scrapeInterval: 15s, staticTargets: ['db:9187']}}\nexporters: {prometheus: {}}");
+        let cfg = render(&input(&spec));
+        let job = cfg.pointer("/receivers/prometheus/config/scrape_configs/0").expect("job");
+        assert_eq!(job.pointer("/kubernetes_sd_configs/0/role"), Some(&json!("pod")));
+        assert_eq!(job.pointer("/kubernetes_sd_configs/0/namespaces/names"), Some(&json!(["obs"])));
+        assert_eq!(job.pointer("/relabel_configs/0/regex"), Some(&json!("main")));
+        assert_eq!(job.pointer("/relabel_configs/4/replacement"), Some(&json!("$$1:$$2")));
+        assert_eq!(job["scrape_interval"], json!("15s"));
+        assert_eq!(cfg.pointer("/receivers/prometheus/config/scrape_configs/1/static_configs/0/targets"), Some(&json!(["db:9187"])));
+        assert_eq!(cfg.pointer("/service/pipelines/metrics/receivers"), Some(&json!(["otlp", "prometheus"])));
+        assert_eq!(cfg.pointer("/service/pipelines/metrics/exporters"), Some(&json!(["prometheus"])));
+        // The prometheus exporter alone cannot carry traces or logs.
+        assert!(cfg.pointer("/service/pipelines/traces").is_none());
+    }
+
+    #[test]
+    fn processors_render_upstream_shapes() {
+        let spec = spec_from(
+            r#"
+exporters: {debug: {verbosity: detailed}}
+processors:
+  resourceAttributes: {deployment.environment: prod}
+  attributes: [{key: password, action: delete}, {key: team, action: insert, value: obs}]
+  spanName: {fromAttributes: [http.method, http.route], separator: " "}
+  metricRenames: [{from: old_metric, to: new_metric}]
+  batch: {timeout: 1s, sendBatchSize: 100}
+"#,
+        );
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/processors/resource/attributes/0"), Some(&json!({"key": "deployment.environment", "value": "prod", "action": "upsert"})));
+        assert_eq!(cfg.pointer("/processors/attributes/actions/1/value"), Some(&json!("obs")));
+        assert_eq!(cfg.pointer("/processors/span/name/separator"), Some(&json!(" ")));
+        assert_eq!(cfg.pointer("/processors/metricstransform/transforms/0/new_name"), Some(&json!("new_metric")));
+        assert_eq!(cfg.pointer("/processors/batch/send_batch_size"), Some(&json!(100)));
+        assert_eq!(
+            cfg.pointer("/service/pipelines/traces/processors"),
+            Some(&json!(["memory_limiter", "resource", "attributes", "span", "batch"]))
+        );
+        assert_eq!(
+            cfg.pointer("/service/pipelines/metrics/processors"),
+            Some(&json!(["memory_limiter", "resource", "attributes", "metricstransform", "batch"]))
+        );
+    }
+
+    #[test]
+    fn hostmetrics_uses_hostfs_in_daemonset_mode() {
+        let spec = spec_from("mode: daemonset\nreceivers: {hostMetrics: {scrapers: [memory, cpu]}}\nexporters: {debug: {}}");
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/receivers/hostmetrics/root_path"), Some(&json!("/hostfs")));
+        assert_eq!(cfg.pointer("/receivers/hostmetrics/scrapers"), Some(&json!({"cpu": {}, "memory": {}})));
+    }
+
+    #[test]
+    fn overrides_deep_merge_and_hash_changes_with_config() {
+        let mut spec = spec_from("exporters: {debug: {}}");
+        let before = to_yaml(&render(&input(&spec))).expect("yaml");
+        spec.config_overrides = Some(json!({"processors": {"batch": {"timeout": "5s"}}}));
+        let cfg = render(&input(&spec));
+        assert_eq!(cfg.pointer("/processors/batch/timeout"), Some(&json!("5s")));
+        assert!(cfg.pointer("/processors/memory_limiter").is_some(), "siblings survive a merge");
+        let after = to_yaml(&cfg).expect("yaml");
+        assert_ne!(config_hash(&before, &spec), config_hash(&after, &spec));
+        assert_eq!(config_hash(&after, &spec), config_hash(&after, &spec));
+    }
+}

@@ -1,0 +1,797 @@
+//! The custom resource types (`TelemetryPipeline`, `InstrumentedService`) whose schemas become the CRDs.
+//!
+//! Everything the API server can check on its own lives here as schema constraints or CEL rules, so bad
+//! input is refused at `kubectl apply` time with a message naming the field instead of surfacing later.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of both resources.
+pub const GROUP: &str = "telemetry.thereview.dev";
+
+/// CEL rule shared by every field that must be an absolute http(s) URL.
+const URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''";
+
+/// A collector and its configuration, described at the level a platform engineer thinks at.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "telemetry.thereview.dev",
+    version = "v1alpha1",
+    kind = "TelemetryPipeline",
+    namespaced,
+    shortname = "tp",
+    category = "telemetry",
+    status = "TelemetryPipelineStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A TelemetryPipeline runs an OpenTelemetry collector (Deployment or DaemonSet) with a rendered, validated configuration.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.replicas)").message("spec.replicas cannot be set when spec.mode is daemonset"))]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryPipelineSpec {
+    /// How the collector runs: `deployment` (a gateway, the default) or `daemonset` (an agent on every node).
+    #[serde(default)]
+    pub mode: PipelineMode,
+    /// Number of collector replicas in `deployment` mode (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+    /// Collector image. Defaults to the telemetry-collector image; any image accepting the upstream
+    /// OpenTelemetry Collector configuration and a `--config` flag works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the collector container. The memory limit also sizes the memory_limiter processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node selector for collector pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations for collector pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Extra environment variables for the collector container (usable in the config as `${env:NAME}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+    /// Where telemetry comes from.
+    #[serde(default)]
+    pub receivers: Receivers,
+    /// What happens to telemetry on its way through.
+    #[serde(default)]
+    pub processors: Processors,
+    /// Where telemetry goes.
+    #[serde(default)]
+    pub exporters: Exporters,
+    /// Escape hatch: a partial upstream collector configuration deep-merged over the rendered one
+    /// (maps merge, everything else replaces). The result is still validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::crd::free_form")]
+    pub config_overrides: Option<serde_json::Value>,
+}
+
+/// How the collector is deployed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineMode {
+    /// A Deployment acting as a gateway.
+    #[default]
+    Deployment,
+    /// A DaemonSet: one agent per node.
+    Daemonset,
+}
+
+impl PipelineMode {
+    /// The value as written in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::Daemonset => "daemonset",
+        }
+    }
+}
+
+/// Receivers of the pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Receivers {
+    /// OTLP over gRPC and HTTP; on by default.
+    #[serde(default)]
+    pub otlp: OtlpReceiver,
+    /// Prometheus scraping of the pods of this pipeline's InstrumentedServices (pod discovery with
+    /// `prometheus.io/*` annotation relabeling) plus optional static targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusReceiver>,
+    /// Host metrics of the node (best in `daemonset` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_metrics: Option<HostMetricsReceiver>,
+}
+
+/// The OTLP receiver.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtlpReceiver {
+    /// Whether the OTLP receiver runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// gRPC port (default 4317).
+    #[serde(default = "default_grpc_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub grpc_port: i32,
+    /// HTTP port (default 4318).
+    #[serde(default = "default_http_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http_port: i32,
+}
+
+impl Default for OtlpReceiver {
+    fn default() -> Self {
+        Self { enabled: true, grpc_port: 4317, http_port: 4318 }
+    }
+}
+
+/// The Prometheus receiver.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusReceiver {
+    /// Whether scraping runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Scrape interval as a Prometheus duration (default `30s`).
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub scrape_interval: String,
+    /// Extra static `host:port` targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub static_targets: Vec<String>,
+}
+
+/// The host metrics receiver.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostMetricsReceiver {
+    /// Whether host metrics are collected.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Collection interval (default `30s`).
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub collection_interval: String,
+    /// Scrapers to run (default cpu, memory, load, filesystem, network).
+    #[serde(default = "default_scrapers")]
+    #[schemars(length(max = 10))]
+    pub scrapers: Vec<HostScraper>,
+}
+
+/// A host metrics scraper.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum HostScraper {
+    Cpu,
+    Memory,
+    Load,
+    Disk,
+    Filesystem,
+    Network,
+    Paging,
+    Processes,
+}
+
+impl HostScraper {
+    /// The scraper's key in the upstream config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::Load => "load",
+            Self::Disk => "disk",
+            Self::Filesystem => "filesystem",
+            Self::Network => "network",
+            Self::Paging => "paging",
+            Self::Processes => "processes",
+        }
+    }
+}
+
+/// Processors of the pipeline. `memory_limiter` always runs first and `batch` last.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Processors {
+    /// Memory limiter settings; when absent the limit is derived from the container memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limiter: Option<MemoryLimiter>,
+    /// Batch settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+    /// Resource attributes upserted on all telemetry (e.g. `deployment.environment`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Attribute actions applied to span, log and metric-point attributes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub attributes: Vec<AttributeAction>,
+    /// Rename spans from the values of their attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_name: Option<SpanName>,
+    /// Metric renames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub metric_renames: Vec<MetricRename>,
+}
+
+/// Memory limiter processor settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryLimiter {
+    /// Hard limit in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub limit_mib: Option<i64>,
+    /// Spike limit in MiB (default: a fifth of the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub spike_limit_mib: Option<i64>,
+}
+
+/// Batch processor settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    /// Time after which a batch is sent regardless of size (default `200ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub timeout: Option<String>,
+    /// Number of items that triggers a send (default 8192).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub send_batch_size: Option<i64>,
+    /// Upper bound of a batch (0 = no bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub send_batch_max_size: Option<i64>,
+}
+
+/// One action of the attributes processor.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.action in ['delete', 'hash'] || has(self.value)").message("value is required for insert, update and upsert"))]
+pub struct AttributeAction {
+    /// Attribute key.
+    #[schemars(length(min = 1))]
+    pub key: String,
+    /// What to do with it.
+    pub action: AttributeActionKind,
+    /// Value for insert/update/upsert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// Kind of attribute action.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum AttributeActionKind {
+    Insert,
+    Update,
+    Upsert,
+    Delete,
+    Hash,
+}
+
+impl AttributeActionKind {
+    /// The action's name in the upstream config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Upsert => "upsert",
+            Self::Delete => "delete",
+            Self::Hash => "hash",
+        }
+    }
+}
+
+/// Span renaming from attribute values.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpanName {
+    /// Attributes whose values, joined, become the span name.
+    #[schemars(length(min = 1, max = 16))]
+    pub from_attributes: Vec<String>,
+    /// Separator between the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+}
+
+/// Rename of one metric.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricRename {
+    /// Current metric name (exact match).
+    #[schemars(length(min = 1))]
+    pub from: String,
+    /// New metric name.
+    #[schemars(length(min = 1))]
+    pub to: String,
+}
+
+/// Exporters of the pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.otlp.all(a, self.otlp.exists_one(b, b.name == a.name))").message("spec.exporters.otlp names must be unique"))]
+pub struct Exporters {
+    /// OTLP destinations (e.g. Grafana Alloy, Grafana Cloud).
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub otlp: Vec<OtlpExporter>,
+    /// Prometheus exporter serving the pipeline's metrics on port 8889.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusExporter>,
+    /// Debug exporter printing telemetry to the collector log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<DebugExporter>,
+}
+
+/// One OTLP destination.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.auth) || !(has(self.auth.basic) && has(self.auth.bearerToken))").message("auth.basic and auth.bearerToken are mutually exclusive"))]
+pub struct OtlpExporter {
+    /// Name of the destination, used in component ids (`otlp/<name>`) and env var names.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// `grpc` (exporter `otlp`) or `http` (exporter `otlphttp`).
+    #[serde(default)]
+    pub protocol: ExporterProtocol,
+    /// Destination URL, e.g. `https://otlp-gateway-prod-eu-west-2.grafana.net/otlp` or `http://alloy.monitoring:4317`.
+    #[x_kube(validation = Rule::new(URL_RULE).message("endpoint must be an absolute http:// or https:// URL"))]
+    #[schemars(length(max = 2048))]
+    pub endpoint: String,
+    /// Extra headers sent with every request (not for credentials: use `auth`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// TLS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// Compression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// Retry on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// Sending queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<Queue>,
+    /// Credentials, only as Secret references; they reach the collector as env vars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+}
+
+/// Wire protocol of an OTLP exporter.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExporterProtocol {
+    /// OTLP/gRPC.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP (protobuf).
+    Http,
+}
+
+/// TLS client settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    /// Use a plaintext connection (gRPC only; for http use an `http://` endpoint).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Do not verify the server certificate.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Server name override for SNI and verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// Compression algorithm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// Name in the upstream config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Retry settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Whether failed sends are retried (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// First backoff (e.g. `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub initial_interval: Option<String>,
+    /// Largest backoff (e.g. `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub max_interval: Option<String>,
+    /// Give up after this long (e.g. `300s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub max_elapsed_time: Option<String>,
+}
+
+/// Sending queue settings (bounded).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Queue {
+    /// Whether the queue is used (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Number of consumers draining the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub num_consumers: Option<i64>,
+    /// Queue capacity in batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub queue_size: Option<i64>,
+}
+
+/// Credentials of an exporter.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// HTTP basic auth (Grafana Cloud: instance id and API token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    /// Bearer token sent as `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<SecretKeyRef>,
+}
+
+/// Basic auth credentials from Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// Username.
+    pub username: SecretKeyRef,
+    /// Password.
+    pub password: SecretKeyRef,
+}
+
+/// A key of a Secret in the pipeline's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// The Prometheus exporter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusExporter {
+    /// Whether the exporter runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Port (default 8889).
+    #[serde(default = "default_prom_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// The debug exporter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugExporter {
+    /// Whether the exporter runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `basic`, `normal` or `detailed`.
+    #[serde(default)]
+    pub verbosity: Verbosity,
+}
+
+/// Debug exporter verbosity.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Normal,
+    Detailed,
+}
+
+impl Verbosity {
+    /// Name in the upstream config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "basic",
+            Self::Normal => "normal",
+            Self::Detailed => "detailed",
+        }
+    }
+}
+
+/// Observed state of a TelemetryPipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryPipelineStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `ConfigValid`, `Progressing`, `Degraded`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Collector pods ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// SHA-256 of the rolled-out configuration (also on the pod template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// In-cluster OTLP endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// InstrumentedServices attached to this pipeline (`namespace/name`).
+    #[serde(default)]
+    pub instrumented_services: Vec<String>,
+}
+
+/// In-cluster OTLP endpoints of a pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// OTLP/gRPC URL.
+    pub grpc: String,
+    /// OTLP/HTTP URL.
+    pub http: String,
+}
+
+/// Wires one workload into a pipeline.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "telemetry.thereview.dev",
+    version = "v1alpha1",
+    kind = "InstrumentedService",
+    namespaced,
+    shortname = "isvc",
+    category = "telemetry",
+    status = "InstrumentedServiceStatus",
+    derive = "PartialEq",
+    doc = "An InstrumentedService injects OpenTelemetry env vars and scrape annotations into a workload's pod template.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Pipeline", type_ = "string", json_path = ".spec.pipelineRef.name"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.target.name"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!has(self.sampling) || !has(self.sampling.argument) || self.sampling.sampler in ['traceidratio', 'parentbased_traceidratio']").message("spec.sampling.argument is only valid with a ratio sampler"))]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentedServiceSpec {
+    /// The pipeline receiving this workload's telemetry.
+    pub pipeline_ref: PipelineRef,
+    /// The workload to instrument.
+    pub target: TargetRef,
+    /// `OTEL_SERVICE_NAME` (default: the target's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_name: Option<String>,
+    /// OTLP protocol used by the workload; the endpoint port follows (4317 or 4318).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Extra resource attributes added to `OTEL_RESOURCE_ATTRIBUTES`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Trace sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+    /// Prometheus scraping of the workload's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsScrape>,
+}
+
+/// Reference to a TelemetryPipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRef {
+    /// Pipeline name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Pipeline namespace (default: the InstrumentedService's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Reference to a workload in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// `Deployment` (default), `StatefulSet` or `DaemonSet`.
+    #[serde(default)]
+    pub kind: TargetKind,
+    /// Workload name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Container to inject into (default: every container of the pod template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// Kind of workload.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[allow(missing_docs)]
+pub enum TargetKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl TargetKind {
+    /// Kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// OTLP protocol of the instrumented workload.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Protocol {
+    /// OTLP/gRPC to port 4317.
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// OTLP/HTTP protobuf to port 4318.
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// Value of `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Trace sampling configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sampling {
+    /// `OTEL_TRACES_SAMPLER`.
+    pub sampler: Sampler,
+    /// `OTEL_TRACES_SAMPLER_ARG` (a ratio between 0 and 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^(0(\\\\.[0-9]+)?|1(\\\\.0+)?)$')").message("argument must be a ratio between 0 and 1"))]
+    pub argument: Option<String>,
+}
+
+/// A standard OpenTelemetry sampler.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    Traceidratio,
+    ParentbasedAlwaysOn,
+    ParentbasedAlwaysOff,
+    ParentbasedTraceidratio,
+}
+
+impl Sampler {
+    /// Value of `OTEL_TRACES_SAMPLER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlwaysOn => "always_on",
+            Self::AlwaysOff => "always_off",
+            Self::Traceidratio => "traceidratio",
+            Self::ParentbasedAlwaysOn => "parentbased_always_on",
+            Self::ParentbasedAlwaysOff => "parentbased_always_off",
+            Self::ParentbasedTraceidratio => "parentbased_traceidratio",
+        }
+    }
+}
+
+/// Prometheus scraping of the workload.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsScrape {
+    /// Whether the pods are scraped (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Port serving metrics.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Path (default `/metrics`).
+    #[serde(default = "default_metrics_path")]
+    #[schemars(regex(pattern = r"^/[^\s]*$"))]
+    pub path: String,
+}
+
+/// Observed state of an InstrumentedService.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentedServiceStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Injected`, `ScrapeConfigured`, `Ready`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Env var names this resource manages on the target.
+    #[serde(default)]
+    pub managed_env: Vec<String>,
+    /// Pod-template annotations this resource manages on the target.
+    #[serde(default)]
+    pub managed_annotations: Vec<String>,
+    /// `metadata.generation` of the target after injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_observed_generation: Option<i64>,
+    /// What is wrong, when something is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_grpc_port() -> i32 {
+    4317
+}
+fn default_http_port() -> i32 {
+    4318
+}
+fn default_prom_port() -> i32 {
+    8889
+}
+fn default_scrape_interval() -> String {
+    "30s".into()
+}
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scrapers() -> Vec<HostScraper> {
+    vec![HostScraper::Cpu, HostScraper::Memory, HostScraper::Load, HostScraper::Filesystem, HostScraper::Network]
+}
+
+/// Schema of a free-form object kept verbatim by the API server.
+pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

@@ -1,0 +1,385 @@
+//! Pure rendering of a TelemetryPipeline's children: ConfigMap, Deployment or DaemonSet, Service,
+//! ServiceAccount and the Role/RoleBinding the collector needs for pod discovery.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
+    HostPathVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use crate::config::{HEALTH_PORT, HOSTFS, SELF_METRICS_PORT};
+use crate::crd::{Endpoints, PipelineMode, TelemetryPipeline};
+
+/// Default collector image (our Rust collector).
+pub const DEFAULT_IMAGE: &str = "ghcr.io/thereview/telemetry-collector:0.1.0";
+/// Pod-template annotation carrying the config hash, so pods roll when the config changes.
+pub const CONFIG_HASH_ANNOTATION: &str = "telemetry.thereview.dev/config-hash";
+/// Key of the config in the ConfigMap.
+pub const CONFIG_KEY: &str = "collector.yaml";
+/// Label selecting everything this operator manages (limits the operator's watches).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telemetry-operator");
+
+/// Name shared by all children of a pipeline.
+pub fn child_name(pipeline: &str) -> String {
+    format!("{pipeline}-collector")
+}
+
+/// Labels on every child; the first two select the collector pods.
+pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "telemetry-collector".to_string()),
+        ("app.kubernetes.io/instance".to_string(), pipeline.to_string()),
+        ("app.kubernetes.io/component".to_string(), "collector".to_string()),
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+    ])
+}
+
+fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
+    labels(pipeline).into_iter().take(2).collect()
+}
+
+fn meta(tp: &TelemetryPipeline) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(child_name(&tp.name_any())),
+        namespace: tp.namespace(),
+        labels: Some(labels(&tp.name_any())),
+        owner_references: tp.controller_owner_ref(&()).map(|o: OwnerReference| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// In-cluster OTLP endpoints of a pipeline.
+pub fn endpoints(tp: &TelemetryPipeline) -> Endpoints {
+    let host = format!("{}.{}.svc", child_name(&tp.name_any()), tp.namespace().unwrap_or_default());
+    Endpoints {
+        grpc: format!("http://{host}:{}", tp.spec.receivers.otlp.grpc_port),
+        http: format!("http://{host}:{}", tp.spec.receivers.otlp.http_port),
+    }
+}
+
+/// Parses a Kubernetes memory quantity into bytes (`512Mi`, `1G`, `1e9`, `1048576`).
+pub fn quantity_bytes(q: &Quantity) -> Option<i64> {
+    let s = q.0.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e').unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((value * mult) as i64)
+}
+
+/// Resources of the collector container: the spec's, or small defaults with a memory limit so the
+/// memory limiter has something to derive from.
+pub fn container_resources(tp: &TelemetryPipeline) -> ResourceRequirements {
+    tp.spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("50m".into())),
+            ("memory".to_string(), Quantity("64Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity("256Mi".into()))])),
+        ..Default::default()
+    })
+}
+
+/// Memory limit of the collector container in bytes.
+pub fn memory_limit_bytes(tp: &TelemetryPipeline) -> Option<i64> {
+    container_resources(tp).limits.as_ref().and_then(|l| l.get("memory")).and_then(quantity_bytes)
+}
+
+/// The ConfigMap holding the rendered config.
+pub fn config_map(tp: &TelemetryPipeline, yaml: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(tp),
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), yaml.to_string())])),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, p: i32) -> ContainerPort {
+    ContainerPort { name: Some(name.into()), container_port: p, protocol: Some("TCP".into()), ..Default::default() }
+}
+
+/// The collector's pod template.
+pub fn pod_template(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, default_image: &str) -> PodTemplateSpec {
+    let name = tp.name_any();
+    let spec = &tp.spec;
+    let mut ports = Vec::new();
+    if spec.receivers.otlp.enabled {
+        ports.push(port("otlp-grpc", spec.receivers.otlp.grpc_port));
+        ports.push(port("otlp-http", spec.receivers.otlp.http_port));
+    }
+    if let Some(p) = spec.exporters.prometheus.as_ref().filter(|p| p.enabled) {
+        ports.push(port("prometheus", p.port));
+    }
+    ports.push(port("metrics", SELF_METRICS_PORT));
+    ports.push(port("health", HEALTH_PORT));
+    let mut env = spec.env.clone().unwrap_or_default();
+    env.extend(secret_env);
+    let mut mounts = vec![VolumeMount {
+        name: "config".into(),
+        mount_path: "/conf".into(),
+        read_only: Some(true),
+        ..Default::default()
+    }];
+    let mut volumes = vec![Volume {
+        name: "config".into(),
+        config_map: Some(ConfigMapVolumeSource { name: child_name(&name), ..Default::default() }),
+        ..Default::default()
+    }];
+    let host_metrics = spec.receivers.host_metrics.as_ref().is_some_and(|h| h.enabled);
+    if spec.mode == PipelineMode::Daemonset && host_metrics {
+        mounts.push(VolumeMount {
+            name: "hostfs".into(),
+            mount_path: HOSTFS.into(),
+            read_only: Some(true),
+            mount_propagation: Some("HostToContainer".into()),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "hostfs".into(),
+            host_path: Some(HostPathVolumeSource { path: "/".into(), type_: None }),
+            ..Default::default()
+        });
+    }
+    let probe = |initial: i32| Probe {
+        http_get: Some(HTTPGetAction { path: Some("/".into()), port: IntOrString::Int(HEALTH_PORT), ..Default::default() }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        ..Default::default()
+    };
+    let mut pod_labels = selector_labels(&name);
+    pod_labels.extend(labels(&name));
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash.to_string())])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(child_name(&name)),
+            node_selector: spec.node_selector.clone(),
+            tolerations: spec.tolerations.clone(),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(10001),
+                run_as_group: Some(10001),
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: "collector".into(),
+                image: Some(spec.image.clone().unwrap_or_else(|| default_image.to_string())),
+                args: Some(vec![format!("--config=/conf/{CONFIG_KEY}")]),
+                ports: Some(ports),
+                env: (!env.is_empty()).then_some(env),
+                resources: Some(container_resources(tp)),
+                volume_mounts: Some(mounts),
+                liveness_probe: Some(probe(5)),
+                readiness_probe: Some(probe(1)),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    run_as_non_root: Some(true),
+                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The collector workload: a Deployment or a DaemonSet.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// Gateway mode.
+    Deployment(Box<Deployment>),
+    /// Agent mode.
+    DaemonSet(Box<DaemonSet>),
+}
+
+/// Renders the workload for the pipeline's mode.
+pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, default_image: &str) -> Workload {
+    let template = pod_template(tp, hash, secret_env, default_image);
+    let selector = LabelSelector { match_labels: Some(selector_labels(&tp.name_any())), ..Default::default() };
+    match tp.spec.mode {
+        PipelineMode::Deployment => Workload::Deployment(Box::new(Deployment {
+            metadata: meta(tp),
+            spec: Some(DeploymentSpec {
+                replicas: Some(tp.spec.replicas.unwrap_or(1)),
+                selector,
+                template,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        PipelineMode::Daemonset => Workload::DaemonSet(Box::new(DaemonSet {
+            metadata: meta(tp),
+            spec: Some(DaemonSetSpec { selector, template, ..Default::default() }),
+            ..Default::default()
+        })),
+    }
+}
+
+/// The Service in front of the collector pods.
+pub fn service(tp: &TelemetryPipeline) -> Service {
+    let spec = &tp.spec;
+    let sp = |name: &str, p: i32| ServicePort {
+        name: Some(name.into()),
+        port: p,
+        target_port: Some(IntOrString::Int(p)),
+        protocol: Some("TCP".into()),
+        app_protocol: (name == "otlp-grpc").then(|| "grpc".to_string()),
+        ..Default::default()
+    };
+    let mut ports = Vec::new();
+    if spec.receivers.otlp.enabled {
+        ports.push(sp("otlp-grpc", spec.receivers.otlp.grpc_port));
+        ports.push(sp("otlp-http", spec.receivers.otlp.http_port));
+    }
+    if let Some(p) = spec.exporters.prometheus.as_ref().filter(|p| p.enabled) {
+        ports.push(sp("prometheus", p.port));
+    }
+    ports.push(sp("metrics", SELF_METRICS_PORT));
+    Service {
+        metadata: meta(tp),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(&tp.name_any())),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The collector's ServiceAccount (no token automount: only pod discovery needs API access).
+pub fn service_account(tp: &TelemetryPipeline) -> ServiceAccount {
+    ServiceAccount { metadata: meta(tp), ..Default::default() }
+}
+
+/// Least privilege for Prometheus pod discovery in the pipeline's namespace.
+pub fn role(tp: &TelemetryPipeline) -> Role {
+    Role {
+        metadata: meta(tp),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["pods".into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        }]),
+    }
+}
+
+/// Binds [`role`] to [`service_account`].
+pub fn role_binding(tp: &TelemetryPipeline) -> RoleBinding {
+    let name = child_name(&tp.name_any());
+    RoleBinding {
+        metadata: meta(tp),
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: name.clone() },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name,
+            namespace: tp.namespace(),
+            ..Default::default()
+        }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(yaml: &str) -> TelemetryPipeline {
+        let mut tp = TelemetryPipeline::new("main", serde_yaml::from_str(yaml).expect("spec"));
+        tp.metadata.namespace = Some("obs".into());
+        tp.metadata.uid = Some("uid-1".into());
+        tp
+    }
+
+    #[test]
+    fn children_are_owned_and_labelled() {
+        let tp = tp("exporters: {debug: {}}");
+        let cm = config_map(&tp, "a: b\n");
+        let owner = &cm.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("TelemetryPipeline", "main", Some(true)));
+        assert_eq!(cm.metadata.name.as_deref(), Some("main-collector"));
+        assert_eq!(service(&tp).metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY.0)).map(String::as_str), Some(MANAGED_BY.1));
+    }
+
+    #[test]
+    fn deployment_carries_hash_is_hardened_and_uses_secret_env() {
+        let tp = tp("replicas: 2\nexporters: {debug: {}}");
+        let env = vec![EnvVar { name: "X".into(), ..Default::default() }];
+        let Workload::Deployment(d) = workload(&tp, "abc", env, DEFAULT_IMAGE) else { panic!("mode") };
+        let spec = d.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(2));
+        let t = spec.template;
+        assert_eq!(t.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(CONFIG_HASH_ANNOTATION)).map(String::as_str), Some("abc"));
+        let pod = t.spec.expect("pod");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
+        let sc = c.security_context.as_ref().expect("sc");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.as_ref().and_then(|c| c.drop.clone()), Some(vec!["ALL".to_string()]));
+        assert_eq!(pod.security_context.and_then(|s| s.run_as_non_root), Some(true));
+        assert_eq!(c.env.as_ref().map(|e| e[0].name.as_str()), Some("X"));
+        // The selector must match the template labels or the API server refuses the Deployment.
+        let sel = spec.selector.match_labels.expect("sel");
+        let tl = t.metadata.and_then(|m| m.labels).expect("labels");
+        assert!(sel.iter().all(|(k, v)| tl.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn daemonset_mode_mounts_hostfs_for_hostmetrics() {
+        let tp = tp("mode: daemonset\nreceivers: {hostMetrics: {}}\nexporters: {debug: {}}");
+        let Workload::DaemonSet(ds) = workload(&tp, "h", vec![], DEFAULT_IMAGE) else { panic!("mode") };
+        let pod = ds.spec.expect("spec").template.spec.expect("pod");
+        assert!(pod.volumes.expect("vols").iter().any(|v| v.host_path.is_some()));
+    }
+
+    #[test]
+    fn service_exposes_otlp_prometheus_and_self_metrics() {
+        let tp = tp("exporters: {prometheus: {}}");
+        let ports: Vec<i32> = service(&tp).spec.and_then(|s| s.ports).expect("ports").iter().map(|p| p.port).collect();
+        assert_eq!(ports, [4317, 4318, 8889, 8888]);
+        assert_eq!(endpoints(&tp).grpc, "http://main-collector.obs.svc:4317");
+    }
+
+    #[test]
+    fn memory_quantities_parse() {
+        assert_eq!(quantity_bytes(&Quantity("512Mi".into())), Some(512 * 1024 * 1024));
+        assert_eq!(quantity_bytes(&Quantity("1G".into())), Some(1_000_000_000));
+        assert_eq!(quantity_bytes(&Quantity("1048576".into())), Some(1_048_576));
+        assert_eq!(quantity_bytes(&Quantity("12Xi".into())), None);
+        assert_eq!(memory_limit_bytes(&tp("{}")), Some(256 * 1024 * 1024));
+    }
+
+    #[test]
+    fn role_is_read_only_pod_discovery() {
+        let r = role(&tp("{}"));
+        let rules = r.rules.expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+        assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
+    }
+}

@@ -1,0 +1,79 @@
+//! Application state and the router: `app(state) -> Router`, kept apart from
+//! `main` so tests drive it without a socket.
+
+use crate::cache::TtlCache;
+use crate::db::Db;
+use crate::handlers;
+use crate::http_metrics::HttpMetrics;
+use crate::middleware::observe;
+use crate::model::{Page, Review};
+use crate::telemetry::Telemetry;
+use crate::upstream::Upstream;
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// OpenTelemetry handle (no-op when off).
+    pub telemetry: Arc<Telemetry>,
+    /// Prometheus HTTP metrics.
+    pub http_metrics: HttpMetrics,
+    /// Whether `/metrics` is served and HTTP metrics recorded.
+    pub metrics_enabled: bool,
+    /// Single reviews by id.
+    pub review_cache: TtlCache<Review>,
+    /// List pages by normalised query.
+    pub list_cache: TtlCache<Page>,
+    /// Where `/api/v1/upstream/reviews` goes, if configured.
+    pub upstream: Option<Upstream>,
+}
+
+impl AppState {
+    /// State with caches of the given TTL and size.
+    pub fn new(
+        db: Db,
+        telemetry: Arc<Telemetry>,
+        metrics_enabled: bool,
+        cache_ttl: Duration,
+        cache_max_entries: usize,
+        upstream: Option<Upstream>,
+    ) -> Self {
+        Self {
+            db,
+            telemetry,
+            http_metrics: HttpMetrics::default(),
+            metrics_enabled,
+            review_cache: TtlCache::new(cache_ttl, cache_max_entries),
+            list_cache: TtlCache::new(cache_ttl, cache_max_entries),
+            upstream,
+        }
+    }
+}
+
+/// The service's router.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .route(
+            "/api/v1/reviews",
+            get(handlers::list_reviews).post(handlers::create_review),
+        )
+        .route(
+            "/api/v1/reviews/{id}",
+            get(handlers::get_review)
+                .put(handlers::update_review)
+                .delete(handlers::delete_review),
+        )
+        .route("/api/v1/upstream/reviews", get(handlers::upstream_reviews))
+        .fallback(handlers::fallback)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}

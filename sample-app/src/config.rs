@@ -1,0 +1,100 @@
+//! Service configuration from command-line flags or environment variables
+//! (the operator sets the variables). `OTEL_*` variables are read by the
+//! OpenTelemetry SDK and exporters themselves, see `telemetry`.
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, with trace and span ids.
+    Json,
+    /// Human readable.
+    Text,
+}
+
+/// The reviews service: an instrumented REST API with a real database.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "reviews-service", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8000")]
+    pub listen_addr: SocketAddr,
+
+    /// `sqlite://path.db` (created if missing) or `postgres://user:pass@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://reviews.db")]
+    pub database_url: String,
+
+    /// Database connection pool size.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: u32,
+
+    /// How long to wait for a database connection (startup and per request).
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub db_connect_timeout_seconds: u64,
+
+    /// Lifetime of cached reads; 0 disables the cache.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 5)]
+    pub cache_ttl_seconds: u64,
+
+    /// Most entries each read cache holds.
+    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 10_000)]
+    pub cache_max_entries: usize,
+
+    /// Export traces and metrics over OTLP (configured by the OTEL_* variables).
+    #[arg(long, env = "ENABLE_TELEMETRY", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub enable_telemetry: bool,
+
+    /// Serve Prometheus metrics on /metrics.
+    #[arg(long, env = "ENABLE_METRICS", default_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub enable_metrics: bool,
+
+    /// Base URL of another reviews service that /api/v1/upstream/reviews calls.
+    #[arg(long, env = "UPSTREAM_URL")]
+    pub upstream_url: Option<String>,
+
+    /// Timeout of one upstream call.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 2000)]
+    pub upstream_timeout_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// After SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Config {
+    /// Cache TTL as a duration.
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::try_parse_from(["reviews-service"]).expect("defaults parse");
+        assert!(!c.enable_telemetry);
+        assert!(c.enable_metrics);
+        assert_eq!(c.listen_addr.port(), 8000);
+        assert_eq!(c.database_url, "sqlite://reviews.db");
+    }
+
+    #[test]
+    fn booleans_accept_operator_spelling_and_reject_nonsense() {
+        let c = Config::try_parse_from(["x", "--enable-telemetry", "true", "--enable-metrics", "0"]).expect("parse");
+        assert!(c.enable_telemetry);
+        assert!(!c.enable_metrics);
+        let err = Config::try_parse_from(["x", "--enable-telemetry", "maybe"]).unwrap_err().to_string();
+        assert!(err.contains("ENABLE_TELEMETRY"), "{err}");
+    }
+}

@@ -1,0 +1,369 @@
+//! Storage: SQLite (default, a file created and migrated on start) or
+//! PostgreSQL (when `DATABASE_URL` starts with `postgres`), behind one
+//! type. Every query gets a client span with `db.system` and the
+//! statement text; statements are parameterised so they carry no values.
+
+use crate::model::{ListQuery, Page, Review, ReviewInput};
+use crate::telemetry::Telemetry;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, Status};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// `DATABASE_URL` is neither a `sqlite:` nor a `postgres:`/`postgresql:` URL.
+    #[error("DATABASE_URL: unsupported scheme in {0:?} (expected sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+    /// Connecting failed (bad URL, server down past the connect timeout, auth).
+    #[error("DATABASE_URL: cannot connect: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from a `DATABASE_URL`.
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// The semantic-convention `db.system` value.
+    pub fn system(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        }
+    }
+}
+
+/// The review store.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+    telemetry: Arc<Telemetry>,
+}
+
+const SELECT_COLUMNS: &str = "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
+const INSERT_SQL: &str = "INSERT INTO reviews (entity_type, entity_id, rating, title, comment, author, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
+const GET_SQL: &str = "SELECT id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at FROM reviews WHERE id = $1";
+const UPDATE_SQL: &str = "UPDATE reviews SET entity_type = $1, entity_id = $2, rating = $3, title = $4, comment = $5, author = $6, updated_at = $7 WHERE id = $8 RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
+const DELETE_SQL: &str = "DELETE FROM reviews WHERE id = $1";
+
+/// Builds the list and count statements for `q`; placeholders are numbered
+/// in bind order: filters in field order, then limit and offset.
+pub fn list_sql(q: &ListQuery) -> (String, String) {
+    let mut conds = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if q.entity_type.is_some() {
+        conds.push(format!("entity_type = ${}", next()));
+    }
+    if q.entity_id.is_some() {
+        conds.push(format!("entity_id = ${}", next()));
+    }
+    if q.rating.is_some() {
+        conds.push(format!("rating = ${}", next()));
+    }
+    if q.min_rating.is_some() {
+        conds.push(format!("rating >= ${}", next()));
+    }
+    let where_clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    let count = format!("SELECT COUNT(*) FROM reviews{where_clause}");
+    let list = format!(
+        "SELECT {SELECT_COLUMNS} FROM reviews{where_clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+        next(),
+        next()
+    );
+    (list, count)
+}
+
+/// Replaces string and numeric literals in a statement with `?`, so a span
+/// never carries user data even if a statement ever inlines a value.
+pub fn sanitize_statement(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut prev_ident = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            // Skip to the closing quote, honouring '' escapes.
+            while let Some(d) = chars.next() {
+                if d == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            out.push('?');
+            prev_ident = false;
+        } else if c.is_ascii_digit() && !prev_ident {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            prev_ident = c.is_alphanumeric() || c == '_' || c == '$';
+            out.push(c);
+        }
+    }
+    out
+}
+
+macro_rules! on_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Opens (creating SQLite files if needed) and migrates the database.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, DbError> {
+        let backend = Backend::from_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .map_err(DbError::Connect)?
+                    .create_if_missing(true)
+                    // WAL lets readers run while a write is in progress.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(connect_timeout)
+                    .connect_with(opts)
+                    .await
+                    .map_err(DbError::Connect)?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(connect_timeout)
+                    .connect(url)
+                    .await
+                    .map_err(DbError::Connect)?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            backend,
+            telemetry,
+        })
+    }
+
+    /// Which backend is in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn span(&self, operation: &'static str, sql: &str) -> Option<opentelemetry_sdk::trace::Span> {
+        if !self.telemetry.enabled() {
+            return None;
+        }
+        let system = self.backend.system();
+        self.telemetry.child_span(
+            format!("{operation} reviews"),
+            SpanKind::Client,
+            vec![
+                KeyValue::new("db.system", system),
+                KeyValue::new("db.system.name", system),
+                KeyValue::new("db.operation.name", operation),
+                KeyValue::new("db.collection.name", "reviews"),
+                KeyValue::new("db.statement", sanitize_statement(sql)),
+                KeyValue::new("db.query.text", sanitize_statement(sql)),
+            ],
+        )
+    }
+
+    fn finish<T>(span: Option<opentelemetry_sdk::trace::Span>, r: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let (Some(mut s), Err(e)) = (span, &r) {
+            use opentelemetry::trace::Span as _;
+            s.record_error(e);
+            s.set_status(Status::error(e.to_string()));
+        }
+        r
+    }
+
+    /// `SELECT 1`: is the database reachable?
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
+    /// Inserts a review.
+    pub async fn create(&self, input: &ReviewInput, now: &str) -> Result<Review, sqlx::Error> {
+        let span = self.span("INSERT", INSERT_SQL);
+        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(INSERT_SQL)
+            .bind(&input.entity_type)
+            .bind(&input.entity_id)
+            .bind(input.rating)
+            .bind(&input.title)
+            .bind(&input.comment)
+            .bind(&input.author)
+            .bind(now)
+            .bind(now)
+            .fetch_one(p)
+            .await);
+        Self::finish(span, r)
+    }
+
+    /// One review by id.
+    pub async fn get(&self, id: i64) -> Result<Option<Review>, sqlx::Error> {
+        let span = self.span("SELECT", GET_SQL);
+        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(GET_SQL).bind(id).fetch_optional(p).await);
+        Self::finish(span, r)
+    }
+
+    /// Replaces a review; `None` when absent.
+    pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, sqlx::Error> {
+        let span = self.span("UPDATE", UPDATE_SQL);
+        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(UPDATE_SQL)
+            .bind(&input.entity_type)
+            .bind(&input.entity_id)
+            .bind(input.rating)
+            .bind(&input.title)
+            .bind(&input.comment)
+            .bind(&input.author)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(p)
+            .await);
+        Self::finish(span, r)
+    }
+
+    /// Deletes a review; `false` when absent.
+    pub async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let span = self.span("DELETE", DELETE_SQL);
+        let r = on_pool!(self, p => sqlx::query(DELETE_SQL).bind(id).execute(p).await.map(|r| r.rows_affected() > 0));
+        Self::finish(span, r)
+    }
+
+    /// One page of reviews matching the filters, newest first.
+    pub async fn list(&self, q: &ListQuery) -> Result<Page, sqlx::Error> {
+        // Safe to assert: list_sql only concatenates fixed fragments and
+        // numbered placeholders; every value is bound.
+        let (list, count) = list_sql(q);
+        macro_rules! bind_filters {
+            ($query:expr) => {{
+                let mut query = $query;
+                if let Some(v) = &q.entity_type {
+                    query = query.bind(v.clone());
+                }
+                if let Some(v) = &q.entity_id {
+                    query = query.bind(v.clone());
+                }
+                if let Some(v) = q.rating {
+                    query = query.bind(v);
+                }
+                if let Some(v) = q.min_rating {
+                    query = query.bind(v);
+                }
+                query
+            }};
+        }
+        let span = self.span("SELECT", &count);
+        let total = on_pool!(self, p => bind_filters!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone()))).fetch_one(p).await);
+        let total = Self::finish(span, total)?;
+        let span = self.span("SELECT", &list);
+        let items = on_pool!(self, p => bind_filters!(sqlx::query_as::<_, Review>(sqlx::AssertSqlSafe(list.clone())))
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(p)
+            .await);
+        let items = Self::finish(span, items)?;
+        Ok(Page {
+            items,
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    /// Closes the pool (waits for checked-out connections to return).
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_sql_numbers_placeholders_in_bind_order() {
+        let q = ListQuery {
+            entity_type: Some("book".into()),
+            rating: Some(4),
+            limit: 10,
+            ..ListQuery::default()
+        };
+        let (list, count) = list_sql(&q);
+        assert_eq!(count, "SELECT COUNT(*) FROM reviews WHERE entity_type = $1 AND rating = $2");
+        assert!(list.ends_with("WHERE entity_type = $1 AND rating = $2 ORDER BY id DESC LIMIT $3 OFFSET $4"), "{list}");
+        let (list, count) = list_sql(&ListQuery::default());
+        assert_eq!(count, "SELECT COUNT(*) FROM reviews");
+        assert!(list.ends_with("FROM reviews ORDER BY id DESC LIMIT $1 OFFSET $2"), "{list}");
+    }
+
+    #[test]
+    fn sanitize_replaces_literals_only() {
+        assert_eq!(
+            sanitize_statement("SELECT * FROM t2 WHERE a = 'it''s' AND b = 42 AND c = $1"),
+            "SELECT * FROM t2 WHERE a = ? AND b = ? AND c = $1"
+        );
+    }
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgresql://u@h/db").ok(), Some(Backend::Postgres));
+        assert!(Backend::from_url("mysql://x").unwrap_err().to_string().contains("DATABASE_URL"));
+    }
+}
