@@ -40,6 +40,10 @@ key_of() {
 install_build() {
   local name=$1 version=$2 key=$3 build_fn=$4
   local dest="$cache/$name-$version-$key"
+  # One builder per entry: a second run (another terminal, a test run) waits for the
+  # first instead of compiling the same thing again.
+  exec {lock}>"$cache/.$name.lock"
+  flock "$lock"
   if [ ! -d "$dest/bin" ]; then
     local tmp="$dest.partial.$$"
     rm -rf "$tmp"
@@ -55,6 +59,7 @@ install_build() {
   for bin in "$dest"/bin/*; do
     ln -sfn "$bin" "$cache/bin/$(basename "$bin")"
   done
+  exec {lock}>&-
 }
 
 build_kubernetes() {

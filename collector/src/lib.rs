@@ -7,3 +7,11 @@
 
 pub mod config;
 pub mod registry;
+pub mod pdata;
+pub mod pipeline;
+pub mod processor;
+pub mod telemetry;
+pub mod exporter;
+pub mod receiver;
+pub mod extension;
+pub mod service;

@@ -2,17 +2,22 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use telemetry_collector::config::Config;
+use telemetry_collector::config::duration::parse_duration;
 
 /// OpenTelemetry Collector in Rust that reads the upstream collector's YAML config.
 #[derive(Debug, Parser)]
 #[command(name = "telemetry-collector", version)]
 struct Cli {
-    /// Path to the collector YAML config.
+    /// Path to the collector YAML config (upstream syntax; `file:` prefix accepted).
     #[arg(long, global = true, env = "OTELCOL_CONFIG")]
-    config: Option<PathBuf>,
+    config: Option<String>,
+    /// How long SIGTERM may take to flush batches and drain exporter queues.
+    #[arg(long, global = true, default_value = "20s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -23,12 +28,39 @@ enum Command {
     Validate,
 }
 
+fn init_logging(config: &Config) {
+    let level = config.telemetry.logs.level.clone().unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.telemetry.logs.encoding.as_deref() == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(path) = cli.config else {
-        eprintln!("error: --config FILE is required");
+        eprintln!("Error: --config FILE is required");
         return ExitCode::from(2);
     };
+    let path = PathBuf::from(path.strip_prefix("file:").unwrap_or(&path));
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -36,11 +68,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
+    if let Some(Command::Validate) = cli.command {
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        return ExitCode::SUCCESS;
     }
-    match cli.command {
-        Some(Command::Validate) => ExitCode::SUCCESS,
-        None => ExitCode::SUCCESS,
+    init_logging(&config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(telemetry_collector::service::run(config, shutdown_signal(), cli.shutdown_timeout, |_| {}));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -68,11 +68,11 @@ impl Payload {
     pub fn split_off_front(&mut self, n: usize) -> Payload {
         match self {
             Payload::Traces(r) => {
-                let taken = split_nested(&mut r.resource_spans, n, |rs| &mut rs.scope_spans, |ss| &mut ss.spans, |x| x.len(), |v| v.len());
+                let taken = split_nested(&mut r.resource_spans, n, |rs| &mut rs.scope_spans, |ss| &mut ss.spans, |x| x.len());
                 Payload::Traces(ExportTraceServiceRequest { resource_spans: taken })
             }
             Payload::Logs(r) => {
-                let taken = split_nested(&mut r.resource_logs, n, |rl| &mut rl.scope_logs, |sl| &mut sl.log_records, |x| x.len(), |v| v.len());
+                let taken = split_nested(&mut r.resource_logs, n, |rl| &mut rl.scope_logs, |sl| &mut sl.log_records, |x| x.len());
                 Payload::Logs(ExportLogsServiceRequest { resource_logs: taken })
             }
             Payload::Metrics(r) => {
@@ -84,7 +84,6 @@ impl Payload {
                     |rm| &mut rm.scope_metrics,
                     |sm| &mut sm.metrics,
                     |m: &Vec<Metric>| m.iter().map(data_point_count).sum(),
-                    |v: &Vec<Metric>| v.len(),
                 );
                 Payload::Metrics(ExportMetricsServiceRequest { resource_metrics: taken })
             }
@@ -111,7 +110,6 @@ fn split_nested<R: Clone, S: Clone, I>(
     scopes_of: impl Fn(&mut R) -> &mut Vec<S>,
     items_of: impl Fn(&mut S) -> &mut Vec<I>,
     weight: impl Fn(&Vec<I>) -> usize,
-    len: impl Fn(&Vec<I>) -> usize,
 ) -> Vec<R> {
     let mut taken = Vec::new();
     while n > 0 && !resources.is_empty() {
@@ -145,16 +143,14 @@ fn split_nested<R: Clone, S: Clone, I>(
                     let mut back = one;
                     back.append(src_items);
                     *src_items = back;
-                    n = 0;
                     break;
                 }
                 n = n.saturating_sub(w);
                 moved.extend(one);
             }
-            let _ = len(&moved);
             *items_of(&mut scope_head) = moved;
             head_scopes.push(scope_head);
-            n = 0;
+            break;
         }
         taken.push(head);
         break;

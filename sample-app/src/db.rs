@@ -72,7 +72,8 @@ pub struct Db {
     telemetry: Arc<Telemetry>,
 }
 
-const SELECT_COLUMNS: &str = "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
+const SELECT_COLUMNS: &str =
+    "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const INSERT_SQL: &str = "INSERT INTO reviews (entity_type, entity_id, rating, title, comment, author, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const GET_SQL: &str = "SELECT id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at FROM reviews WHERE id = $1";
 const UPDATE_SQL: &str = "UPDATE reviews SET entity_type = $1, entity_id = $2, rating = $3, title = $4, comment = $5, author = $6, updated_at = $7 WHERE id = $8 RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
@@ -134,7 +135,10 @@ pub fn sanitize_statement(sql: &str) -> String {
             out.push('?');
             prev_ident = false;
         } else if c.is_ascii_digit() && !prev_ident {
-            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+            {
                 chars.next();
             }
             out.push('?');
@@ -223,7 +227,10 @@ impl Db {
         )
     }
 
-    fn finish<T>(span: Option<opentelemetry_sdk::trace::Span>, r: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    fn finish<T>(
+        span: Option<opentelemetry_sdk::trace::Span>,
+        r: Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
         if let (Some(mut s), Err(e)) = (span, &r) {
             use opentelemetry::trace::Span as _;
             s.record_error(e);
@@ -262,7 +269,12 @@ impl Db {
     }
 
     /// Replaces a review; `None` when absent.
-    pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, sqlx::Error> {
+    pub async fn update(
+        &self,
+        id: i64,
+        input: &ReviewInput,
+        now: &str,
+    ) -> Result<Option<Review>, sqlx::Error> {
         let span = self.span("UPDATE", UPDATE_SQL);
         let r = on_pool!(self, p => sqlx::query_as::<_, Review>(UPDATE_SQL)
             .bind(&input.entity_type)
@@ -345,11 +357,22 @@ mod tests {
             ..ListQuery::default()
         };
         let (list, count) = list_sql(&q);
-        assert_eq!(count, "SELECT COUNT(*) FROM reviews WHERE entity_type = $1 AND rating = $2");
-        assert!(list.ends_with("WHERE entity_type = $1 AND rating = $2 ORDER BY id DESC LIMIT $3 OFFSET $4"), "{list}");
+        assert_eq!(
+            count,
+            "SELECT COUNT(*) FROM reviews WHERE entity_type = $1 AND rating = $2"
+        );
+        assert!(
+            list.ends_with(
+                "WHERE entity_type = $1 AND rating = $2 ORDER BY id DESC LIMIT $3 OFFSET $4"
+            ),
+            "{list}"
+        );
         let (list, count) = list_sql(&ListQuery::default());
         assert_eq!(count, "SELECT COUNT(*) FROM reviews");
-        assert!(list.ends_with("FROM reviews ORDER BY id DESC LIMIT $1 OFFSET $2"), "{list}");
+        assert!(
+            list.ends_with("FROM reviews ORDER BY id DESC LIMIT $1 OFFSET $2"),
+            "{list}"
+        );
     }
 
     #[test]
@@ -362,8 +385,19 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgresql://u@h/db").ok(), Some(Backend::Postgres));
-        assert!(Backend::from_url("mysql://x").unwrap_err().to_string().contains("DATABASE_URL"));
+        assert_eq!(
+            Backend::from_url("sqlite://x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(
+            Backend::from_url("mysql://x")
+                .expect_err("must fail")
+                .to_string()
+                .contains("DATABASE_URL")
+        );
     }
 }

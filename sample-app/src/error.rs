@@ -84,7 +84,9 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Self::UpstreamNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured"),
+            Self::UpstreamNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured")
+            }
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
         }
     }

@@ -6,12 +6,12 @@ use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::http_metrics;
 use crate::model::{self, Page, Review};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind};
 use serde_json::json;
@@ -23,7 +23,12 @@ type Shared = State<Arc<AppState>>;
 
 /// Looks `key` up in `cache` inside a `cache.get` span carrying a
 /// `cache.hit`/`cache.miss` event.
-fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static str, key: &str) -> Option<V> {
+fn cached<V: Clone>(
+    state: &AppState,
+    cache: &TtlCache<V>,
+    cache_name: &'static str,
+    key: &str,
+) -> Option<V> {
     if !cache.enabled() {
         return None;
     }
@@ -35,7 +40,10 @@ fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static 
     ) {
         let hit = found.is_some();
         span.set_attribute(KeyValue::new("cache.hit", hit));
-        span.add_event(if hit { "cache.hit" } else { "cache.miss" }, vec![KeyValue::new("cache.key", key.to_owned())]);
+        span.add_event(
+            if hit { "cache.hit" } else { "cache.miss" },
+            vec![KeyValue::new("cache.key", key.to_owned())],
+        );
     }
     found
 }
@@ -64,13 +72,17 @@ pub async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: the database answers.
 pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     state.db.ping().await?;
-    Ok(Json(json!({"status": "ready", "database": state.db.backend().system()})))
+    Ok(Json(
+        json!({"status": "ready", "database": state.db.backend().system()}),
+    ))
 }
 
 /// `GET /metrics`: Prometheus exposition (404 when `ENABLE_METRICS=false`).
 pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
     if !state.metrics_enabled {
-        return Err(ApiError::NotFound("metrics are disabled (ENABLE_METRICS=false)".into()));
+        return Err(ApiError::NotFound(
+            "metrics are disabled (ENABLE_METRICS=false)".into(),
+        ));
     }
     let mut snap = state.http_metrics.snapshot();
     let stats = &state.telemetry.stats;
@@ -139,7 +151,10 @@ fn not_found(id: i64) -> ApiError {
 }
 
 /// `GET /api/v1/reviews/{id}`.
-pub async fn get_review(State(state): Shared, Path(id): Path<String>) -> Result<Json<Review>, ApiError> {
+pub async fn get_review(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Review>, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     let key = id.to_string();
     if let Some(r) = cached(&state, &state.review_cache, "reviews.get", &key) {
@@ -154,7 +169,11 @@ pub async fn get_review(State(state): Shared, Path(id): Path<String>) -> Result<
 }
 
 /// `PUT /api/v1/reviews/{id}`: full replacement.
-pub async fn update_review(State(state): Shared, Path(id): Path<String>, body: Bytes) -> Result<Json<Review>, ApiError> {
+pub async fn update_review(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Review>, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     let input = parse_body(&body)?;
     let review = state
@@ -169,7 +188,10 @@ pub async fn update_review(State(state): Shared, Path(id): Path<String>, body: B
 }
 
 /// `DELETE /api/v1/reviews/{id}`: 204, or 404 when absent.
-pub async fn delete_review(State(state): Shared, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_review(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     if !state.db.delete(id).await? {
         return Err(not_found(id));
@@ -181,16 +203,29 @@ pub async fn delete_review(State(state): Shared, Path(id): Path<String>) -> Resu
 
 /// `GET /api/v1/upstream/reviews`: lists reviews from the configured
 /// upstream service (passing the query through), so one trace spans both.
-pub async fn upstream_reviews(State(state): Shared, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let upstream = state.upstream.as_ref().ok_or(ApiError::UpstreamNotConfigured)?;
-    let r = upstream.list_reviews(query.as_deref(), &state.telemetry).await?;
+pub async fn upstream_reviews(
+    State(state): Shared,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let upstream = state
+        .upstream
+        .as_ref()
+        .ok_or(ApiError::UpstreamNotConfigured)?;
+    let r = upstream
+        .list_reviews(query.as_deref(), &state.telemetry)
+        .await?;
     if r.status >= 500 {
-        return Err(ApiError::Upstream(format!("upstream answered {}", r.status)));
+        return Err(ApiError::Upstream(format!(
+            "upstream answered {}",
+            r.status
+        )));
     }
     let status = StatusCode::from_u16(r.status).map_err(|e| ApiError::Upstream(e.to_string()))?;
     let mut resp = (status, r.body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 

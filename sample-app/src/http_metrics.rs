@@ -47,7 +47,11 @@ impl Histogram {
 
     /// Records one value.
     pub fn observe(&mut self, v: f64) {
-        let idx = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        let idx = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[idx] += 1;
         self.sum += v;
         self.count += 1;
@@ -110,7 +114,11 @@ impl HttpMetrics {
             *n -= 1;
         }
         *s.requests
-            .entry((key.0.clone(), key.1.clone(), status_group(status).to_owned()))
+            .entry((
+                key.0.clone(),
+                key.1.clone(),
+                status_group(status).to_owned(),
+            ))
             .or_insert(0) += 1;
         s.durations
             .entry(key)
@@ -128,7 +136,9 @@ impl HttpMetrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn fmt_f64(v: f64) -> String {
@@ -142,11 +152,24 @@ fn fmt_f64(v: f64) -> String {
 fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let sep = if labels.is_empty() { "" } else { "," };
     let mut cumulative = 0;
-    for (i, b) in h.bounds.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
+    for (i, b) in h
+        .bounds
+        .iter()
+        .chain(std::iter::once(&f64::INFINITY))
+        .enumerate()
+    {
         cumulative += h.counts[i];
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}", fmt_f64(*b));
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}",
+            fmt_f64(*b)
+        );
     }
-    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
     let _ = writeln!(out, "{name}_sum{braces} {}", fmt_f64(h.sum));
     let _ = writeln!(out, "{name}_count{braces} {}", h.count);
 }
@@ -154,7 +177,9 @@ fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 /// Renders a snapshot in the Prometheus text exposition format 0.0.4.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    out.push_str("# HELP http_requests_total Total number of requests by method, status and handler.\n");
+    out.push_str(
+        "# HELP http_requests_total Total number of requests by method, status and handler.\n",
+    );
     out.push_str("# TYPE http_requests_total counter\n");
     for ((handler, method, status), n) in &s.requests {
         let _ = writeln!(
@@ -168,7 +193,11 @@ pub fn render(s: &Snapshot) -> String {
     out.push_str("# HELP http_request_duration_seconds Latency with only few buckets by handler. Made to be only used if aggregation by handler is important.\n");
     out.push_str("# TYPE http_request_duration_seconds histogram\n");
     for ((handler, method), h) in &s.durations {
-        let labels = format!("handler=\"{}\",method=\"{}\"", escape(handler), escape(method));
+        let labels = format!(
+            "handler=\"{}\",method=\"{}\"",
+            escape(handler),
+            escape(method)
+        );
         write_histogram(&mut out, "http_request_duration_seconds", &labels, h);
     }
     out.push_str("# HELP http_request_duration_highr_seconds Latency with many buckets but no API specific labels. Made for more accurate percentile calculations.\n");
@@ -210,14 +239,24 @@ mod tests {
         m.start("/api/v1/reviews", "GET");
         m.finish("/api/v1/reviews", "GET", 422, Duration::from_millis(700));
         let text = render(&m.snapshot());
-        assert!(text.contains("http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"2xx\"} 1\n"));
-        assert!(text.contains("http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"4xx\"} 1\n"));
+        assert!(text.contains(
+            "http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"2xx\"} 1\n"
+        ));
+        assert!(text.contains(
+            "http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"4xx\"} 1\n"
+        ));
         assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"0.1\"} 1\n"));
         assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"1\"} 2\n"));
         assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"+Inf\"} 2\n"));
-        assert!(text.contains("http_request_duration_seconds_count{handler=\"/api/v1/reviews\",method=\"GET\"} 2\n"));
+        assert!(text.contains(
+            "http_request_duration_seconds_count{handler=\"/api/v1/reviews\",method=\"GET\"} 2\n"
+        ));
         assert!(text.contains("http_request_duration_highr_seconds_count 2\n"));
-        assert!(text.contains("http_requests_inprogress{handler=\"/api/v1/reviews\",method=\"GET\"} 0\n"));
+        assert!(
+            text.contains(
+                "http_requests_inprogress{handler=\"/api/v1/reviews\",method=\"GET\"} 0\n"
+            )
+        );
     }
 
     #[test]

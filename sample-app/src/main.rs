@@ -7,7 +7,10 @@ use reviews_service::{Config, logging, server};
 fn main() -> std::process::ExitCode {
     let config = Config::parse();
     logging::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the tokio runtime");

@@ -8,9 +8,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{HOST, USER_AGENT};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,14 +31,20 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if self.state.metrics_enabled {
-            self.state
-                .http_metrics
-                .finish(self.handler, self.method, self.status, self.start.elapsed());
+            self.state.http_metrics.finish(
+                self.handler,
+                self.method,
+                self.status,
+                self.start.elapsed(),
+            );
         }
         if let (Some(ins), Some(attrs)) = (self.state.telemetry.instruments(), &self.attrs) {
             ins.active_requests.add(-1, attrs);
             let mut with_status = attrs.to_vec();
-            with_status.push(KeyValue::new("http.response.status_code", i64::from(self.status)));
+            with_status.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(self.status),
+            ));
             ins.processing_time
                 .record(self.start.elapsed().as_secs_f64() * 1000.0, &with_status);
         }
@@ -49,7 +55,10 @@ impl Drop for InFlight<'_> {
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let handler = route.as_deref().unwrap_or(UNMATCHED_HANDLER).to_owned();
     if state.metrics_enabled {
         state.http_metrics.start(&handler, &method);
@@ -120,7 +129,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let status = resp.status().as_u16();
     guard.status = status;
     let span = cx.span();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
     if status >= 500 {
         // Server spans: only 5xx are errors (4xx are the client's fault).
         span.set_attribute(KeyValue::new("error.type", status.to_string()));

@@ -115,7 +115,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         match tokio::time::timeout(drain, &mut server).await {
             Ok(_) => tracing::info!("drained"),
             Err(_) => {
-                tracing::warn!(timeout_s = drain.as_secs(), "drain timed out; abandoning remaining requests");
+                tracing::warn!(
+                    timeout_s = drain.as_secs(),
+                    "drain timed out; abandoning remaining requests"
+                );
                 server.abort();
             }
         }

@@ -44,8 +44,13 @@ impl BatchSettings {
     /// spec defaults (the spec says invalid values must not fail startup).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Self::default();
-        let num = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok()).filter(|v| *v > 0);
-        let max_queue_size = num("OTEL_BSP_MAX_QUEUE_SIZE").map_or(d.max_queue_size, |v| v as usize);
+        let num = |k: &str| {
+            get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|v| *v > 0)
+        };
+        let max_queue_size =
+            num("OTEL_BSP_MAX_QUEUE_SIZE").map_or(d.max_queue_size, |v| v as usize);
         let max_export_batch_size = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
             .map_or(d.max_export_batch_size, |v| v as usize)
             // A batch can never be bigger than the queue.
@@ -53,8 +58,10 @@ impl BatchSettings {
         Self {
             max_queue_size,
             max_export_batch_size,
-            scheduled_delay: num("OTEL_BSP_SCHEDULE_DELAY").map_or(d.scheduled_delay, Duration::from_millis),
-            export_timeout: num("OTEL_BSP_EXPORT_TIMEOUT").map_or(d.export_timeout, Duration::from_millis),
+            scheduled_delay: num("OTEL_BSP_SCHEDULE_DELAY")
+                .map_or(d.scheduled_delay, Duration::from_millis),
+            export_timeout: num("OTEL_BSP_EXPORT_TIMEOUT")
+                .map_or(d.export_timeout, Duration::from_millis),
         }
     }
 }
@@ -92,13 +99,25 @@ impl std::fmt::Debug for Msg {
 
 impl BoundedBatchProcessor {
     /// Spawns the export task on the current tokio runtime.
-    pub fn spawn<E: SpanExporter + 'static>(exporter: E, settings: BatchSettings, stats: Arc<ExportStats>) -> Self {
+    pub fn spawn<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: BatchSettings,
+        stats: Arc<ExportStats>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(settings.max_queue_size);
         tokio::spawn(worker(exporter, rx, settings, stats.clone()));
-        Self { tx, stats, settings }
+        Self {
+            tx,
+            stats,
+            settings,
+        }
     }
 
-    fn control(&self, make: impl FnOnce(std::sync::mpsc::Sender<()>) -> Msg, timeout: Duration) -> OTelSdkResult {
+    fn control(
+        &self,
+        make: impl FnOnce(std::sync::mpsc::Sender<()>) -> Msg,
+        timeout: Duration,
+    ) -> OTelSdkResult {
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
         // Control messages must not be lost to a full queue, so wait for
         // room, but only up to the timeout.
@@ -120,7 +139,9 @@ impl BoundedBatchProcessor {
             }
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        reply_rx.recv_timeout(left).map_err(|_| OTelSdkError::Timeout(timeout))
+        reply_rx
+            .recv_timeout(left)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
     }
 }
 
@@ -145,7 +166,12 @@ impl SpanProcessor for BoundedBatchProcessor {
     }
 }
 
-async fn export<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>, timeout: Duration, stats: &ExportStats) {
+async fn export<E: SpanExporter>(
+    exporter: &E,
+    batch: &mut Vec<SpanData>,
+    timeout: Duration,
+    stats: &ExportStats,
+) {
     if batch.is_empty() {
         return;
     }
@@ -222,6 +248,45 @@ async fn worker<E: SpanExporter>(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// An exporter whose export never completes: a hung collector.
+    #[derive(Debug)]
+    struct HungExporter;
+
+    impl SpanExporter for HungExporter {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_and_counts_without_blocking() {
+        use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+        let stats = Arc::new(ExportStats::default());
+        let settings = BatchSettings {
+            max_queue_size: 2,
+            max_export_batch_size: 1,
+            ..BatchSettings::default()
+        };
+        let processor = BoundedBatchProcessor::spawn(HungExporter, settings, stats.clone());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        for _ in 0..10 {
+            // Ending a span must return at once even though export hangs.
+            tracer.in_span("s", |_| {});
+        }
+        // At most the queue (2) plus one batch in the stuck export survive.
+        assert!(stats.spans_dropped.load(Ordering::Relaxed) >= 7);
+        // Shutdown is bounded by its timeout even with the export hung.
+        let r = tokio::task::spawn_blocking(move || {
+            provider.shutdown_with_timeout(Duration::from_millis(200))
+        })
+        .await
+        .expect("join");
+        assert!(r.is_err(), "hung export reports a timeout");
+    }
 
     #[test]
     fn settings_from_env_lookup() {

@@ -28,7 +28,9 @@ pub const DEFAULT_SERVICE_NAME: &str = "reviews-service";
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` holds a value this service cannot speak.
-    #[error("OTEL_EXPORTER_OTLP_PROTOCOL: unsupported value {0:?} (expected \"grpc\" or \"http/protobuf\")")]
+    #[error(
+        "OTEL_EXPORTER_OTLP_PROTOCOL: unsupported value {0:?} (expected \"grpc\" or \"http/protobuf\")"
+    )]
     UnsupportedProtocol(String),
     /// The OTLP exporter rejected its configuration (e.g. a bad endpoint).
     #[error("building the OTLP {signal} exporter failed: {source}")]
@@ -61,9 +63,15 @@ pub fn parse_protocol(value: Option<&str>) -> Result<OtlpProtocol, TelemetryErro
 
 /// Whether the resource needs our default service name: only when the
 /// standard variables do not name it (they must win).
-pub fn needs_default_service_name(service_name: Option<&str>, resource_attributes: Option<&str>) -> bool {
+pub fn needs_default_service_name(
+    service_name: Option<&str>,
+    resource_attributes: Option<&str>,
+) -> bool {
     let named_by_attrs = resource_attributes
-        .map(|a| a.split(',').any(|kv| kv.trim().starts_with("service.name=")))
+        .map(|a| {
+            a.split(',')
+                .any(|kv| kv.trim().starts_with("service.name="))
+        })
         .unwrap_or(false);
     service_name.is_none_or(|s| s.trim().is_empty()) && !named_by_attrs
 }
@@ -98,7 +106,9 @@ impl Instruments {
                 .f64_histogram("reviews.processing_time")
                 .with_description("Time to process a request")
                 .with_unit("ms")
-                .with_boundaries(vec![0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0])
+                .with_boundaries(vec![
+                    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+                ])
                 .build(),
             active_requests: meter
                 .i64_up_down_counter("reviews.active_requests")
@@ -141,7 +151,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(k, v);
         }
     }
@@ -179,7 +192,10 @@ impl Telemetry {
                 .with_protocol(Protocol::HttpBinary)
                 .build(),
         }
-        .map_err(|source| TelemetryError::Exporter { signal: "traces", source })?;
+        .map_err(|source| TelemetryError::Exporter {
+            signal: "traces",
+            source,
+        })?;
         // The processor owns the exporter from here on, so hand it the
         // resource now rather than through the provider.
         opentelemetry_sdk::trace::SpanExporter::set_resource(&mut span_exporter, &resource);
@@ -199,10 +215,14 @@ impl Telemetry {
                 .with_protocol(Protocol::HttpBinary)
                 .build(),
         }
-        .map_err(|source| TelemetryError::Exporter { signal: "metrics", source })?;
+        .map_err(|source| TelemetryError::Exporter {
+            signal: "metrics",
+            source,
+        })?;
         // The tokio-driven reader: export never runs on a request thread and
         // OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT are honoured by the builder.
-        let reader = PeriodicReader::builder(metric_exporter, opentelemetry_sdk::runtime::Tokio).build();
+        let reader =
+            PeriodicReader::builder(metric_exporter, opentelemetry_sdk::runtime::Tokio).build();
         let meter_provider = SdkMeterProvider::builder()
             .with_reader(reader)
             .with_resource(resource)
@@ -246,13 +266,19 @@ impl Telemetry {
     /// Writes `traceparent` for `cx` into outgoing headers.
     pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
         if let Some(e) = &self.inner {
-            e.propagator.inject_context(cx, &mut HeaderInjector(headers));
+            e.propagator
+                .inject_context(cx, &mut HeaderInjector(headers));
         }
     }
 
     /// Starts a child of the current context's span; `None` when off.
     /// The span ends when dropped.
-    pub fn child_span(&self, name: impl Into<std::borrow::Cow<'static, str>>, kind: SpanKind, attrs: Vec<KeyValue>) -> Option<Span> {
+    pub fn child_span(
+        &self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        kind: SpanKind,
+        attrs: Vec<KeyValue>,
+    ) -> Option<Span> {
         let tracer = self.tracer()?;
         let cx = Context::current();
         // No point recording children of a request we are not tracing.
@@ -289,8 +315,13 @@ mod tests {
     #[test]
     fn protocol_parsing() {
         assert_eq!(parse_protocol(None).ok(), Some(OtlpProtocol::Grpc));
-        assert_eq!(parse_protocol(Some("http/protobuf")).ok(), Some(OtlpProtocol::HttpProtobuf));
-        let err = parse_protocol(Some("http/json")).unwrap_err().to_string();
+        assert_eq!(
+            parse_protocol(Some("http/protobuf")).ok(),
+            Some(OtlpProtocol::HttpProtobuf)
+        );
+        let err = parse_protocol(Some("http/json"))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{err}");
     }
 
@@ -298,7 +329,10 @@ mod tests {
     fn service_name_default_only_when_unnamed() {
         assert!(needs_default_service_name(None, None));
         assert!(!needs_default_service_name(Some("x"), None));
-        assert!(!needs_default_service_name(None, Some("a=b, service.name=y")));
+        assert!(!needs_default_service_name(
+            None,
+            Some("a=b, service.name=y")
+        ));
         assert!(needs_default_service_name(Some(" "), Some("a=b")));
     }
 

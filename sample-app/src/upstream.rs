@@ -40,7 +40,11 @@ impl Upstream {
     }
 
     /// `GET {base}/api/v1/reviews?{query}`.
-    pub async fn list_reviews(&self, query: Option<&str>, telemetry: &Telemetry) -> Result<UpstreamResponse, ApiError> {
+    pub async fn list_reviews(
+        &self,
+        query: Option<&str>,
+        telemetry: &Telemetry,
+    ) -> Result<UpstreamResponse, ApiError> {
         let url = match query {
             Some(q) if !q.is_empty() => format!("{}/api/v1/reviews?{q}", self.base),
             _ => format!("{}/api/v1/reviews", self.base),
@@ -78,13 +82,19 @@ impl Upstream {
         let span = cx.span();
         match &result {
             Ok(r) => {
-                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(r.status)));
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(r.status),
+                ));
                 if r.status >= 400 {
                     span.set_status(Status::error(format!("upstream answered {}", r.status)));
                 }
             }
             Err(e) => {
-                span.add_event("exception", vec![KeyValue::new("exception.message", e.to_string())]);
+                span.add_event(
+                    "exception",
+                    vec![KeyValue::new("exception.message", e.to_string())],
+                );
                 span.set_status(Status::error(e.to_string()));
             }
         }

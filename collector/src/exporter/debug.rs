@@ -1,0 +1,60 @@
+//! `debug` exporter (and the deprecated `logging` alias): writes what it receives to the log.
+
+use crate::config::components::DebugExporterConfig;
+use crate::pdata::Payload;
+use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
+use crate::telemetry::ExporterMetrics;
+
+/// Debug exporter.
+#[derive(Debug)]
+pub struct DebugExporter {
+    name: String,
+    verbosity: String,
+    metrics: ExporterMetrics,
+}
+
+impl DebugExporter {
+    /// Builds from config.
+    pub fn new(name: &str, cfg: &DebugExporterConfig, metrics: ExporterMetrics) -> Self {
+        Self { name: name.to_owned(), verbosity: cfg.verbosity.clone(), metrics }
+    }
+}
+
+/// One-line summary (basic verbosity), as upstream prints it.
+pub fn summary(data: &Payload) -> String {
+    match data {
+        Payload::Traces(r) => format!("Traces: resource spans: {}, spans: {}", r.resource_spans.len(), data.item_count()),
+        Payload::Metrics(r) => format!("Metrics: resource metrics: {}, data points: {}", r.resource_metrics.len(), data.item_count()),
+        Payload::Logs(r) => format!("Logs: resource logs: {}, log records: {}", r.resource_logs.len(), data.item_count()),
+    }
+}
+
+impl Exporter for DebugExporter {
+    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        tracing::info!(exporter = %self.name, "{}", summary(&data));
+        match self.verbosity.as_str() {
+            "normal" => match &data {
+                Payload::Traces(r) => {
+                    for s in r.resource_spans.iter().flat_map(|x| &x.scope_spans).flat_map(|x| &x.spans) {
+                        let tid: String = s.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                        tracing::info!(exporter = %self.name, "{} {tid} {}", s.name, s.attributes.len());
+                    }
+                }
+                Payload::Logs(r) => {
+                    for l in r.resource_logs.iter().flat_map(|x| &x.scope_logs).flat_map(|x| &x.log_records) {
+                        tracing::info!(exporter = %self.name, "{} {:?}", l.severity_text, l.body);
+                    }
+                }
+                Payload::Metrics(r) => {
+                    for m in r.resource_metrics.iter().flat_map(|x| &x.scope_metrics).flat_map(|x| &x.metrics) {
+                        tracing::info!(exporter = %self.name, "{} {}", m.name, crate::pdata::data_point_count(m));
+                    }
+                }
+            },
+            "detailed" => tracing::info!(exporter = %self.name, "{data:#?}"),
+            _ => {}
+        }
+        self.metrics.sent(data.signal(), data.item_count());
+        Box::pin(async { Ok(()) })
+    }
+}

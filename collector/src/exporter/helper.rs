@@ -1,0 +1,250 @@
+//! Shared exporter machinery: a bounded `sending_queue` drained by `num_consumers` workers, and
+//! `retry_on_failure` with exponential backoff that honours server throttling hints.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::components::{QueueConfig, RetryConfig};
+use crate::pdata::Payload;
+use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
+use crate::telemetry::ExporterMetrics;
+
+/// Result of one send attempt that reached the server.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendOk {
+    /// Items the server rejected in a partial success (not retried).
+    pub rejected: u64,
+}
+
+/// Why one send attempt failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{message}")]
+pub struct SendError {
+    /// Whether the OTLP spec says this may be retried.
+    pub retryable: bool,
+    /// Server-provided wait (RetryInfo / Retry-After).
+    pub throttle: Option<Duration>,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// A protocol-specific sender.
+pub trait Sender: Send + Sync + std::fmt::Debug {
+    /// One attempt to deliver `data`.
+    fn send<'a>(&'a self, data: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>>;
+}
+
+/// Next backoff interval (pure; `rand01` in [0,1) supplies the jitter).
+pub fn backoff(cfg: &RetryConfig, attempt: u32, rand01: f64) -> Duration {
+    let base = cfg.initial_interval.as_secs_f64() * cfg.multiplier.max(1.0).powi(attempt as i32);
+    let base = base.min(cfg.max_interval.as_secs_f64().max(cfg.initial_interval.as_secs_f64()));
+    let delta = cfg.randomization_factor.clamp(0.0, 1.0) * base;
+    let v = base - delta + rand01 * 2.0 * delta;
+    Duration::from_secs_f64(v.max(0.0))
+}
+
+/// Sends one payload with retries; returns when delivered or given up.
+pub async fn send_with_retry(sender: &dyn Sender, retry: &RetryConfig, metrics: &ExporterMetrics, name: &str, data: Payload) -> Result<(), ConsumeError> {
+    let start = Instant::now();
+    let n = data.item_count();
+    let signal = data.signal();
+    let mut attempt = 0u32;
+    loop {
+        match sender.send(&data).await {
+            Ok(ok) => {
+                metrics.sent(signal, n.saturating_sub(ok.rejected as usize));
+                if ok.rejected > 0 {
+                    metrics.partial_rejected.add(ok.rejected);
+                    metrics.send_failed(signal, ok.rejected as usize);
+                    tracing::warn!(exporter = name, rejected = ok.rejected, "partial success: destination rejected items");
+                }
+                return Ok(());
+            }
+            Err(e) if !e.retryable || !retry.enabled => {
+                metrics.send_failed(signal, n);
+                tracing::error!(exporter = name, items = n, error = %e, "export failed, not retryable; dropping data");
+                return Err(ConsumeError::Permanent(e.message));
+            }
+            Err(e) => {
+                let wait = e.throttle.unwrap_or_else(|| backoff(retry, attempt, rand::random::<f64>()));
+                if !retry.max_elapsed_time.is_zero() && start.elapsed() + wait > retry.max_elapsed_time {
+                    metrics.send_failed(signal, n);
+                    tracing::error!(exporter = name, items = n, error = %e, "export failed, retries exhausted; dropping data");
+                    return Err(ConsumeError::Retryable(format!("retries exhausted: {e}")));
+                }
+                metrics.retries.add(1);
+                tracing::info!(exporter = name, error = %e, wait_ms = wait.as_millis() as u64, "export failed, will retry");
+                tokio::time::sleep(wait).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// An exporter with optional queue and retries in front of a [`Sender`].
+#[derive(Debug)]
+pub struct QueuedExporter {
+    name: String,
+    sender: Arc<dyn Sender>,
+    retry: RetryConfig,
+    metrics: ExporterMetrics,
+    queue: Option<(mpsc::Sender<Payload>, bool)>,
+}
+
+impl QueuedExporter {
+    /// Builds the exporter and starts its queue workers. The workers exit after the queue is
+    /// closed (all pipeline references dropped) and drained.
+    pub fn start(name: &str, sender: Arc<dyn Sender>, retry: RetryConfig, queue: &QueueConfig, metrics: ExporterMetrics) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+        let mut handles = Vec::new();
+        let q = if queue.enabled {
+            let (tx, rx) = mpsc::channel::<Payload>(queue.queue_size);
+            metrics.queue_capacity.set(queue.queue_size as i64);
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..queue.num_consumers {
+                let rx = rx.clone();
+                let sender = sender.clone();
+                let retry = retry.clone();
+                let metrics = metrics.clone();
+                let name = name.to_owned();
+                handles.push(tokio::spawn(async move {
+                    loop {
+                        let next = rx.lock().await.recv().await;
+                        let Some(data) = next else { break };
+                        metrics.queue_size.add(-1);
+                        let _ = send_with_retry(sender.as_ref(), &retry, &metrics, &name, data).await;
+                    }
+                }));
+            }
+            Some((tx, queue.blocking))
+        } else {
+            None
+        };
+        (Arc::new(Self { name: name.to_owned(), sender, retry, metrics, queue: q }), handles)
+    }
+}
+
+impl Exporter for QueuedExporter {
+    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            match &self.queue {
+                None => send_with_retry(self.sender.as_ref(), &self.retry, &self.metrics, &self.name, data).await,
+                Some((tx, blocking)) => {
+                    let n = data.item_count();
+                    let signal = data.signal();
+                    // Count before sending so a fast worker never drives the gauge negative.
+                    self.metrics.queue_size.add(1);
+                    let res = if *blocking {
+                        tx.send(data).await.map_err(|_| "exporter is shutting down")
+                    } else {
+                        tx.try_send(data).map_err(|e| match e {
+                            mpsc::error::TrySendError::Full(_) => "sending queue is full",
+                            mpsc::error::TrySendError::Closed(_) => "exporter is shutting down",
+                        })
+                    };
+                    res.map_err(|msg| {
+                        self.metrics.queue_size.add(-1);
+                        self.metrics.enqueue_failed(signal, n);
+                        ConsumeError::Retryable(msg.into())
+                    })
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::id::Signal;
+    use crate::telemetry::Telemetry;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let cfg = RetryConfig { initial_interval: Duration::from_secs(1), randomization_factor: 0.0, multiplier: 2.0, max_interval: Duration::from_secs(5), ..Default::default() };
+        assert_eq!(backoff(&cfg, 0, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff(&cfg, 2, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff(&cfg, 10, 0.5), Duration::from_secs(5));
+        let jitter = RetryConfig { randomization_factor: 0.5, ..cfg };
+        assert_eq!(backoff(&jitter, 0, 0.0), Duration::from_millis(500));
+    }
+
+    #[derive(Debug)]
+    struct Flaky {
+        fail_first: u32,
+        calls: AtomicU32,
+        retryable: bool,
+    }
+    impl Sender for Flaky {
+        fn send<'a>(&'a self, _: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+            let c = self.calls.fetch_add(1, Ordering::SeqCst);
+            let fail = c < self.fail_first;
+            let retryable = self.retryable;
+            Box::pin(async move {
+                if fail {
+                    Err(SendError { retryable, throttle: Some(Duration::from_millis(1)), message: "down".into() })
+                } else {
+                    Ok(SendOk::default())
+                }
+            })
+        }
+    }
+
+    fn payload() -> Payload {
+        let mut p = Payload::empty(Signal::Logs);
+        if let Payload::Logs(r) = &mut p {
+            r.resource_logs.push(opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+                scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs { log_records: vec![Default::default(); 3], ..Default::default() }],
+                ..Default::default()
+            });
+        }
+        p
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_until_success() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        let s = Flaky { fail_first: 3, calls: AtomicU32::new(0), retryable: true };
+        send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap();
+        assert_eq!(m.retries.get(), 3);
+        assert_eq!(t.counter_value("otelcol_exporter_sent_log_records", &[("exporter", "x")]), 3);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_are_not_retried() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        let s = Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: false };
+        assert!(!send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap_err().is_retryable());
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(t.counter_value("otelcol_exporter_send_failed_log_records", &[("exporter", "x")]), 3);
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_with_retryable_error() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        // A sender that never finishes keeps the single worker busy.
+        #[derive(Debug)]
+        struct Stuck;
+        impl Sender for Stuck {
+            fn send<'a>(&'a self, _: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+                Box::pin(std::future::pending())
+            }
+        }
+        let q = QueueConfig { num_consumers: 1, queue_size: 2, ..Default::default() };
+        let (e, _h) = QueuedExporter::start("x", Arc::new(Stuck), RetryConfig::default(), &q, m);
+        let mut refused = 0;
+        for _ in 0..10 {
+            if e.consume(payload()).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused >= 7, "refused {refused}");
+        assert!(t.counter_value("otelcol_exporter_enqueue_failed_log_records", &[("exporter", "x")]) >= 21);
+    }
+}

@@ -1,0 +1,8 @@
+//! Exporters: the shared helper (queue + retry), OTLP gRPC and HTTP senders, debug and file.
+
+pub mod debug;
+pub mod file;
+pub mod helper;
+pub mod otlp;
+pub mod otlphttp;
+pub mod tls;

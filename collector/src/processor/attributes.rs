@@ -1,0 +1,88 @@
+//! `attributes` processor: attribute actions on spans, log records and metric data points,
+//! restricted by include/exclude.
+
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+use crate::config::components::AttributesProcessorConfig;
+use crate::pdata::Payload;
+use crate::pipeline::{ConsumeError, Processor};
+
+use super::actions::{self, Action, any_to_string};
+use super::filter::{Filter, Item};
+
+/// Compiled attributes processor.
+#[derive(Debug)]
+pub struct AttributesProcessor {
+    actions: Vec<Action>,
+    filter: Filter,
+}
+
+impl AttributesProcessor {
+    /// Builds from config.
+    pub fn new(cfg: &AttributesProcessorConfig) -> Result<Self, String> {
+        Ok(Self { actions: actions::compile(&cfg.actions)?, filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())? })
+    }
+}
+
+impl Processor for AttributesProcessor {
+    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+        match &mut data {
+            Payload::Traces(r) => {
+                for rs in &mut r.resource_spans {
+                    let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                    for ss in &mut rs.scope_spans {
+                        for span in &mut ss.spans {
+                            let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
+                            let item = Item { resource, attributes: &span.attributes, span_name: Some(&span.name), span_kind: kind, ..Default::default() };
+                            if self.filter.selects(&item) {
+                                actions::apply(&self.actions, &mut span.attributes);
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::Logs(r) => {
+                for rl in &mut r.resource_logs {
+                    let resource = rl.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                    for sl in &mut rl.scope_logs {
+                        for log in &mut sl.log_records {
+                            let item = Item {
+                                resource,
+                                attributes: &log.attributes,
+                                log_body: log.body.as_ref().map(any_to_string),
+                                severity_text: Some(&log.severity_text),
+                                ..Default::default()
+                            };
+                            if self.filter.selects(&item) {
+                                actions::apply(&self.actions, &mut log.attributes);
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::Metrics(r) => {
+                for rm in &mut r.resource_metrics {
+                    let resource = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                    for sm in &mut rm.scope_metrics {
+                        for m in &mut sm.metrics {
+                            let item = Item { resource, metric_name: Some(&m.name), ..Default::default() };
+                            if !self.filter.selects(&item) {
+                                continue;
+                            }
+                            match &mut m.data {
+                                Some(Data::Gauge(g)) => g.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Sum(s)) => s.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::ExponentialHistogram(h)) => h.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                None => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(data)
+    }
+}

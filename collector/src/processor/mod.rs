@@ -1,0 +1,10 @@
+//! Processors: batching, memory limiting and attribute/resource/span/metric transforms.
+
+pub mod actions;
+pub mod attributes;
+pub mod batch;
+pub mod filter;
+pub mod memory_limiter;
+pub mod metricstransform;
+pub mod resource;
+pub mod span;

@@ -1,0 +1,132 @@
+//! `span` processor: rename spans from attribute values, or extract attributes from span names.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use regex::Regex;
+
+use crate::config::components::SpanProcessorConfig;
+use crate::pdata::Payload;
+use crate::pipeline::{ConsumeError, Processor};
+
+use super::actions::{any_to_string, get};
+use super::filter::{Filter, Item};
+
+/// Compiled span processor.
+#[derive(Debug)]
+pub struct SpanProcessor {
+    from_attributes: Vec<String>,
+    separator: String,
+    rules: Vec<Regex>,
+    break_after_match: bool,
+    filter: Filter,
+}
+
+impl SpanProcessor {
+    /// Builds from config.
+    pub fn new(cfg: &SpanProcessorConfig) -> Result<Self, String> {
+        let (rules, break_after_match) = match &cfg.name.to_attributes {
+            Some(t) => (t.rules.iter().map(|r| Regex::new(r).map_err(|e| e.to_string())).collect::<Result<_, _>>()?, t.break_after_match),
+            None => (Vec::new(), false),
+        };
+        Ok(Self {
+            from_attributes: cfg.name.from_attributes.clone(),
+            separator: cfg.name.separator.clone(),
+            rules,
+            break_after_match,
+            filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())?,
+        })
+    }
+}
+
+/// Renames from attributes when all are present (upstream semantics).
+pub fn rename_from_attributes(name: &mut String, attrs: &[KeyValue], keys: &[String], sep: &str) {
+    if keys.is_empty() {
+        return;
+    }
+    let values: Option<Vec<String>> = keys.iter().map(|k| get(attrs, k).map(any_to_string)).collect();
+    if let Some(v) = values {
+        *name = v.join(sep);
+    }
+}
+
+/// Applies `to_attributes` rules: named groups become attributes and `{group}` placeholders in the name.
+pub fn extract_from_name(name: &mut String, attrs: &mut Vec<KeyValue>, rules: &[Regex], break_after_match: bool) {
+    for re in rules {
+        let Some(caps) = re.captures(name) else { continue };
+        let mut new_name = String::new();
+        let mut last = 0;
+        let mut new_attrs = Vec::new();
+        for group in re.capture_names().flatten() {
+            if let Some(m) = caps.name(group) {
+                new_name.push_str(&name[last..m.start()]);
+                new_name.push('{');
+                new_name.push_str(group);
+                new_name.push('}');
+                last = m.end();
+                new_attrs.push((group.to_owned(), m.as_str().to_owned()));
+            }
+        }
+        new_name.push_str(&name[last..]);
+        for (k, v) in new_attrs {
+            let value = Some(AnyValue { value: Some(V::StringValue(v)) });
+            match attrs.iter_mut().find(|kv| kv.key == k) {
+                Some(kv) => kv.value = value,
+                None => attrs.push(KeyValue { key: k, value, ..Default::default() }),
+            }
+        }
+        *name = new_name;
+        if break_after_match {
+            break;
+        }
+    }
+}
+
+impl Processor for SpanProcessor {
+    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+        if let Payload::Traces(r) = &mut data {
+            for rs in &mut r.resource_spans {
+                let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                for ss in &mut rs.scope_spans {
+                    for span in &mut ss.spans {
+                        let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
+                        let item = Item { resource, attributes: &span.attributes, span_name: Some(&span.name), span_kind: kind, ..Default::default() };
+                        if !self.filter.selects(&item) {
+                            continue;
+                        }
+                        rename_from_attributes(&mut span.name, &span.attributes, &self.from_attributes, &self.separator);
+                        extract_from_name(&mut span.name, &mut span.attributes, &self.rules, self.break_after_match);
+                    }
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
+    }
+
+    #[test]
+    fn renames_with_separator_only_when_all_present() {
+        let mut name = "old".to_owned();
+        rename_from_attributes(&mut name, &[kv("m", "GET"), kv("r", "/x")], &["m".into(), "r".into()], " ");
+        assert_eq!(name, "GET /x");
+        let mut name = "old".to_owned();
+        rename_from_attributes(&mut name, &[kv("m", "GET")], &["m".into(), "r".into()], " ");
+        assert_eq!(name, "old");
+    }
+
+    #[test]
+    fn extracts_attributes_from_name() {
+        let mut name = "/api/v1/document/12345678/update".to_owned();
+        let mut attrs = vec![];
+        extract_from_name(&mut name, &mut attrs, &[Regex::new(r"^/api/v1/document/(?P<documentId>.*)/update$").unwrap()], false);
+        assert_eq!(name, "/api/v1/document/{documentId}/update");
+        assert_eq!(any_to_string(get(&attrs, "documentId").unwrap()), "12345678");
+    }
+}

@@ -1,0 +1,18 @@
+//! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder.
+
+pub mod decode;
+pub mod otlp_grpc;
+pub mod otlp_http;
+
+use crate::pipeline::Consumer;
+
+/// The pipelines a receiver feeds, per signal (one receiver may feed several pipelines).
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Trace pipelines.
+    pub traces: Vec<Consumer>,
+    /// Metric pipelines.
+    pub metrics: Vec<Consumer>,
+    /// Log pipelines.
+    pub logs: Vec<Consumer>,
+}

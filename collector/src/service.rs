@@ -1,0 +1,289 @@
+//! Wires a validated [`Config`] into running components, and shuts them down in order:
+//! stop receivers → flush batch processors → drain exporter queues, all within a deadline.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::config::components::BasicClientAuth;
+use crate::exporter::debug::DebugExporter;
+use crate::exporter::file::FileExporter;
+use crate::exporter::helper::QueuedExporter;
+use crate::exporter::otlp::OtlpGrpcSender;
+use crate::exporter::otlphttp::OtlpHttpSender;
+use crate::extension::health_check::{self, Health};
+use crate::pdata::Payload;
+use crate::pipeline::{BoxFuture, ConsumeError, Consumer, Exporter, Processor};
+use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
+use crate::processor::{attributes, batch, metricstransform, resource, span};
+use crate::receiver::{Outputs, otlp_grpc, otlp_http};
+use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A listen address could not be bound (in use, bad address, permissions).
+    #[error("{component}: cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// Config path of the component.
+        component: String,
+        /// The configured endpoint.
+        endpoint: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A component could not be built from its (valid) config, e.g. an unreadable CA file.
+    #[error("{component}: {message}")]
+    Build {
+        /// Config path of the component.
+        component: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Exporter that accepts and drops data (for exporters accepted in config but not implemented).
+#[derive(Debug)]
+struct Discard;
+
+impl Exporter for Discard {
+    fn consume(&self, _: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+async fn bind(component: &str, endpoint: &str) -> Result<TcpListener, ServiceError> {
+    let err = |source| ServiceError::Bind { component: component.to_owned(), endpoint: endpoint.to_owned(), source };
+    // `localhost:4317` style endpoints need resolution; take the first address.
+    let addr = tokio::net::lookup_host(endpoint).await.map_err(err)?.next().ok_or_else(|| err(std::io::Error::other("address resolved to nothing")))?;
+    TcpListener::bind(addr).await.map_err(err)
+}
+
+/// Addresses actually bound, keyed like `receivers.otlp.grpc`, `telemetry.metrics`, `extensions.health_check`.
+pub type BoundAddrs = BTreeMap<String, SocketAddr>;
+
+/// Runs the collector until `shutdown` resolves, then drains within `drain_deadline`.
+/// `on_ready` is called once everything listens (tests use it to learn the bound ports).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadline: Duration, on_ready: impl FnOnce(&BoundAddrs)) -> Result<Arc<Telemetry>, ServiceError> {
+    let telemetry = Telemetry::new();
+    let health = Health::new();
+    let mut addrs = BoundAddrs::new();
+    let stop_receivers = CancellationToken::new();
+    let stop_servers = CancellationToken::new();
+    let mut server_tasks: Vec<JoinHandle<()>> = Vec::new();
+
+    // --- extensions ---------------------------------------------------------------------------
+    let mut basic_auth: BTreeMap<String, BasicClientAuth> = BTreeMap::new();
+    for (id, ext) in &config.extensions {
+        if let ExtensionConfig::BasicAuth(b) = ext
+            && let Some(c) = &b.client_auth
+        {
+            basic_auth.insert(id.clone(), c.clone());
+        }
+    }
+    for id in &config.service_extensions {
+        if let Some(ExtensionConfig::HealthCheck(h)) = config.extensions.get(id) {
+            let component = format!("extensions.{id}");
+            let l = bind(&component, &h.endpoint).await?;
+            addrs.insert(component, l.local_addr().map_err(|source| ServiceError::Bind { component: id.clone(), endpoint: h.endpoint.clone(), source })?);
+            let app = health_check::app(&h.path, health.clone());
+            let stop = stop_servers.clone();
+            server_tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            }));
+        }
+    }
+
+    // --- own telemetry ------------------------------------------------------------------------
+    if let Some(addr) = config.telemetry.metrics_address() {
+        let l = bind("service.telemetry.metrics", &addr).await?;
+        addrs.insert("telemetry.metrics".into(), l.local_addr().map_err(|source| ServiceError::Bind { component: "service.telemetry.metrics".into(), endpoint: addr.clone(), source })?);
+        let t = telemetry.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let t = t.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
+            }),
+        );
+        let stop = stop_servers.clone();
+        server_tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        }));
+    }
+
+    // --- exporters ----------------------------------------------------------------------------
+    let used_exporters: std::collections::BTreeSet<&String> = config.pipelines.iter().flat_map(|p| &p.exporters).collect();
+    let mut exporters: BTreeMap<String, Arc<dyn Exporter>> = BTreeMap::new();
+    let mut exporter_workers: Vec<JoinHandle<()>> = Vec::new();
+    for id in used_exporters {
+        let Some(cfg) = config.exporters.get(id) else { continue };
+        let component = format!("exporters.{id}");
+        let build_err = |message: String| ServiceError::Build { component: component.clone(), message };
+        let metrics = ExporterMetrics::new(&telemetry, id);
+        let auth_of = |a: &Option<crate::config::components::AuthConfig>| a.as_ref().and_then(|a| basic_auth.get(&a.authenticator));
+        let exp: Arc<dyn Exporter> = match cfg {
+            ExporterConfig::Otlp(c) => {
+                let sender = OtlpGrpcSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
+                let (e, h) = QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                exporter_workers.extend(h);
+                e
+            }
+            ExporterConfig::OtlpHttp(c) => {
+                let sender = OtlpHttpSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
+                let (e, h) = QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                exporter_workers.extend(h);
+                e
+            }
+            ExporterConfig::Debug(c) => Arc::new(DebugExporter::new(id, c, metrics)),
+            ExporterConfig::File(c) => Arc::new(FileExporter::new(c, metrics).map_err(build_err)?),
+            ExporterConfig::Prometheus(_) => Arc::new(Discard),
+        };
+        exporters.insert(id.clone(), exp);
+    }
+
+    // --- processors and pipelines -------------------------------------------------------------
+    let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
+    let mut background: Vec<JoinHandle<()>> = Vec::new();
+    let mut batch_tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut outputs: BTreeMap<String, Outputs> = BTreeMap::new();
+    for p in &config.pipelines {
+        // Split the processor list at batch processors: each segment ends in a batch stage
+        // (or, for the last one, in the exporter fan-out).
+        let mut segments: Vec<(Vec<Arc<dyn Processor>>, Option<(String, crate::config::components::BatchConfig)>)> = vec![(Vec::new(), None)];
+        for pid in &p.processors {
+            let component = format!("processors.{pid}");
+            let build_err = |message: String| ServiceError::Build { component: component.clone(), message };
+            let Some(cfg) = config.processors.get(pid) else { continue };
+            let proc: Arc<dyn Processor> = match cfg {
+                ProcessorConfig::Batch(b) => {
+                    if let Some(last) = segments.last_mut() {
+                        last.1 = Some((pid.clone(), b.clone()));
+                    }
+                    segments.push((Vec::new(), None));
+                    continue;
+                }
+                ProcessorConfig::MemoryLimiter(m) => {
+                    let limiter = match limiters.get(pid) {
+                        Some(l) => l.clone(),
+                        None => {
+                            let (l, h) = MemoryLimiter::start(m).map_err(build_err)?;
+                            background.push(h);
+                            limiters.insert(pid.clone(), l.clone());
+                            l
+                        }
+                    };
+                    Arc::new(MemoryLimiterProcessor(limiter))
+                }
+                ProcessorConfig::Resource(c) => Arc::new(resource::ResourceProcessor::new(c).map_err(build_err)?),
+                ProcessorConfig::Attributes(c) => Arc::new(attributes::AttributesProcessor::new(c).map_err(build_err)?),
+                ProcessorConfig::Span(c) => Arc::new(span::SpanProcessor::new(c).map_err(build_err)?),
+                ProcessorConfig::MetricsTransform(c) => Arc::new(metricstransform::MetricsTransform::new(c).map_err(build_err)?),
+            };
+            if let Some(last) = segments.last_mut() {
+                last.0.push(proc);
+            }
+        }
+        let exps: Vec<Arc<dyn Exporter>> = p.exporters.iter().filter_map(|e| exporters.get(e).cloned()).collect();
+        let mut segments = segments.into_iter().rev();
+        let (tail_procs, _) = segments.next().unwrap_or_default();
+        let mut consumer = Consumer::fanout(tail_procs, exps);
+        for (procs, batch_cfg) in segments {
+            let Some((bid, bcfg)) = batch_cfg else { continue };
+            let sent = telemetry.counter("otelcol_processor_batch_batch_send_size_count", "Number of batches sent by the batch processor.", &[("processor", &bid), ("pipeline", &p.id)]);
+            let (tx, h) = batch::spawn(p.signal, &bcfg, consumer, sent, bid.clone());
+            batch_tasks.push(h);
+            consumer = Consumer::batch(procs, tx);
+        }
+        for r in &p.receivers {
+            let o = outputs.entry(r.clone()).or_default();
+            match p.signal {
+                crate::config::id::Signal::Traces => o.traces.push(consumer.clone()),
+                crate::config::id::Signal::Metrics => o.metrics.push(consumer.clone()),
+                crate::config::id::Signal::Logs => o.logs.push(consumer.clone()),
+            }
+        }
+    }
+    drop(exporters);
+
+    // --- receivers ----------------------------------------------------------------------------
+    let mut receiver_tasks: Vec<JoinHandle<()>> = Vec::new();
+    for (id, out) in outputs {
+        let Some(cfg) = config.receivers.get(&id) else { continue };
+        match cfg {
+            ReceiverConfig::Otlp(c) => {
+                if let Some(g) = &c.protocols.grpc {
+                    let component = format!("receivers.{id}.protocols.grpc");
+                    let l = bind(&component, &g.endpoint).await?;
+                    if let Ok(a) = l.local_addr() {
+                        addrs.insert(format!("receivers.{id}.grpc"), a);
+                    }
+                    let (g, out, metrics, stop) = (g.clone(), out.clone(), ReceiverMetrics::new(&telemetry, &id, "grpc"), stop_receivers.clone());
+                    receiver_tasks.push(tokio::spawn(async move {
+                        if let Err(e) = otlp_grpc::serve(l, &g, out, metrics, stop).await {
+                            tracing::error!(component, error = %e, "gRPC receiver failed");
+                        }
+                    }));
+                }
+                if let Some(h) = &c.protocols.http {
+                    let component = format!("receivers.{id}.protocols.http");
+                    let l = bind(&component, &h.endpoint).await?;
+                    if let Ok(a) = l.local_addr() {
+                        addrs.insert(format!("receivers.{id}.http"), a);
+                    }
+                    let app = otlp_http::app(h, out.clone(), ReceiverMetrics::new(&telemetry, &id, "http"));
+                    let stop = stop_receivers.clone();
+                    receiver_tasks.push(tokio::spawn(async move {
+                        if let Err(e) = otlp_http::serve(l, app, stop).await {
+                            tracing::error!(component, error = %e, "HTTP receiver failed");
+                        }
+                    }));
+                }
+            }
+            ReceiverConfig::Prometheus(_) | ReceiverConfig::HostMetrics(_) => {
+                tracing::warn!(receiver = %id, "receiver type is accepted but not implemented; it produces no data");
+            }
+        }
+    }
+
+    health.set_ready(true);
+    tracing::info!(addresses = ?addrs, "Everything is ready. Begin running and processing data.");
+    on_ready(&addrs);
+
+    shutdown.await;
+    tracing::info!("Shutdown requested: stopping receivers, then draining pipelines");
+    health.set_ready(false);
+    stop_receivers.cancel();
+    let deadline = tokio::time::Instant::now() + drain_deadline;
+    let wait_all = |tasks: Vec<JoinHandle<()>>| async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    // Receivers finish in-flight requests and drop their consumers; that closes batch inputs,
+    // batch tasks flush and drop the exporters, which closes the queues the workers drain.
+    if tokio::time::timeout_at(deadline, wait_all(receiver_tasks)).await.is_err() {
+        tracing::warn!("receivers did not stop before the shutdown deadline");
+    }
+    if tokio::time::timeout_at(deadline, wait_all(batch_tasks)).await.is_err() {
+        tracing::warn!("batch processors did not flush before the shutdown deadline");
+    }
+    if tokio::time::timeout_at(deadline, wait_all(exporter_workers)).await.is_err() {
+        tracing::warn!("exporter queues were not drained before the shutdown deadline; remaining data is lost");
+    }
+    for b in background {
+        b.abort();
+    }
+    stop_servers.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(1), wait_all(server_tasks)).await;
+    tracing::info!("Shutdown complete.");
+    Ok(telemetry)
+}

@@ -1,0 +1,63 @@
+//! Shared state handed to every reconcile: API client, event recorder, metrics, configuration.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use crate::crd::InstrumentedService;
+use crate::metrics::Metrics;
+
+/// Field manager of a pipeline's children and of both resources' status.
+pub const MANAGER: &str = "telemetry-operator";
+
+/// Operator settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Collector image used when a pipeline does not name one.
+    pub collector_image: String,
+    /// Identity of this replica (events and the Lease holder).
+    pub identity: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            collector_image: crate::resources::DEFAULT_IMAGE.to_string(),
+            identity: "telemetry-operator".into(),
+        }
+    }
+}
+
+/// What each reconcile gets.
+#[derive(Clone)]
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Publishes Events on the reconciled objects.
+    pub recorder: Recorder,
+    /// Operator metrics.
+    pub metrics: Metrics,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Cache of all InstrumentedServices (pipelines list the ones attached to them).
+    pub isvcs: Store<InstrumentedService>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Builds a context.
+    pub fn new(client: Client, metrics: Metrics, config: Arc<Config>, isvcs: Store<InstrumentedService>) -> Self {
+        let reporter = Reporter { controller: MANAGER.into(), instance: Some(config.identity.clone()) };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, config, isvcs }
+    }
+}

@@ -1,0 +1,207 @@
+//! Reconciler of TelemetryPipeline: render, validate, apply children server-side, prune, report status.
+//!
+//! All decisions are made by the pure modules (`config`, `validate`, `resources`); this is the I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::conditions;
+use crate::config::{self, RenderInput};
+use crate::context::{Context, MANAGER};
+use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
+use crate::error::{Error, Result};
+use crate::resources::{self, Workload};
+use crate::validate;
+
+/// Controller name in metrics and logs.
+pub const CONTROLLER: &str = "telemetrypipeline";
+
+/// `namespace/name` of each InstrumentedService that refers to the pipeline.
+pub fn attached(isvcs: &[Arc<InstrumentedService>], namespace: &str, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = isvcs
+        .iter()
+        .filter(|i| {
+            let ns = i.namespace().unwrap_or_default();
+            i.spec.pipeline_ref.name == name && i.spec.pipeline_ref.namespace.as_deref().unwrap_or(&ns) == namespace
+        })
+        .map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any()))
+        .collect();
+    out.sort();
+    out
+}
+
+async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    Ok(api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj)).await?)
+}
+
+/// Reads the keys of every Secret the spec references (only those: no list permission needed).
+async fn referenced_secrets(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let names: BTreeSet<String> = config::secret_refs(&tp.spec).into_iter().map(|(_, r)| r.name).collect();
+    let mut out = BTreeMap::new();
+    for name in names {
+        if let Some(s) = api.get_opt(&name).await? {
+            let mut keys: BTreeSet<String> = s.data.unwrap_or_default().into_keys().collect();
+            keys.extend(s.string_data.unwrap_or_default().into_keys());
+            out.insert(name, keys);
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the workload of the other mode if this pipeline owns one (after a mode switch).
+async fn prune_other_mode(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep_deployment: bool) -> Result<()> {
+    let name = resources::child_name(&tp.name_any());
+    let uid = tp.uid().unwrap_or_default();
+    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| refs.iter().any(|r| r.uid == uid);
+    if keep_deployment {
+        let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
+        if let Some(ds) = api.get_opt(&name).await?
+            && owned(ds.owner_references())
+        {
+            api.delete(&name, &DeleteParams::background()).await?;
+        }
+    } else {
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+        if let Some(d) = api.get_opt(&name).await?
+            && owned(d.owner_references())
+        {
+            api.delete(&name, &DeleteParams::background()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ready and desired replica counts of the applied workload, and whether the rollout is complete.
+fn rollout(workload: &Workload) -> (i32, bool) {
+    match workload {
+        Workload::Deployment(d) => {
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let gen_ok = d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation;
+            let st = d.status.clone().unwrap_or_default();
+            let ready = st.ready_replicas.unwrap_or(0);
+            let done = gen_ok
+                && st.updated_replicas.unwrap_or(0) >= want
+                && st.available_replicas.unwrap_or(0) >= want
+                && st.replicas.unwrap_or(0) == want;
+            (ready, done)
+        }
+        Workload::DaemonSet(ds) => {
+            let st = ds.status.clone().unwrap_or_default();
+            let gen_ok = st.observed_generation >= ds.metadata.generation;
+            let done = gen_ok
+                && st.updated_number_scheduled.unwrap_or(0) >= st.desired_number_scheduled
+                && st.number_available.unwrap_or(0) >= st.desired_number_scheduled;
+            (st.number_ready, done)
+        }
+    }
+}
+
+async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TelemetryPipelineStatus) -> Result<()> {
+    let api: Api<TelemetryPipeline> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline", "status": status});
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+/// Reconciles one pipeline.
+pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.start(CONTROLLER);
+    let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
+    let name = tp.name_any();
+    let generation = tp.metadata.generation;
+    let mut status = tp.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    status.instrumented_services = attached(&ctx.isvcs.state(), &ns, &name);
+    status.endpoints = Some(resources::endpoints(&tp));
+
+    let input = RenderInput { name: &name, namespace: &ns, spec: &tp.spec, memory_limit_bytes: resources::memory_limit_bytes(&tp) };
+    let cfg = config::render(&input);
+    let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
+    let problems = validate::validate(&tp.spec, &cfg, &secrets);
+    if !problems.is_empty() {
+        let message = validate::summary(&problems);
+        let was_valid = !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
+        conditions::set(&mut status.conditions, "ConfigValid", false, "InvalidConfig", &message, generation);
+        conditions::set(&mut status.conditions, "Degraded", true, "InvalidConfig", "the last valid configuration keeps running", generation);
+        conditions::set(&mut status.conditions, "Progressing", false, "InvalidConfig", &message, generation);
+        conditions::set(&mut status.conditions, "Ready", false, "InvalidConfig", &message, generation);
+        patch_status(&ctx, &ns, &name, &status).await?;
+        if was_valid {
+            warn!(pipeline = %format!("{ns}/{name}"), %message, "invalid pipeline configuration");
+            let ev = Event {
+                type_: EventType::Warning,
+                reason: "InvalidConfig".into(),
+                note: Some(message.chars().take(1000).collect()),
+                action: "Validate".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&ev, &tp.object_ref(&())).await {
+                warn!(error = %e, "publishing event failed");
+            }
+        }
+        // Secrets are not watched (that would need cluster-wide Secret access): poll for them.
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    }
+
+    let yaml = config::to_yaml(&cfg)?;
+    let hash = config::config_hash(&yaml, &tp.spec);
+    let client = ctx.client.clone();
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &resources::service_account(&tp)).await?;
+    apply(&Api::<Role>::namespaced(client.clone(), &ns), &resources::role(&tp)).await?;
+    apply(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &resources::role_binding(&tp)).await?;
+    apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &resources::config_map(&tp, &yaml)).await?;
+    apply(&Api::<Service>::namespaced(client.clone(), &ns), &resources::service(&tp)).await?;
+    let applied = match resources::workload(&tp, &hash, config::secret_env(&tp.spec), &ctx.config.collector_image) {
+        Workload::Deployment(d) => {
+            prune_other_mode(&ctx, &ns, &tp, true).await?;
+            Workload::Deployment(Box::new(apply(&Api::<Deployment>::namespaced(client.clone(), &ns), &d).await?))
+        }
+        Workload::DaemonSet(ds) => {
+            prune_other_mode(&ctx, &ns, &tp, false).await?;
+            Workload::DaemonSet(Box::new(apply(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &ds).await?))
+        }
+    };
+    if status.config_hash.as_deref() != Some(hash.as_str()) {
+        info!(pipeline = %format!("{ns}/{name}"), %hash, "collector configuration rolled out");
+    }
+    let (ready_replicas, done) = rollout(&applied);
+    status.ready_replicas = Some(ready_replicas);
+    status.config_hash = Some(hash);
+    conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
+    conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
+    if done {
+        conditions::set(&mut status.conditions, "Progressing", false, "RolloutComplete", "", generation);
+        conditions::set(&mut status.conditions, "Ready", true, "Available", "collector is available", generation);
+    } else {
+        conditions::set(&mut status.conditions, "Progressing", true, "RollingOut", "waiting for collector pods", generation);
+        conditions::set(&mut status.conditions, "Ready", false, "RollingOut", "waiting for collector pods", generation);
+    }
+    patch_status(&ctx, &ns, &name, &status).await?;
+    // Children are watched, so a rollout wakes us up; the periodic requeue corrects drift of anything else.
+    Ok(Action::requeue(Duration::from_secs(if done { 300 } else { 30 })))
+}
+
+/// Backs off after a failed reconcile.
+pub fn error_policy(_tp: Arc<TelemetryPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(error = %error, "pipeline reconcile failed");
+    ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test of the project on this machine, installing what the tests need first:
+#
+#   1. Debian packages listed in tools/apt-packages.txt (promtool, wrk, ...), if missing;
+#   2. the Go-built binaries (tools/build.sh: kube-apiserver, etcd, kwok, helm, otelcol);
+#   3. a Python virtualenv with tools/requirements.txt (OpenTelemetry SDK, FastAPI peer);
+#   4. `cargo test --workspace` (unit, integration against a real API server, end-to-end
+#      on a kwok cluster; each test binary starts the clusters it needs by itself).
+#
+# Ends with one summary line, `tests: N passed, N failed`, and exits non-zero on any failure.
+# Arguments replace `--workspace` for `cargo test` (e.g. `tools/test.sh -p telemetry-operator`).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${TELEMETRY_TOOLS_DIR:-$HOME/.cache/thereview-telemetry}
+export TELEMETRY_TOOLS_DIR=$cache
+start=$SECONDS
+step() { printf '\n==> %s (%ss)\n' "$*" "$((SECONDS - start))" >&2; }
+
+step "Debian packages"
+packages=()
+while read -r package; do
+  [ -n "$package" ] && [ "${package:0:1}" != "#" ] || continue
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
+done < "$root/tools/apt-packages.txt"
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+step "Go-built binaries (tools/build.sh)"
+export TELEMETRY_TOOLS_BIN
+TELEMETRY_TOOLS_BIN=$("$root/tools/build.sh" all | tail -n 1)
+
+step "Python virtualenv (tools/requirements.txt)"
+# Keyed by the requirements' hash: a changed pin makes a new venv, an unchanged one is reused.
+venv_key=$(sha256sum "$root/tools/requirements.txt" | cut -c1-12)
+venv="$cache/venv-$venv_key"
+# The stamp is written last, so an interrupted install is redone rather than trusted.
+if [ ! -f "$venv/.installed" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tools/requirements.txt"
+  touch "$venv/.installed"
+fi
+ln -sfn "$venv" "$cache/venv"
+export TELEMETRY_PYTHON="$venv/bin/python"
+export PATH="$venv/bin:$PATH"
+
+[ $# -gt 0 ] || set -- --workspace
+step "cargo test $*"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One line for the whole run, summed over every test binary's "test result:" line.
+read -r passed failed ignored < <(awk '/^test result:/ {
+  for (i = 1; i <= NF; i++) {
+    if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1); if ($(i) ~ /^ignored;?$/) s += $(i - 1)
+  }
+} END { print p + 0, f + 0, s + 0 }' "$log")
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1 # a build failure counts as a failure
+printf '\ntests: %s passed, %s failed, %s skipped (%ss)\n' "$passed" "$failed" "$ignored" "$((SECONDS - start))"
+exit "$status"
