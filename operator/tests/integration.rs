@@ -97,7 +97,7 @@ async fn example_pipeline_yields_owned_children_and_rolls_on_change() {
 
     // A spec change rolls the pods: the pod-template hash changes.
     let before = pipeline_hash(&d).expect("hash");
-    tps.patch("main", &PatchParams::apply(USER).force(), &Patch::Merge(json!({"spec": {"processors": {"batch": {"timeout": "5s"}}}})))
+    tps.patch("main", &PatchParams::default(), &Patch::Merge(json!({"spec": {"processors": {"batch": {"timeout": "5s"}}}})))
         .await
         .expect("patch pipeline");
     let d = wait_obj("new config hash", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some_and(|h| h != before)).await;
@@ -140,7 +140,14 @@ async fn invalid_objects_are_refused_naming_the_field() {
     assert!(err.contains("spec.receivers.otlp.grpcPort"), "{err}");
     let err = create_tp(json!({"mode": "daemonset", "replicas": 2})).await;
     assert!(err.contains("spec.replicas cannot be set"), "{err}");
-    let err = create_tp(json!({"mode": "sidecar"})).await;
+    let dyn_tp: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &ns, &api_resource("TelemetryPipeline"));
+    let raw = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "bad"}, "spec": {"mode": "sidecar"}});
+    let err = dyn_tp
+        .create(&PostParams::default(), &serde_json::from_value(raw).expect("dynamic"))
+        .await
+        .expect_err("bad mode refused")
+        .to_string();
     assert!(err.contains("spec.mode"), "{err}");
     let err = create_tp(json!({"exporters": {"otlp": [
         {"name": "a", "endpoint": "http://a:4317"}, {"name": "a", "endpoint": "http://b:4317"}]}}))
@@ -400,6 +407,9 @@ async fn rendered_example_config_is_accepted_by_upstream_otelcol_validate() {
     daemon.replicas = None;
     daemon.receivers.host_metrics = serde_json::from_value(json!({})).ok();
     daemon.processors.span_name = serde_json::from_value(json!({"fromAttributes": ["http.method"], "separator": " "})).ok();
+    // `otelcol validate` checks that root_path exists; point it at a real folder through the escape hatch.
+    let hostfs = std::env::temp_dir();
+    daemon.config_overrides = Some(json!({"receivers": {"hostmetrics": {"root_path": hostfs}}}));
     daemon.exporters.otlp[1].auth = serde_json::from_value(json!({"bearerToken": {"name": "alloy", "key": "token"}})).ok();
     variants.push(daemon);
     let dir = std::env::temp_dir().join(format!("otelcol-validate-{}", std::process::id()));
