@@ -6,12 +6,12 @@
 //! [`service`] (wires everything and handles shutdown).
 
 pub mod config;
-pub mod registry;
+pub mod exporter;
+pub mod extension;
 pub mod pdata;
 pub mod pipeline;
 pub mod processor;
-pub mod telemetry;
-pub mod exporter;
 pub mod receiver;
-pub mod extension;
+pub mod registry;
 pub mod service;
+pub mod telemetry;

@@ -5,8 +5,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
 use telemetry_collector::config::Config;
 use telemetry_collector::config::duration::parse_duration;
+
+/// mimalloc: the pipeline allocates and frees many small protobuf objects per request; it is
+/// markedly faster than glibc malloc for that and returns memory to the OS more readily.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 /// OpenTelemetry Collector in Rust that reads the upstream collector's YAML config.
 #[derive(Debug, Parser)]
@@ -30,7 +36,8 @@ enum Command {
 
 fn init_logging(config: &Config) {
     let level = config.telemetry.logs.level.clone().unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if config.telemetry.logs.encoding.as_deref() == Some("json") {
         builder.json().init();
@@ -85,7 +92,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(telemetry_collector::service::run(config, shutdown_signal(), cli.shutdown_timeout, |_| {}));
+    let result =
+        rt.block_on(telemetry_collector::service::run(config, shutdown_signal(), cli.shutdown_timeout, |_| {}));
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

@@ -40,7 +40,9 @@ impl Payload {
                 .flat_map(|sm| &sm.metrics)
                 .map(data_point_count)
                 .sum(),
-            Payload::Logs(r) => r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).map(|sl| sl.log_records.len()).sum(),
+            Payload::Logs(r) => {
+                r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).map(|sl| sl.log_records.len()).sum()
+            }
         }
     }
 
@@ -68,11 +70,18 @@ impl Payload {
     pub fn split_off_front(&mut self, n: usize) -> Payload {
         match self {
             Payload::Traces(r) => {
-                let taken = split_nested(&mut r.resource_spans, n, |rs| &mut rs.scope_spans, |ss| &mut ss.spans, |x| x.len());
+                let taken =
+                    split_nested(&mut r.resource_spans, n, |rs| &mut rs.scope_spans, |ss| &mut ss.spans, |x| x.len());
                 Payload::Traces(ExportTraceServiceRequest { resource_spans: taken })
             }
             Payload::Logs(r) => {
-                let taken = split_nested(&mut r.resource_logs, n, |rl| &mut rl.scope_logs, |sl| &mut sl.log_records, |x| x.len());
+                let taken = split_nested(
+                    &mut r.resource_logs,
+                    n,
+                    |rl| &mut rl.scope_logs,
+                    |sl| &mut sl.log_records,
+                    |x| x.len(),
+                );
                 Payload::Logs(ExportLogsServiceRequest { resource_logs: taken })
             }
             Payload::Metrics(r) => {
@@ -169,7 +178,9 @@ mod tests {
                 .map(|r| ResourceSpans {
                     scope_spans: (0..scopes)
                         .map(|s| ScopeSpans {
-                            spans: (0..spans).map(|i| Span { name: format!("r{r}s{s}i{i}"), ..Default::default() }).collect(),
+                            spans: (0..spans)
+                                .map(|i| Span { name: format!("r{r}s{s}i{i}"), ..Default::default() })
+                                .collect(),
                             ..Default::default()
                         })
                         .collect(),
@@ -181,7 +192,13 @@ mod tests {
 
     fn names(p: &Payload) -> Vec<String> {
         match p {
-            Payload::Traces(r) => r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|s| &s.spans).map(|s| s.name.clone()).collect(),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.name.clone())
+                .collect(),
             _ => vec![],
         }
     }

@@ -80,7 +80,9 @@ impl Consumer {
         }
         match tail {
             // Waiting here is the backpressure upstream's batch processor applies too.
-            Tail::Batch(tx) => tx.send(data).await.map_err(|_| ConsumeError::Retryable("pipeline is shutting down".into())),
+            Tail::Batch(tx) => {
+                tx.send(data).await.map_err(|_| ConsumeError::Retryable("pipeline is shutting down".into()))
+            }
             Tail::Fanout(exporters) => fanout(exporters, data).await,
         }
     }
@@ -151,7 +153,10 @@ mod tests {
         let mut p = Payload::empty(crate::config::id::Signal::Traces);
         if let Payload::Traces(r) = &mut p {
             r.resource_spans.push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
-                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans { spans: vec![Default::default()], ..Default::default() }],
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: vec![Default::default()],
+                    ..Default::default()
+                }],
                 ..Default::default()
             });
         }

@@ -12,11 +12,11 @@ use crate::config::id::{Kind, Signal};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
     /// OTLP gRPC/HTTP receiver.
-    Otlp(OtlpReceiverConfig),
+    Otlp(Box<OtlpReceiverConfig>),
     /// Prometheus scraping receiver (config only).
     Prometheus(Box<PrometheusReceiverConfig>),
     /// Host metrics receiver (config only).
-    HostMetrics(HostMetricsConfig),
+    HostMetrics(Box<HostMetricsConfig>),
 }
 
 /// A parsed processor config.
@@ -44,20 +44,20 @@ pub enum ExporterConfig {
     /// OTLP over HTTP.
     OtlpHttp(Box<OtlpHttpExporterConfig>),
     /// Log to stderr.
-    Debug(DebugExporterConfig),
+    Debug(Box<DebugExporterConfig>),
     /// Prometheus pull endpoint (config only).
-    Prometheus(PrometheusExporterConfig),
+    Prometheus(Box<PrometheusExporterConfig>),
     /// Append OTLP JSON lines to a file.
-    File(FileExporterConfig),
+    File(Box<FileExporterConfig>),
 }
 
 /// A parsed extension config.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExtensionConfig {
     /// HTTP health endpoint.
-    HealthCheck(HealthCheckConfig),
+    HealthCheck(Box<HealthCheckConfig>),
     /// Basic authentication.
-    BasicAuth(BasicAuthConfig),
+    BasicAuth(Box<BasicAuthConfig>),
 }
 
 /// Any component config.
@@ -66,7 +66,7 @@ pub enum AnyConfig {
     /// Receiver.
     Receiver(ReceiverConfig),
     /// Processor.
-    Processor(ProcessorConfig),
+    Processor(Box<ProcessorConfig>),
     /// Exporter.
     Exporter(ExporterConfig),
     /// Extension.
@@ -111,45 +111,148 @@ fn short_message(msg: &str) -> String {
         if expected.is_empty() {
             return "unknown field".to_owned();
         }
-        return format!("unknown field (expected{})", expected.split_once(" at line").map_or(expected, |(a, _)| a).strip_prefix("one of").map_or_else(|| format!(" {expected}"), |l| format!(" one of{l}")));
+        return format!(
+            "unknown field (expected{})",
+            expected
+                .split_once(" at line")
+                .map_or(expected, |(a, _)| a)
+                .strip_prefix("one of")
+                .map_or_else(|| format!(" {expected}"), |l| format!(" one of{l}"))
+        );
     }
     msg.split(" at line ").next().unwrap_or(msg).to_owned()
 }
 
 /// Every supported component type.
 pub const REGISTRY: &[Entry] = &[
-    Entry { kind: Kind::Receiver, ty: "otlp", aliases: &["otlp_grpc", "otlp_http"], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Otlp(c))) },
-    Entry { kind: Kind::Receiver, ty: "prometheus", aliases: &[], deprecated_aliases: &[], signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Prometheus(Box::new(c)))) },
-    Entry { kind: Kind::Receiver, ty: "hostmetrics", aliases: &[], deprecated_aliases: &[], signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(c))) },
-    Entry { kind: Kind::Processor, ty: "batch", aliases: &[], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Batch(c))) },
-    Entry { kind: Kind::Processor, ty: "memory_limiter", aliases: &[], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::MemoryLimiter(c))) },
-    Entry { kind: Kind::Processor, ty: "resource", aliases: &[], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Resource(c))) },
-    Entry { kind: Kind::Processor, ty: "attributes", aliases: &[], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Attributes(c))) },
-    Entry { kind: Kind::Processor, ty: "span", aliases: &[], deprecated_aliases: &[], signals: TRACES,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::Span(c))) },
-    Entry { kind: Kind::Processor, ty: "metricstransform", aliases: &[], deprecated_aliases: &[], signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(ProcessorConfig::MetricsTransform(c))) },
-    Entry { kind: Kind::Exporter, ty: "otlp", aliases: &["otlp_grpc"], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Otlp(Box::new(c)))) },
-    Entry { kind: Kind::Exporter, ty: "otlphttp", aliases: &["otlp_http"], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::OtlpHttp(Box::new(c)))) },
-    Entry { kind: Kind::Exporter, ty: "debug", aliases: &[], deprecated_aliases: &["logging"], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Debug(c))) },
-    Entry { kind: Kind::Exporter, ty: "prometheus", aliases: &[], deprecated_aliases: &[], signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Prometheus(c))) },
-    Entry { kind: Kind::Exporter, ty: "file", aliases: &[], deprecated_aliases: &[], signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::File(c))) },
-    Entry { kind: Kind::Extension, ty: "health_check", aliases: &["healthcheck"], deprecated_aliases: &[], signals: &[],
-        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::HealthCheck(c))) },
-    Entry { kind: Kind::Extension, ty: "basicauth", aliases: &[], deprecated_aliases: &[], signals: &[],
-        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::BasicAuth(c))) },
+    Entry {
+        kind: Kind::Receiver,
+        ty: "otlp",
+        aliases: &["otlp_grpc", "otlp_http"],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Otlp(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Receiver,
+        ty: "prometheus",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Prometheus(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Receiver,
+        ty: "hostmetrics",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "batch",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Batch(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "memory_limiter",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::MemoryLimiter(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "resource",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Resource(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "attributes",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Attributes(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "span",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: TRACES,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Span(c)))),
+    },
+    Entry {
+        kind: Kind::Processor,
+        ty: "metricstransform",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::MetricsTransform(c)))),
+    },
+    Entry {
+        kind: Kind::Exporter,
+        ty: "otlp",
+        aliases: &["otlp_grpc"],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Otlp(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Exporter,
+        ty: "otlphttp",
+        aliases: &["otlp_http"],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::OtlpHttp(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Exporter,
+        ty: "debug",
+        aliases: &[],
+        deprecated_aliases: &["logging"],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Debug(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Exporter,
+        ty: "prometheus",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: METRICS,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Prometheus(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Exporter,
+        ty: "file",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: ALL,
+        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::File(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Extension,
+        ty: "health_check",
+        aliases: &["healthcheck"],
+        deprecated_aliases: &[],
+        signals: &[],
+        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::HealthCheck(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Extension,
+        ty: "basicauth",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: &[],
+        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::BasicAuth(Box::new(c)))),
+    },
 ];
 
 /// Result of looking a type name up.
@@ -195,7 +298,8 @@ mod tests {
 
     #[test]
     fn unknown_field_message_is_short() {
-        let err = (lookup(Kind::Exporter, "otlp").unwrap().entry.parse)(serde_yaml::from_str("endpont: x").unwrap()).unwrap_err();
+        let err = (lookup(Kind::Exporter, "otlp").unwrap().entry.parse)(serde_yaml::from_str("endpont: x").unwrap())
+            .unwrap_err();
         assert_eq!(err.0, "endpont");
         assert!(err.1.starts_with("unknown field"), "{}", err.1);
     }

@@ -50,6 +50,9 @@ pub enum ServiceError {
     },
 }
 
+/// Processors before a batch stage, and the batch stage (id, config) that ends the segment.
+type Segment = (Vec<Arc<dyn Processor>>, Option<(String, crate::config::components::BatchConfig)>);
+
 /// Exporter that accepts and drops data (for exporters accepted in config but not implemented).
 #[derive(Debug)]
 struct Discard;
@@ -63,7 +66,11 @@ impl Exporter for Discard {
 async fn bind(component: &str, endpoint: &str) -> Result<TcpListener, ServiceError> {
     let err = |source| ServiceError::Bind { component: component.to_owned(), endpoint: endpoint.to_owned(), source };
     // `localhost:4317` style endpoints need resolution; take the first address.
-    let addr = tokio::net::lookup_host(endpoint).await.map_err(err)?.next().ok_or_else(|| err(std::io::Error::other("address resolved to nothing")))?;
+    let addr = tokio::net::lookup_host(endpoint)
+        .await
+        .map_err(err)?
+        .next()
+        .ok_or_else(|| err(std::io::Error::other("address resolved to nothing")))?;
     TcpListener::bind(addr).await.map_err(err)
 }
 
@@ -72,7 +79,12 @@ pub type BoundAddrs = BTreeMap<String, SocketAddr>;
 
 /// Runs the collector until `shutdown` resolves, then drains within `drain_deadline`.
 /// `on_ready` is called once everything listens (tests use it to learn the bound ports).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadline: Duration, on_ready: impl FnOnce(&BoundAddrs)) -> Result<Arc<Telemetry>, ServiceError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    drain_deadline: Duration,
+    on_ready: impl FnOnce(&BoundAddrs),
+) -> Result<Arc<Telemetry>, ServiceError> {
     let telemetry = Telemetry::new();
     let health = Health::new();
     let mut addrs = BoundAddrs::new();
@@ -93,7 +105,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
         if let Some(ExtensionConfig::HealthCheck(h)) = config.extensions.get(id) {
             let component = format!("extensions.{id}");
             let l = bind(&component, &h.endpoint).await?;
-            addrs.insert(component, l.local_addr().map_err(|source| ServiceError::Bind { component: id.clone(), endpoint: h.endpoint.clone(), source })?);
+            addrs.insert(
+                component,
+                l.local_addr().map_err(|source| ServiceError::Bind {
+                    component: id.clone(),
+                    endpoint: h.endpoint.clone(),
+                    source,
+                })?,
+            );
             let app = health_check::app(&h.path, health.clone());
             let stop = stop_servers.clone();
             server_tasks.push(tokio::spawn(async move {
@@ -102,26 +121,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
         }
     }
 
-    // --- own telemetry ------------------------------------------------------------------------
-    if let Some(addr) = config.telemetry.metrics_address() {
-        let l = bind("service.telemetry.metrics", &addr).await?;
-        addrs.insert("telemetry.metrics".into(), l.local_addr().map_err(|source| ServiceError::Bind { component: "service.telemetry.metrics".into(), endpoint: addr.clone(), source })?);
-        let t = telemetry.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let t = t.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
-            }),
-        );
-        let stop = stop_servers.clone();
-        server_tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        }));
-    }
-
     // --- exporters ----------------------------------------------------------------------------
-    let used_exporters: std::collections::BTreeSet<&String> = config.pipelines.iter().flat_map(|p| &p.exporters).collect();
+    let used_exporters: std::collections::BTreeSet<&String> =
+        config.pipelines.iter().flat_map(|p| &p.exporters).collect();
     let mut exporters: BTreeMap<String, Arc<dyn Exporter>> = BTreeMap::new();
     let mut exporter_workers: Vec<JoinHandle<()>> = Vec::new();
     for id in used_exporters {
@@ -129,17 +131,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
         let component = format!("exporters.{id}");
         let build_err = |message: String| ServiceError::Build { component: component.clone(), message };
         let metrics = ExporterMetrics::new(&telemetry, id);
-        let auth_of = |a: &Option<crate::config::components::AuthConfig>| a.as_ref().and_then(|a| basic_auth.get(&a.authenticator));
+        let auth_of = |a: &Option<crate::config::components::AuthConfig>| {
+            a.as_ref().and_then(|a| basic_auth.get(&a.authenticator))
+        };
         let exp: Arc<dyn Exporter> = match cfg {
             ExporterConfig::Otlp(c) => {
                 let sender = OtlpGrpcSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) = QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                let (e, h) =
+                    QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
                 exporter_workers.extend(h);
                 e
             }
             ExporterConfig::OtlpHttp(c) => {
                 let sender = OtlpHttpSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) = QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                let (e, h) =
+                    QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
                 exporter_workers.extend(h);
                 e
             }
@@ -158,7 +164,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
     for p in &config.pipelines {
         // Split the processor list at batch processors: each segment ends in a batch stage
         // (or, for the last one, in the exporter fan-out).
-        let mut segments: Vec<(Vec<Arc<dyn Processor>>, Option<(String, crate::config::components::BatchConfig)>)> = vec![(Vec::new(), None)];
+        let mut segments: Vec<Segment> = vec![(Vec::new(), None)];
         for pid in &p.processors {
             let component = format!("processors.{pid}");
             let build_err = |message: String| ServiceError::Build { component: component.clone(), message };
@@ -186,7 +192,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
                 ProcessorConfig::Resource(c) => Arc::new(resource::ResourceProcessor::new(c).map_err(build_err)?),
                 ProcessorConfig::Attributes(c) => Arc::new(attributes::AttributesProcessor::new(c).map_err(build_err)?),
                 ProcessorConfig::Span(c) => Arc::new(span::SpanProcessor::new(c).map_err(build_err)?),
-                ProcessorConfig::MetricsTransform(c) => Arc::new(metricstransform::MetricsTransform::new(c).map_err(build_err)?),
+                ProcessorConfig::MetricsTransform(c) => {
+                    Arc::new(metricstransform::MetricsTransform::new(c).map_err(build_err)?)
+                }
             };
             if let Some(last) = segments.last_mut() {
                 last.0.push(proc);
@@ -198,7 +206,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
         let mut consumer = Consumer::fanout(tail_procs, exps);
         for (procs, batch_cfg) in segments {
             let Some((bid, bcfg)) = batch_cfg else { continue };
-            let sent = telemetry.counter("otelcol_processor_batch_batch_send_size_count", "Number of batches sent by the batch processor.", &[("processor", &bid), ("pipeline", &p.id)]);
+            let sent = telemetry.counter(
+                "otelcol_processor_batch_batch_send_size_count",
+                "Number of batches sent by the batch processor.",
+                &[("processor", &bid), ("pipeline", &p.id)],
+            );
             let (tx, h) = batch::spawn(p.signal, &bcfg, consumer, sent, bid.clone());
             batch_tasks.push(h);
             consumer = Consumer::batch(procs, tx);
@@ -226,7 +238,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
                     if let Ok(a) = l.local_addr() {
                         addrs.insert(format!("receivers.{id}.grpc"), a);
                     }
-                    let (g, out, metrics, stop) = (g.clone(), out.clone(), ReceiverMetrics::new(&telemetry, &id, "grpc"), stop_receivers.clone());
+                    let (g, out, metrics, stop) =
+                        (g.clone(), out.clone(), ReceiverMetrics::new(&telemetry, &id, "grpc"), stop_receivers.clone());
                     receiver_tasks.push(tokio::spawn(async move {
                         if let Err(e) = otlp_grpc::serve(l, &g, out, metrics, stop).await {
                             tracing::error!(component, error = %e, "gRPC receiver failed");
@@ -252,6 +265,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, drain_deadl
                 tracing::warn!(receiver = %id, "receiver type is accepted but not implemented; it produces no data");
             }
         }
+    }
+
+    // --- own telemetry (bound last, so an answering /metrics means receivers are listening) -----
+    if let Some(addr) = config.telemetry.metrics_address() {
+        let l = bind("service.telemetry.metrics", &addr).await?;
+        addrs.insert(
+            "telemetry.metrics".into(),
+            l.local_addr().map_err(|source| ServiceError::Bind {
+                component: "service.telemetry.metrics".into(),
+                endpoint: addr.clone(),
+                source,
+            })?,
+        );
+        let t = telemetry.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let t = t.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
+            }),
+        );
+        let stop = stop_servers.clone();
+        server_tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        }));
     }
 
     health.set_ready(true);

@@ -108,9 +108,15 @@ impl Telemetry {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let uptime = self.started.elapsed().as_secs_f64();
-        let _ = writeln!(out, "# HELP otelcol_process_uptime_seconds_total Uptime of the process\n# TYPE otelcol_process_uptime_seconds_total counter\notelcol_process_uptime_seconds_total {uptime}");
+        let _ = writeln!(
+            out,
+            "# HELP otelcol_process_uptime_seconds_total Uptime of the process\n# TYPE otelcol_process_uptime_seconds_total counter\notelcol_process_uptime_seconds_total {uptime}"
+        );
         if let Some(rss) = crate::processor::memory_limiter::current_rss_bytes() {
-            let _ = writeln!(out, "# HELP otelcol_process_memory_rss_bytes Total physical memory (resident set size)\n# TYPE otelcol_process_memory_rss_bytes gauge\notelcol_process_memory_rss_bytes {rss}");
+            let _ = writeln!(
+                out,
+                "# HELP otelcol_process_memory_rss_bytes Total physical memory (resident set size)\n# TYPE otelcol_process_memory_rss_bytes gauge\notelcol_process_memory_rss_bytes {rss}"
+            );
         }
         let help = self.help.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let map = self.instruments.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,7 +130,10 @@ impl Telemetry {
                 let _ = writeln!(out, "# HELP {full} {}\n# TYPE {full} {ty}", help.get(name).copied().unwrap_or(""));
                 last = name.clone();
             }
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
             if labels.is_empty() {
                 let _ = writeln!(out, "{full} {value}");
             } else {
@@ -166,8 +175,20 @@ impl ReceiverMetrics {
     pub fn new(t: &Telemetry, receiver: &str, transport: &str) -> Self {
         let l = [("receiver", receiver), ("transport", transport)];
         Self {
-            accepted: SIGNALS.map(|s| t.counter(&format!("otelcol_receiver_accepted_{}", item_suffix(s)), "Number of items successfully pushed into the pipeline.", &l)),
-            refused: SIGNALS.map(|s| t.counter(&format!("otelcol_receiver_refused_{}", item_suffix(s)), "Number of items that could not be pushed into the pipeline.", &l)),
+            accepted: SIGNALS.map(|s| {
+                t.counter(
+                    &format!("otelcol_receiver_accepted_{}", item_suffix(s)),
+                    "Number of items successfully pushed into the pipeline.",
+                    &l,
+                )
+            }),
+            refused: SIGNALS.map(|s| {
+                t.counter(
+                    &format!("otelcol_receiver_refused_{}", item_suffix(s)),
+                    "Number of items that could not be pushed into the pipeline.",
+                    &l,
+                )
+            }),
         }
     }
     /// Counts accepted items.
@@ -201,13 +222,39 @@ impl ExporterMetrics {
     pub fn new(t: &Telemetry, exporter: &str) -> Self {
         let l = [("exporter", exporter)];
         Self {
-            sent: SIGNALS.map(|s| t.counter(&format!("otelcol_exporter_sent_{}", item_suffix(s)), "Number of items successfully sent to destination.", &l)),
-            send_failed: SIGNALS.map(|s| t.counter(&format!("otelcol_exporter_send_failed_{}", item_suffix(s)), "Number of items in failed attempts to send to destination.", &l)),
-            enqueue_failed: SIGNALS.map(|s| t.counter(&format!("otelcol_exporter_enqueue_failed_{}", item_suffix(s)), "Number of items failed to be added to the sending queue.", &l)),
+            sent: SIGNALS.map(|s| {
+                t.counter(
+                    &format!("otelcol_exporter_sent_{}", item_suffix(s)),
+                    "Number of items successfully sent to destination.",
+                    &l,
+                )
+            }),
+            send_failed: SIGNALS.map(|s| {
+                t.counter(
+                    &format!("otelcol_exporter_send_failed_{}", item_suffix(s)),
+                    "Number of items in failed attempts to send to destination.",
+                    &l,
+                )
+            }),
+            enqueue_failed: SIGNALS.map(|s| {
+                t.counter(
+                    &format!("otelcol_exporter_enqueue_failed_{}", item_suffix(s)),
+                    "Number of items failed to be added to the sending queue.",
+                    &l,
+                )
+            }),
             retries: t.counter("otelcol_exporter_retries", "Number of retried export attempts.", &l),
-            partial_rejected: t.counter("otelcol_exporter_partial_success_rejected_items", "Items the destination rejected in partial success responses.", &l),
+            partial_rejected: t.counter(
+                "otelcol_exporter_partial_success_rejected_items",
+                "Items the destination rejected in partial success responses.",
+                &l,
+            ),
             queue_size: t.gauge("otelcol_exporter_queue_size", "Current size of the retry queue (in batches).", &l),
-            queue_capacity: t.gauge("otelcol_exporter_queue_capacity", "Fixed capacity of the retry queue (in batches).", &l),
+            queue_capacity: t.gauge(
+                "otelcol_exporter_queue_capacity",
+                "Fixed capacity of the retry queue (in batches).",
+                &l,
+            ),
         }
     }
     /// Counts sent items.
@@ -236,9 +283,15 @@ mod tests {
         let e = ExporterMetrics::new(&t, "otlp/alloy");
         e.queue_capacity.set(1000);
         let text = t.render();
-        assert!(text.contains("otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 3"), "{text}");
+        assert!(
+            text.contains("otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE otelcol_exporter_queue_capacity gauge"));
         assert!(text.contains("otelcol_exporter_queue_capacity{exporter=\"otlp/alloy\"} 1000"));
-        assert_eq!(t.counter_value("otelcol_receiver_accepted_spans", &[("receiver", "otlp"), ("transport", "grpc")]), 3);
+        assert_eq!(
+            t.counter_value("otelcol_receiver_accepted_spans", &[("receiver", "otlp"), ("transport", "grpc")]),
+            3
+        );
     }
 }

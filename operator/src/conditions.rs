@@ -5,7 +5,14 @@ use k8s_openapi::jiff::Timestamp;
 
 /// Sets (or replaces) a condition, keeping `lastTransitionTime` when the status did not change so that
 /// re-reconciling does not rewrite the status on every pass.
-pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>) {
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
     let status = if status { "True" } else { "False" };
     let previous = conditions.iter().position(|c| c.type_ == type_);
     let last_transition_time = match previous.map(|i| &conditions[i]) {

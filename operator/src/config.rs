@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use serde_json::{Map, Value, json};
 
-use crate::crd::{
-    ExporterProtocol, OtlpExporter, PipelineMode, SecretKeyRef, TelemetryPipelineSpec,
-};
+use crate::crd::{ExporterProtocol, OtlpExporter, PipelineMode, SecretKeyRef, TelemetryPipelineSpec};
 
 /// Port of the collector's own telemetry (`service.telemetry.metrics`).
 pub const SELF_METRICS_PORT: i32 = 8888;
@@ -66,11 +64,7 @@ pub fn secret_env(spec: &TelemetryPipelineSpec) -> Vec<EnvVar> {
             name,
             value: None,
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: r.name,
-                    key: r.key,
-                    optional: Some(false),
-                }),
+                secret_key_ref: Some(SecretKeySelector { name: r.name, key: r.key, optional: Some(false) }),
                 ..Default::default()
             }),
         })
@@ -89,7 +83,9 @@ fn memory_limiter(input: &RenderInput<'_>) -> Value {
             let spike = explicit.and_then(|m| m.spike_limit_mib).unwrap_or(limit / 5);
             json!({"check_interval": "1s", "limit_mib": limit, "spike_limit_mib": spike})
         }
-        None => json!({"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20}),
+        None => {
+            json!({"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20})
+        }
     }
 }
 
@@ -230,8 +226,13 @@ pub fn render_base(input: &RenderInput<'_>) -> Value {
         receivers.insert("prometheus".into(), json!({"config": {"scrape_configs": jobs}}));
     }
     if let Some(h) = spec.receivers.host_metrics.as_ref().filter(|h| h.enabled) {
-        let scrapers: Map<String, Value> =
-            h.scrapers.iter().map(|s| (s.as_str().to_string(), json!({}))).collect::<std::collections::BTreeMap<_, _>>().into_iter().collect();
+        let scrapers: Map<String, Value> = h
+            .scrapers
+            .iter()
+            .map(|s| (s.as_str().to_string(), json!({})))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
         let mut cfg = json!({"collection_interval": h.collection_interval, "scrapers": scrapers});
         if spec.mode == PipelineMode::Daemonset {
             cfg["root_path"] = json!(HOSTFS);
@@ -244,11 +245,8 @@ pub fn render_base(input: &RenderInput<'_>) -> Value {
     processors.insert("memory_limiter".into(), memory_limiter(input));
     let procs = &spec.processors;
     if !procs.resource_attributes.is_empty() {
-        let attrs: Vec<Value> = procs
-            .resource_attributes
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v, "action": "upsert"}))
-            .collect();
+        let attrs: Vec<Value> =
+            procs.resource_attributes.iter().map(|(k, v)| json!({"key": k, "value": v, "action": "upsert"})).collect();
         processors.insert("resource".into(), json!({"attributes": attrs}));
         common.push("resource".into());
     }
@@ -409,7 +407,9 @@ pub fn config_hash(yaml: &str, spec: &TelemetryPipelineSpec) -> String {
 pub fn listening_ports(cfg: &Value) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     let mut push = |endpoint: Option<&Value>, path: &str| {
-        if let Some(port) = endpoint.and_then(Value::as_str).and_then(|e| e.rsplit(':').next()).and_then(|p| p.parse().ok()) {
+        if let Some(port) =
+            endpoint.and_then(Value::as_str).and_then(|e| e.rsplit(':').next()).and_then(|p| p.parse().ok())
+        {
             out.push((port, path.to_string()));
         }
     };
@@ -417,7 +417,9 @@ pub fn listening_ports(cfg: &Value) -> Vec<(i64, String)> {
     push(cfg.pointer("/receivers/otlp/protocols/http/endpoint"), "receivers.otlp.protocols.http.endpoint");
     push(cfg.pointer("/exporters/prometheus/endpoint"), "exporters.prometheus.endpoint");
     push(cfg.pointer("/extensions/health_check/endpoint"), "extensions.health_check.endpoint");
-    if let Some(p) = cfg.pointer("/service/telemetry/metrics/readers/0/pull/exporter/prometheus/port").and_then(Value::as_i64) {
+    if let Some(p) =
+        cfg.pointer("/service/telemetry/metrics/readers/0/pull/exporter/prometheus/port").and_then(Value::as_i64)
+    {
         out.push((p, "service.telemetry.metrics.readers[0].pull.exporter.prometheus.port".into()));
     }
     out
@@ -431,7 +433,11 @@ pub fn referenced_components(cfg: &Value) -> BTreeSet<(String, String, String)> 
             for section in ["receivers", "processors", "exporters"] {
                 for id in p.get(section).and_then(Value::as_array).into_iter().flatten() {
                     if let Some(id) = id.as_str() {
-                        out.insert((section.to_string(), id.to_string(), format!("service.pipelines.{pname}.{section}")));
+                        out.insert((
+                            section.to_string(),
+                            id.to_string(),
+                            format!("service.pipelines.{pname}.{section}"),
+                        ));
                     }
                 }
             }
@@ -465,12 +471,19 @@ mod tests {
         assert_eq!(cfg.pointer("/receivers/otlp/protocols/grpc/endpoint"), Some(&json!("0.0.0.0:4317")));
         assert_eq!(cfg.pointer("/receivers/otlp/protocols/http/endpoint"), Some(&json!("0.0.0.0:4318")));
         for signal in ["traces", "metrics", "logs"] {
-            let procs = cfg.pointer(&format!("/service/pipelines/{signal}/processors")).and_then(Value::as_array).expect("procs");
+            let procs = cfg
+                .pointer(&format!("/service/pipelines/{signal}/processors"))
+                .and_then(Value::as_array)
+                .expect("procs");
             assert_eq!(procs.first(), Some(&json!("memory_limiter")), "{signal}");
             assert_eq!(procs.last(), Some(&json!("batch")), "{signal}");
         }
         assert_eq!(cfg.pointer("/exporters/debug/verbosity"), Some(&json!("basic")));
-        assert!(cfg.pointer("/service/extensions").and_then(Value::as_array).is_some_and(|e| e.contains(&json!("health_check"))));
+        assert!(
+            cfg.pointer("/service/extensions")
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.contains(&json!("health_check")))
+        );
     }
 
     #[test]
@@ -510,7 +523,10 @@ exporters:
 "#,
         );
         let cfg = render(&input(&spec));
-        assert_eq!(cfg.pointer("/exporters/otlphttp~1grafana-cloud/auth/authenticator"), Some(&json!("basicauth/grafana-cloud")));
+        assert_eq!(
+            cfg.pointer("/exporters/otlphttp~1grafana-cloud/auth/authenticator"),
+            Some(&json!("basicauth/grafana-cloud"))
+        );
         assert_eq!(
             cfg.pointer("/extensions/basicauth~1grafana-cloud/client_auth/password"),
             Some(&json!("${env:OTLP_GRAFANA_CLOUD_PASSWORD}"))
@@ -524,14 +540,19 @@ exporters:
         let env = secret_env(&spec);
         let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["OTLP_GRAFANA_CLOUD_USERNAME", "OTLP_GRAFANA_CLOUD_PASSWORD", "OTLP_ALLOY_BEARER_TOKEN"]);
-        assert!(env.iter().all(|e| e.value.is_none() && e.value_from.as_ref().is_some_and(|v| v.secret_key_ref.is_some())));
+        assert!(
+            env.iter()
+                .all(|e| { e.value.is_none() && e.value_from.as_ref().is_some_and(|v| v.secret_key_ref.is_some()) })
+        );
         let traces = cfg.pointer("/service/pipelines/traces/exporters").expect("traces");
         assert_eq!(traces, &json!(["otlphttp/grafana-cloud", "otlp/alloy"]));
     }
 
     #[test]
     fn prometheus_receiver_keeps_only_this_pipelines_pods_and_escapes_dollars() {
-        let spec = spec_from("receivers: {prometheus: {scrapeInterval: 15s, staticTargets: ['db:9187']}}\nexporters: {prometheus: {}}");
+        let spec = spec_from(
+            "receivers: {prometheus: {scrapeInterval: 15s, staticTargets: ['db:9187']}}\nexporters: {prometheus: {}}",
+        );
         let cfg = render(&input(&spec));
         let job = cfg.pointer("/receivers/prometheus/config/scrape_configs/0").expect("job");
         assert_eq!(job.pointer("/kubernetes_sd_configs/0/role"), Some(&json!("pod")));
@@ -539,7 +560,10 @@ exporters:
         assert_eq!(job.pointer("/relabel_configs/0/regex"), Some(&json!("main")));
         assert_eq!(job.pointer("/relabel_configs/4/replacement"), Some(&json!("$$1:$$2")));
         assert_eq!(job["scrape_interval"], json!("15s"));
-        assert_eq!(cfg.pointer("/receivers/prometheus/config/scrape_configs/1/static_configs/0/targets"), Some(&json!(["db:9187"])));
+        assert_eq!(
+            cfg.pointer("/receivers/prometheus/config/scrape_configs/1/static_configs/0/targets"),
+            Some(&json!(["db:9187"]))
+        );
         assert_eq!(cfg.pointer("/service/pipelines/metrics/receivers"), Some(&json!(["otlp", "prometheus"])));
         assert_eq!(cfg.pointer("/service/pipelines/metrics/exporters"), Some(&json!(["prometheus"])));
         // The prometheus exporter alone cannot carry traces or logs.
@@ -560,7 +584,10 @@ processors:
 "#,
         );
         let cfg = render(&input(&spec));
-        assert_eq!(cfg.pointer("/processors/resource/attributes/0"), Some(&json!({"key": "deployment.environment", "value": "prod", "action": "upsert"})));
+        assert_eq!(
+            cfg.pointer("/processors/resource/attributes/0"),
+            Some(&json!({"key": "deployment.environment", "value": "prod", "action": "upsert"}))
+        );
         assert_eq!(cfg.pointer("/processors/attributes/actions/1/value"), Some(&json!("obs")));
         assert_eq!(cfg.pointer("/processors/span/name/separator"), Some(&json!(" ")));
         assert_eq!(cfg.pointer("/processors/metricstransform/transforms/0/new_name"), Some(&json!("new_metric")));
@@ -577,7 +604,8 @@ processors:
 
     #[test]
     fn hostmetrics_uses_hostfs_in_daemonset_mode() {
-        let spec = spec_from("mode: daemonset\nreceivers: {hostMetrics: {scrapers: [memory, cpu]}}\nexporters: {debug: {}}");
+        let spec =
+            spec_from("mode: daemonset\nreceivers: {hostMetrics: {scrapers: [memory, cpu]}}\nexporters: {debug: {}}");
         let cfg = render(&input(&spec));
         assert_eq!(cfg.pointer("/receivers/hostmetrics/root_path"), Some(&json!("/hostfs")));
         assert_eq!(cfg.pointer("/receivers/hostmetrics/scrapers"), Some(&json!({"cpu": {}, "memory": {}})));

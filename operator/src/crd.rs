@@ -3,6 +3,9 @@
 //! Everything the API server can check on its own lives here as schema constraints or CEL rules, so bad
 //! input is refused at `kubectl apply` time with a message naming the field instead of surfacing later.
 
+// Several `printcolumn(...)` entries repeat `type_ = "string"`, which clippy mistakes for duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};

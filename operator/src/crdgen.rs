@@ -71,12 +71,8 @@ mod tests {
     fn crds_have_short_names_columns_and_cel_rules() {
         let tp = TelemetryPipeline::crd();
         assert_eq!(tp.spec.names.short_names, Some(vec!["tp".to_string()]));
-        let cols: Vec<_> = tp.spec.versions[0]
-            .additional_printer_columns
-            .iter()
-            .flatten()
-            .map(|c| c.name.as_str())
-            .collect();
+        let cols: Vec<_> =
+            tp.spec.versions[0].additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
         assert_eq!(cols, ["Ready", "Mode", "Replicas", "Age"]);
         let json = serde_json::to_string(&tp).expect("json");
         assert!(json.contains("x-kubernetes-validations"));

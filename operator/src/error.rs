@@ -35,10 +35,32 @@ impl Error {
             Self::Render(_) => "render".into(),
             Self::Json(_) => "json".into(),
             Self::MissingNamespace(_) => "missing_namespace".into(),
-            Self::Finalizer(_) => "finalizer".into(),
+            Self::Finalizer(e) => match e.as_ref() {
+                // Report what actually failed inside the finalizer wrapper (e.g. api_forbidden).
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.metric_label(),
+                kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(s))
+                | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) => {
+                    format!("finalizer_api_{}", s.reason.to_lowercase())
+                }
+                _ => "finalizer".into(),
+            },
             Self::LeaseLost(_) => "lease_lost".into(),
             Self::Http(_) => "http".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_see_through_the_finalizer_wrapper() {
+        let inner = Error::MissingNamespace("x".into());
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(inner)));
+        assert_eq!(wrapped.metric_label(), "missing_namespace");
+        assert_eq!(Error::LeaseLost("l".into()).metric_label(), "lease_lost");
     }
 }
 

@@ -128,7 +128,9 @@ pub fn removal_patch(kind: TargetKind, name: &str) -> Value {
 pub fn select_containers(all: &[String], wanted: Option<&str>) -> Result<Vec<String>, String> {
     match wanted {
         Some(w) if all.iter().any(|c| c == w) => Ok(vec![w.to_string()]),
-        Some(w) => Err(format!("spec.target.container: container {w:?} not found in the target (has: {})", all.join(", "))),
+        Some(w) => {
+            Err(format!("spec.target.container: container {w:?} not found in the target (has: {})", all.join(", ")))
+        }
         None => Ok(all.to_vec()),
     }
 }
@@ -142,7 +144,10 @@ mod tests {
     }
 
     fn eps() -> Endpoints {
-        Endpoints { grpc: "http://main-collector.obs.svc:4317".into(), http: "http://main-collector.obs.svc:4318".into() }
+        Endpoints {
+            grpc: "http://main-collector.obs.svc:4317".into(),
+            http: "http://main-collector.obs.svc:4318".into(),
+        }
     }
 
     fn env_of<'a>(inj: &'a Injection, name: &str) -> Option<&'a str> {

@@ -54,7 +54,8 @@ fn conflicting(ctx: &Context, isvc: &InstrumentedService) -> Option<String> {
 async fn patch_status(ctx: &Context, isvc: &InstrumentedService, status: &InstrumentedServiceStatus) -> Result<()> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService", "status": status});
+    let patch =
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService", "status": status});
     api.patch_status(&isvc.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
@@ -83,7 +84,14 @@ async fn remove_injection(ctx: &Context, ns: &str, isvc: &InstrumentedService) -
 }
 
 /// Records a failure to inject: conditions, message, event, and no injection left behind.
-async fn not_injected(ctx: &Context, isvc: &InstrumentedService, mut status: InstrumentedServiceStatus, reason: &str, message: String, remove: bool) -> Result<Action> {
+async fn not_injected(
+    ctx: &Context,
+    isvc: &InstrumentedService,
+    mut status: InstrumentedServiceStatus,
+    reason: &str,
+    message: String,
+    remove: bool,
+) -> Result<Action> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     if remove {
         remove_injection(ctx, &ns, isvc).await?;
@@ -112,7 +120,11 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let target = &isvc.spec.target;
 
     if let Some(winner) = conflicting(ctx, &isvc) {
-        let msg = format!("{} {:?} is already instrumented by InstrumentedService {winner:?}", target.kind.as_str(), target.name);
+        let msg = format!(
+            "{} {:?} is already instrumented by InstrumentedService {winner:?}",
+            target.kind.as_str(),
+            target.name
+        );
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
@@ -161,17 +173,37 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     status.managed_annotations = inj.annotations.keys().chain(inj.labels.keys()).cloned().collect();
     status.target_observed_generation = patched.metadata.generation;
     status.message = None;
-    conditions::set(&mut status.conditions, "Injected", true, "Injected", &format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name), generation);
+    conditions::set(
+        &mut status.conditions,
+        "Injected",
+        true,
+        "Injected",
+        &format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name),
+        generation,
+    );
     let (scrape_ok, scrape_reason, scrape_msg) = match (metrics_on, prometheus, pns == ns) {
         (false, _, _) => (false, "MetricsDisabled", "spec.metrics is not enabled".to_string()),
-        (true, false, _) => (false, "PipelineDoesNotScrape", format!("TelemetryPipeline {pns}/{pname} has no Prometheus receiver enabled")),
-        (true, true, false) => (false, "CrossNamespace", "the pipeline scrapes pods of its own namespace only".to_string()),
+        (true, false, _) => (
+            false,
+            "PipelineDoesNotScrape",
+            format!("TelemetryPipeline {pns}/{pname} has no Prometheus receiver enabled"),
+        ),
+        (true, true, false) => {
+            (false, "CrossNamespace", "the pipeline scrapes pods of its own namespace only".to_string())
+        }
         (true, true, true) => (true, "Configured", String::new()),
     };
     conditions::set(&mut status.conditions, "ScrapeConfigured", scrape_ok, scrape_reason, &scrape_msg, generation);
     let ready = !metrics_on || scrape_ok;
     let ready_msg = if ready { String::new() } else { scrape_msg.clone() };
-    conditions::set(&mut status.conditions, "Ready", ready, if ready { "Ready" } else { scrape_reason }, &ready_msg, generation);
+    conditions::set(
+        &mut status.conditions,
+        "Ready",
+        ready,
+        if ready { "Ready" } else { scrape_reason },
+        &ready_msg,
+        generation,
+    );
     patch_status(ctx, &isvc, &status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -194,4 +194,3 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
-

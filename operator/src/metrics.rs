@@ -98,8 +98,15 @@ mod tests {
         drop(m.start("telemetrypipeline"));
         m.failure("telemetrypipeline", "api_conflict".into());
         let text = m.encode();
-        assert!(text.contains("telemetry_operator_reconciliations_total{controller=\"telemetrypipeline\"} 1"), "{text}");
-        assert!(text.contains("telemetry_operator_reconcile_errors_total{controller=\"telemetrypipeline\",reason=\"api_conflict\"} 1"));
-        assert!(text.contains("telemetry_operator_reconcile_duration_seconds_count{controller=\"telemetrypipeline\"} 1"));
+        assert!(
+            text.contains("telemetry_operator_reconciliations_total{controller=\"telemetrypipeline\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "telemetry_operator_reconcile_errors_total{controller=\"telemetrypipeline\",reason=\"api_conflict\"} 1"
+        ));
+        assert!(
+            text.contains("telemetry_operator_reconcile_duration_seconds_count{controller=\"telemetrypipeline\"} 1")
+        );
     }
 }

@@ -52,7 +52,11 @@ where
 }
 
 /// Reads the keys of every Secret the spec references (only those: no list permission needed).
-async fn referenced_secrets(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Result<BTreeMap<String, BTreeSet<String>>> {
+async fn referenced_secrets(
+    ctx: &Context,
+    ns: &str,
+    tp: &TelemetryPipeline,
+) -> Result<BTreeMap<String, BTreeSet<String>>> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let names: BTreeSet<String> = config::secret_refs(&tp.spec).into_iter().map(|(_, r)| r.name).collect();
     let mut out = BTreeMap::new();
@@ -70,7 +74,8 @@ async fn referenced_secrets(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> 
 async fn prune_other_mode(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep_deployment: bool) -> Result<()> {
     let name = resources::child_name(&tp.name_any());
     let uid = tp.uid().unwrap_or_default();
-    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| refs.iter().any(|r| r.uid == uid);
+    let owned =
+        |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| refs.iter().any(|r| r.uid == uid);
     if keep_deployment {
         let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
         if let Some(ds) = api.get_opt(&name).await?
@@ -116,7 +121,8 @@ fn rollout(workload: &Workload) -> (i32, bool) {
 
 async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TelemetryPipelineStatus) -> Result<()> {
     let api: Api<TelemetryPipeline> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline", "status": status});
+    let patch =
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline", "status": status});
     api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
@@ -132,19 +138,32 @@ pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<
     status.instrumented_services = attached(&ctx.isvcs.state(), &ns, &name);
     status.endpoints = Some(resources::endpoints(&tp));
 
-    let input = RenderInput { name: &name, namespace: &ns, spec: &tp.spec, memory_limit_bytes: resources::memory_limit_bytes(&tp) };
+    let input = RenderInput {
+        name: &name,
+        namespace: &ns,
+        spec: &tp.spec,
+        memory_limit_bytes: resources::memory_limit_bytes(&tp),
+    };
     let cfg = config::render(&input);
     let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
     let problems = validate::validate(&tp.spec, &cfg, &secrets);
     if !problems.is_empty() {
         let message = validate::summary(&problems);
-        let was_valid = !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
+        let new_problem =
+            !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
         conditions::set(&mut status.conditions, "ConfigValid", false, "InvalidConfig", &message, generation);
-        conditions::set(&mut status.conditions, "Degraded", true, "InvalidConfig", "the last valid configuration keeps running", generation);
+        conditions::set(
+            &mut status.conditions,
+            "Degraded",
+            true,
+            "InvalidConfig",
+            "the last valid configuration keeps running",
+            generation,
+        );
         conditions::set(&mut status.conditions, "Progressing", false, "InvalidConfig", &message, generation);
         conditions::set(&mut status.conditions, "Ready", false, "InvalidConfig", &message, generation);
         patch_status(&ctx, &ns, &name, &status).await?;
-        if was_valid {
+        if new_problem {
             warn!(pipeline = %format!("{ns}/{name}"), %message, "invalid pipeline configuration");
             let ev = Event {
                 type_: EventType::Warning,
@@ -191,7 +210,14 @@ pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<
         conditions::set(&mut status.conditions, "Progressing", false, "RolloutComplete", "", generation);
         conditions::set(&mut status.conditions, "Ready", true, "Available", "collector is available", generation);
     } else {
-        conditions::set(&mut status.conditions, "Progressing", true, "RollingOut", "waiting for collector pods", generation);
+        conditions::set(
+            &mut status.conditions,
+            "Progressing",
+            true,
+            "RollingOut",
+            "waiting for collector pods",
+            generation,
+        );
         conditions::set(&mut status.conditions, "Ready", false, "RollingOut", "waiting for collector pods", generation);
     }
     patch_status(&ctx, &ns, &name, &status).await?;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
-    HostPathVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    HostPathVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -118,7 +118,12 @@ fn port(name: &str, p: i32) -> ContainerPort {
 }
 
 /// The collector's pod template.
-pub fn pod_template(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, default_image: &str) -> PodTemplateSpec {
+pub fn pod_template(
+    tp: &TelemetryPipeline,
+    hash: &str,
+    secret_env: Vec<EnvVar>,
+    default_image: &str,
+) -> PodTemplateSpec {
     let name = tp.name_any();
     let spec = &tp.spec;
     let mut ports = Vec::new();
@@ -160,7 +165,11 @@ pub fn pod_template(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>,
         });
     }
     let probe = |initial: i32| Probe {
-        http_get: Some(HTTPGetAction { path: Some("/".into()), port: IntOrString::Int(HEALTH_PORT), ..Default::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some("/".into()),
+            port: IntOrString::Int(HEALTH_PORT),
+            ..Default::default()
+        }),
         initial_delay_seconds: Some(initial),
         period_seconds: Some(10),
         ..Default::default()
@@ -295,7 +304,11 @@ pub fn role_binding(tp: &TelemetryPipeline) -> RoleBinding {
     let name = child_name(&tp.name_any());
     RoleBinding {
         metadata: meta(tp),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: name.clone() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: name.clone(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name,
@@ -321,9 +334,15 @@ mod tests {
         let tp = tp("exporters: {debug: {}}");
         let cm = config_map(&tp, "a: b\n");
         let owner = &cm.metadata.owner_references.as_ref().expect("owner")[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("TelemetryPipeline", "main", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("TelemetryPipeline", "main", Some(true))
+        );
         assert_eq!(cm.metadata.name.as_deref(), Some("main-collector"));
-        assert_eq!(service(&tp).metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY.0)).map(String::as_str), Some(MANAGED_BY.1));
+        assert_eq!(
+            service(&tp).metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY.0)).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
     }
 
     #[test]
@@ -334,7 +353,14 @@ mod tests {
         let spec = d.spec.expect("spec");
         assert_eq!(spec.replicas, Some(2));
         let t = spec.template;
-        assert_eq!(t.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(CONFIG_HASH_ANNOTATION)).map(String::as_str), Some("abc"));
+        assert_eq!(
+            t.metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+                .map(String::as_str),
+            Some("abc")
+        );
         let pod = t.spec.expect("pod");
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));

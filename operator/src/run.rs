@@ -1,6 +1,7 @@
 //! Wiring of the two controllers (watches, stores, contexts); the library entry tests run in-process.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -28,12 +29,49 @@ where
     }
 }
 
-/// Maps a workload event to the InstrumentedServices targeting it.
+/// Reconciles of InstrumentedServices in flight at once. Bounded so that a burst (1000 objects
+/// applied at once) queues instead of holding a thousand requests and responses in memory.
+const ISVC_CONCURRENCY: u16 = 16;
+/// Reconciles of TelemetryPipelines in flight at once.
+const PIPELINE_CONCURRENCY: u16 = 4;
+
+/// Remembers what was last seen of each watched object, so that only relevant changes trigger
+/// reconciles: without it every status update of a pipeline would requeue all of its
+/// InstrumentedServices, and every status update of a Deployment its InstrumentedService.
+#[derive(Debug, Default)]
+struct SeenFilter<V> {
+    seen: Mutex<HashMap<String, V>>,
+}
+
+impl<V: PartialEq> SeenFilter<V> {
+    /// True when `value` differs from what was last seen for `obj` (or `obj` is being deleted).
+    fn changed<K: Resource>(&self, obj: &K, value: V) -> bool {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let Ok(mut seen) = self.seen.lock() else { return true };
+        if obj.meta().deletion_timestamp.is_some() {
+            seen.remove(&uid);
+            return true;
+        }
+        match seen.get(&uid) {
+            Some(v) if *v == value => false,
+            _ => {
+                seen.insert(uid, value);
+                true
+            }
+        }
+    }
+}
+
+/// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
 fn targeting<K: Resource>(
     store: kube::runtime::reflector::Store<InstrumentedService>,
     kind: TargetKind,
 ) -> impl Fn(K) -> Vec<ObjectRef<InstrumentedService>> + Send + Sync + 'static {
+    let filter = SeenFilter::<Option<i64>>::default();
     move |w: K| {
+        if !filter.changed(&w, w.meta().generation) {
+            return Vec::new();
+        }
         let ns = w.meta().namespace.clone();
         let name = w.meta().name.clone().unwrap_or_default();
         store
@@ -71,31 +109,46 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
     let config = Arc::new(config);
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
 
-    let isvc_ctrl = Controller::new(api::<InstrumentedService>(&client, ns), watcher::Config::default());
+    let isvc_ctrl = Controller::new(api::<InstrumentedService>(&client, ns), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ISVC_CONCURRENCY));
     let isvc_store = isvc_ctrl.store();
     let by_pipeline = isvc_store.clone();
-    let isvc_ctrl = isvc_ctrl.watches(api::<TelemetryPipeline>(&client, ns), watcher::Config::default(), move |tp: TelemetryPipeline| {
-        let key = (tp.namespace().unwrap_or_default(), tp.name_any());
-        by_pipeline
-            .state()
-            .iter()
-            .filter(|i| isvc::pipeline_key(i) == key)
-            .map(|i| ObjectRef::from_obj(&**i))
-            .collect::<Vec<_>>()
-    });
+    let isvc_ctrl = isvc_ctrl.watches(
+        api::<TelemetryPipeline>(&client, ns),
+        watcher::Config::default(),
+        move |tp: TelemetryPipeline| {
+            let key = (tp.namespace().unwrap_or_default(), tp.name_any());
+            by_pipeline
+                .state()
+                .iter()
+                .filter(|i| isvc::pipeline_key(i) == key)
+                .map(|i| ObjectRef::from_obj(&**i))
+                .collect::<Vec<_>>()
+        },
+    );
     let isvc_ctrl = watch_workloads::<Deployment>(isvc_ctrl, &client, ns, TargetKind::Deployment);
     let isvc_ctrl = watch_workloads::<StatefulSet>(isvc_ctrl, &client, ns, TargetKind::StatefulSet);
     let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet);
 
     let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store));
+    let isvc_seen = SeenFilter::<(String, String)>::default();
+    // The debounce lets the InstrumentedService store (fed by another watch) catch up with the
+    // event that triggered the reconcile, so the attached list in the status is current.
     let tp_ctrl = Controller::new(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(std::time::Duration::from_millis(500))
+                .concurrency(PIPELINE_CONCURRENCY),
+        )
         .owns(api::<ConfigMap>(&client, ns), managed.clone())
         .owns(api::<Service>(&client, ns), managed.clone())
         .owns(api::<Deployment>(&client, ns), managed.clone())
         .owns(api::<DaemonSet>(&client, ns), managed)
-        .watches(api::<InstrumentedService>(&client, ns), watcher::Config::default(), |i: InstrumentedService| {
-            let (pns, pname) = isvc::pipeline_key(&i);
-            Some(ObjectRef::new(&pname).within(&pns))
+        .watches(api::<InstrumentedService>(&client, ns), watcher::Config::default(), move |i: InstrumentedService| {
+            // The pipeline lists its InstrumentedServices: only appearance, deletion and a changed
+            // pipelineRef matter to it, not every status update.
+            let key = isvc::pipeline_key(&i);
+            isvc_seen.changed(&i, key.clone()).then(|| ObjectRef::new(&key.1).within(&key.0))
         });
 
     let tp_run = tp_ctrl.run(pipeline::reconcile, pipeline::error_policy, ctx.clone()).for_each(|r| async move {

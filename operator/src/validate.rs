@@ -60,7 +60,11 @@ fn spec_ports(spec: &TelemetryPipelineSpec) -> Vec<(i32, &'static str)> {
 
 /// Checks the spec and the rendered config. `secrets` maps each existing Secret in the pipeline's
 /// namespace to its keys.
-pub fn validate(spec: &TelemetryPipelineSpec, cfg: &Value, secrets: &BTreeMap<String, BTreeSet<String>>) -> Vec<Problem> {
+pub fn validate(
+    spec: &TelemetryPipelineSpec,
+    cfg: &Value,
+    secrets: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     let has_exporter = !spec.exporters.otlp.is_empty()
         || spec.exporters.prometheus.as_ref().is_some_and(|p| p.enabled)
@@ -131,7 +135,10 @@ pub fn validate(spec: &TelemetryPipelineSpec, cfg: &Value, secrets: &BTreeMap<St
             if !kinds.contains(&kind) {
                 out.push(problem(
                     format!("{section}.{id}"),
-                    format!("component type {kind:?} is not available in the collector (supported: {})", kinds.join(", ")),
+                    format!(
+                        "component type {kind:?} is not available in the collector (supported: {})",
+                        kinds.join(", ")
+                    ),
                 ));
             }
         }
@@ -148,10 +155,8 @@ mod tests {
     fn check(yaml: &str, secrets: &[(&str, &[&str])]) -> Vec<Problem> {
         let spec: TelemetryPipelineSpec = serde_yaml::from_str(yaml).expect("spec");
         let cfg = render(&RenderInput { name: "p", namespace: "ns", spec: &spec, memory_limit_bytes: None });
-        let secrets = secrets
-            .iter()
-            .map(|(n, keys)| (n.to_string(), keys.iter().map(|k| k.to_string()).collect()))
-            .collect();
+        let secrets =
+            secrets.iter().map(|(n, keys)| (n.to_string(), keys.iter().map(|k| k.to_string()).collect())).collect();
         validate(&spec, &cfg, &secrets)
     }
 
@@ -201,7 +206,10 @@ exporters:
             "exporters: {debug: {}}\nconfigOverrides: {service: {pipelines: {traces: {exporters: [kafka]}}}}",
             &[],
         );
-        assert!(p.iter().any(|p| p.field == "service.pipelines.traces.exporters" && p.message.contains("kafka")), "{p:?}");
+        assert!(
+            p.iter().any(|p| p.field == "service.pipelines.traces.exporters" && p.message.contains("kafka")),
+            "{p:?}"
+        );
         let p = check("exporters: {debug: {}}\nconfigOverrides: {exporters: {kafka: {}}}", &[]);
         assert!(p.iter().any(|p| p.field == "exporters.kafka"), "{p:?}");
         let _ = json!(null);

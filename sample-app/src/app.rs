@@ -61,15 +61,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
-        .route(
-            "/api/v1/reviews",
-            get(handlers::list_reviews).post(handlers::create_review),
-        )
+        .route("/api/v1/reviews", get(handlers::list_reviews).post(handlers::create_review))
         .route(
             "/api/v1/reviews/{id}",
-            get(handlers::get_review)
-                .put(handlers::update_review)
-                .delete(handlers::delete_review),
+            get(handlers::get_review).put(handlers::update_review).delete(handlers::delete_review),
         )
         .route("/api/v1/upstream/reviews", get(handlers::upstream_reviews))
         .fallback(handlers::fallback)

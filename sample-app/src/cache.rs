@@ -22,12 +22,7 @@ impl<V: Clone> TtlCache<V> {
     /// A cache whose entries live `ttl`; `ttl == 0` or `max_entries == 0`
     /// disables caching entirely.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        Self {
-            ttl,
-            max_entries,
-            generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { ttl, max_entries, generation: AtomicU64::new(0), entries: Mutex::new(HashMap::new()) }
     }
 
     /// Whether the cache stores anything at all.

@@ -91,14 +91,10 @@ mod tests {
 
     #[test]
     fn booleans_accept_operator_spelling_and_reject_nonsense() {
-        let c =
-            Config::try_parse_from(["x", "--enable-telemetry", "true", "--enable-metrics", "0"])
-                .expect("parse");
+        let c = Config::try_parse_from(["x", "--enable-telemetry", "true", "--enable-metrics", "0"]).expect("parse");
         assert!(c.enable_telemetry);
         assert!(!c.enable_metrics);
-        let err = Config::try_parse_from(["x", "--enable-telemetry", "maybe"])
-            .expect_err("must fail")
-            .to_string();
+        let err = Config::try_parse_from(["x", "--enable-telemetry", "maybe"]).expect_err("must fail").to_string();
         assert!(err.contains("ENABLE_TELEMETRY"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use crate::telemetry::Telemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,7 +30,13 @@ pub enum DbError {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time. Writers queue fairly on the
+    /// one-connection `write` pool instead of colliding on the file lock,
+    /// where SQLite's busy handler sleeps and creates second-long tails.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -72,8 +78,7 @@ pub struct Db {
     telemetry: Arc<Telemetry>,
 }
 
-const SELECT_COLUMNS: &str =
-    "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
+const SELECT_COLUMNS: &str = "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const INSERT_SQL: &str = "INSERT INTO reviews (entity_type, entity_id, rating, title, comment, author, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const GET_SQL: &str = "SELECT id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at FROM reviews WHERE id = $1";
 const UPDATE_SQL: &str = "UPDATE reviews SET entity_type = $1, entity_id = $2, rating = $3, title = $4, comment = $5, author = $6, updated_at = $7 WHERE id = $8 RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
@@ -100,11 +105,7 @@ pub fn list_sql(q: &ListQuery) -> (String, String) {
     if q.min_rating.is_some() {
         conds.push(format!("rating >= ${}", next()));
     }
-    let where_clause = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
+    let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let count = format!("SELECT COUNT(*) FROM reviews{where_clause}");
     let list = format!(
         "SELECT {SELECT_COLUMNS} FROM reviews{where_clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
@@ -135,10 +136,7 @@ pub fn sanitize_statement(sql: &str) -> String {
             out.push('?');
             prev_ident = false;
         } else if c.is_ascii_digit() && !prev_ident {
-            while chars
-                .peek()
-                .is_some_and(|d| d.is_ascii_digit() || *d == '.')
-            {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
                 chars.next();
             }
             out.push('?');
@@ -150,10 +148,18 @@ pub fn sanitize_statement(sql: &str) -> String {
     out
 }
 
+/// Runs `$body` with `$pool` bound to the right pool for a `read` or
+/// `write` statement (same code for both backends: the queries are generic).
 macro_rules! on_pool {
-    ($self:expr, $pool:ident => $body:expr) => {
+    ($self:expr, read, $pool:ident => $body:expr) => {
         match &$self.pool {
-            Pool::Sqlite($pool) => $body,
+            Pool::Sqlite { read: $pool, .. } => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+    ($self:expr, write, $pool:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite { write: $pool, .. } => $body,
             Pool::Postgres($pool) => $body,
         }
     };
@@ -173,17 +179,33 @@ impl Db {
                 let opts = SqliteConnectOptions::from_str(url)
                     .map_err(DbError::Connect)?
                     .create_if_missing(true)
-                    // WAL lets readers run while a write is in progress.
+                    // WAL lets readers run while a write is in progress;
+                    // NORMAL sync is WAL's recommended pairing: committed
+                    // data survives a process crash, and fsync happens at
+                    // checkpoints instead of on every commit.
                     .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(max_connections)
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
                     .acquire_timeout(connect_timeout)
-                    .connect_with(opts)
+                    .connect_with(opts.clone())
                     .await
                     .map_err(DbError::Connect)?;
-                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-                Pool::Sqlite(pool)
+                sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+                // An in-memory database exists per connection, so readers
+                // must share the writer's one connection there.
+                let read = if url.contains(":memory:") || url.contains("mode=memory") {
+                    write.clone()
+                } else {
+                    SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(connect_timeout)
+                        .connect_with(opts.read_only(true))
+                        .await
+                        .map_err(DbError::Connect)?
+                };
+                Pool::Sqlite { read, write }
             }
             Backend::Postgres => {
                 let pool = PgPoolOptions::new()
@@ -196,11 +218,7 @@ impl Db {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Self {
-            pool,
-            backend,
-            telemetry,
-        })
+        Ok(Self { pool, backend, telemetry })
     }
 
     /// Which backend is in use.
@@ -227,10 +245,7 @@ impl Db {
         )
     }
 
-    fn finish<T>(
-        span: Option<opentelemetry_sdk::trace::Span>,
-        r: Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
+    fn finish<T>(span: Option<opentelemetry_sdk::trace::Span>, r: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
         if let (Some(mut s), Err(e)) = (span, &r) {
             use opentelemetry::trace::Span as _;
             s.record_error(e);
@@ -241,13 +256,13 @@ impl Db {
 
     /// `SELECT 1`: is the database reachable?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+        on_pool!(self, read, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
     }
 
     /// Inserts a review.
     pub async fn create(&self, input: &ReviewInput, now: &str) -> Result<Review, sqlx::Error> {
         let span = self.span("INSERT", INSERT_SQL);
-        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(INSERT_SQL)
+        let r = on_pool!(self, write, p => sqlx::query_as::<_, Review>(INSERT_SQL)
             .bind(&input.entity_type)
             .bind(&input.entity_id)
             .bind(input.rating)
@@ -264,19 +279,14 @@ impl Db {
     /// One review by id.
     pub async fn get(&self, id: i64) -> Result<Option<Review>, sqlx::Error> {
         let span = self.span("SELECT", GET_SQL);
-        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(GET_SQL).bind(id).fetch_optional(p).await);
+        let r = on_pool!(self, read, p => sqlx::query_as::<_, Review>(GET_SQL).bind(id).fetch_optional(p).await);
         Self::finish(span, r)
     }
 
     /// Replaces a review; `None` when absent.
-    pub async fn update(
-        &self,
-        id: i64,
-        input: &ReviewInput,
-        now: &str,
-    ) -> Result<Option<Review>, sqlx::Error> {
+    pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, sqlx::Error> {
         let span = self.span("UPDATE", UPDATE_SQL);
-        let r = on_pool!(self, p => sqlx::query_as::<_, Review>(UPDATE_SQL)
+        let r = on_pool!(self, write, p => sqlx::query_as::<_, Review>(UPDATE_SQL)
             .bind(&input.entity_type)
             .bind(&input.entity_id)
             .bind(input.rating)
@@ -293,7 +303,7 @@ impl Db {
     /// Deletes a review; `false` when absent.
     pub async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
         let span = self.span("DELETE", DELETE_SQL);
-        let r = on_pool!(self, p => sqlx::query(DELETE_SQL).bind(id).execute(p).await.map(|r| r.rows_affected() > 0));
+        let r = on_pool!(self, write, p => sqlx::query(DELETE_SQL).bind(id).execute(p).await.map(|r| r.rows_affected() > 0));
         Self::finish(span, r)
     }
 
@@ -321,26 +331,27 @@ impl Db {
             }};
         }
         let span = self.span("SELECT", &count);
-        let total = on_pool!(self, p => bind_filters!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone()))).fetch_one(p).await);
+        let total = on_pool!(self, read, p => bind_filters!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone()))).fetch_one(p).await);
         let total = Self::finish(span, total)?;
         let span = self.span("SELECT", &list);
-        let items = on_pool!(self, p => bind_filters!(sqlx::query_as::<_, Review>(sqlx::AssertSqlSafe(list.clone())))
+        let items = on_pool!(self, read, p => bind_filters!(sqlx::query_as::<_, Review>(sqlx::AssertSqlSafe(list.clone())))
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(p)
             .await);
         let items = Self::finish(span, items)?;
-        Ok(Page {
-            items,
-            total,
-            limit: q.limit,
-            offset: q.offset,
-        })
+        Ok(Page { items, total, limit: q.limit, offset: q.offset })
     }
 
     /// Closes the pool (waits for checked-out connections to return).
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await);
+        match &self.pool {
+            Pool::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -350,29 +361,13 @@ mod tests {
 
     #[test]
     fn list_sql_numbers_placeholders_in_bind_order() {
-        let q = ListQuery {
-            entity_type: Some("book".into()),
-            rating: Some(4),
-            limit: 10,
-            ..ListQuery::default()
-        };
+        let q = ListQuery { entity_type: Some("book".into()), rating: Some(4), limit: 10, ..ListQuery::default() };
         let (list, count) = list_sql(&q);
-        assert_eq!(
-            count,
-            "SELECT COUNT(*) FROM reviews WHERE entity_type = $1 AND rating = $2"
-        );
-        assert!(
-            list.ends_with(
-                "WHERE entity_type = $1 AND rating = $2 ORDER BY id DESC LIMIT $3 OFFSET $4"
-            ),
-            "{list}"
-        );
+        assert_eq!(count, "SELECT COUNT(*) FROM reviews WHERE entity_type = $1 AND rating = $2");
+        assert!(list.ends_with("WHERE entity_type = $1 AND rating = $2 ORDER BY id DESC LIMIT $3 OFFSET $4"), "{list}");
         let (list, count) = list_sql(&ListQuery::default());
         assert_eq!(count, "SELECT COUNT(*) FROM reviews");
-        assert!(
-            list.ends_with("FROM reviews ORDER BY id DESC LIMIT $1 OFFSET $2"),
-            "{list}"
-        );
+        assert!(list.ends_with("FROM reviews ORDER BY id DESC LIMIT $1 OFFSET $2"), "{list}");
     }
 
     #[test]
@@ -385,19 +380,8 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(
-            Backend::from_url("sqlite://x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgresql://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert!(
-            Backend::from_url("mysql://x")
-                .expect_err("must fail")
-                .to_string()
-                .contains("DATABASE_URL")
-        );
+        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgresql://u@h/db").ok(), Some(Backend::Postgres));
+        assert!(Backend::from_url("mysql://x").expect_err("must fail").to_string().contains("DATABASE_URL"));
     }
 }

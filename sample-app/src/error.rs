@@ -21,10 +21,7 @@ pub struct FieldError {
 impl FieldError {
     /// Builds a field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -55,11 +52,7 @@ pub enum ApiError {
 }
 
 fn field_names(fields: &[FieldError]) -> String {
-    fields
-        .iter()
-        .map(|f| f.field.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Serialize)]
@@ -84,9 +77,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Self::UpstreamNotConfigured => {
-                (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured")
-            }
+            Self::UpstreamNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
         }
     }
@@ -116,13 +107,7 @@ impl IntoResponse for ApiError {
             Self::Validation(f) => Some(f.as_slice()),
             _ => None,
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code,
-                message,
-                fields,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code, message, fields } };
         (status, axum::Json(body)).into_response()
     }
 }
@@ -133,10 +118,7 @@ mod tests {
 
     #[test]
     fn validation_message_names_every_field() {
-        let e = ApiError::Validation(vec![
-            FieldError::new("rating", "x"),
-            FieldError::new("author", "y"),
-        ]);
+        let e = ApiError::Validation(vec![FieldError::new("rating", "x"), FieldError::new("author", "y")]);
         assert_eq!(e.to_string(), "validation failed for: rating, author");
         assert_eq!(e.status_and_code().0, StatusCode::UNPROCESSABLE_ENTITY);
     }

@@ -23,34 +23,23 @@ type Shared = State<Arc<AppState>>;
 
 /// Looks `key` up in `cache` inside a `cache.get` span carrying a
 /// `cache.hit`/`cache.miss` event.
-fn cached<V: Clone>(
-    state: &AppState,
-    cache: &TtlCache<V>,
-    cache_name: &'static str,
-    key: &str,
-) -> Option<V> {
+fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static str, key: &str) -> Option<V> {
     if !cache.enabled() {
         return None;
     }
     let found = cache.get(key, Instant::now());
-    if let Some(mut span) = state.telemetry.child_span(
-        "cache.get",
-        SpanKind::Internal,
-        vec![KeyValue::new("cache.name", cache_name)],
-    ) {
+    if let Some(mut span) =
+        state.telemetry.child_span("cache.get", SpanKind::Internal, vec![KeyValue::new("cache.name", cache_name)])
+    {
         let hit = found.is_some();
         span.set_attribute(KeyValue::new("cache.hit", hit));
-        span.add_event(
-            if hit { "cache.hit" } else { "cache.miss" },
-            vec![KeyValue::new("cache.key", key.to_owned())],
-        );
+        span.add_event(if hit { "cache.hit" } else { "cache.miss" }, vec![KeyValue::new("cache.key", key.to_owned())]);
     }
     found
 }
 
 fn parse_body(body: &Bytes) -> Result<model::ReviewInput, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     model::validate_review(&value).map_err(ApiError::Validation)
 }
 
@@ -72,17 +61,13 @@ pub async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: the database answers.
 pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     state.db.ping().await?;
-    Ok(Json(
-        json!({"status": "ready", "database": state.db.backend().system()}),
-    ))
+    Ok(Json(json!({"status": "ready", "database": state.db.backend().system()})))
 }
 
 /// `GET /metrics`: Prometheus exposition (404 when `ENABLE_METRICS=false`).
 pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
     if !state.metrics_enabled {
-        return Err(ApiError::NotFound(
-            "metrics are disabled (ENABLE_METRICS=false)".into(),
-        ));
+        return Err(ApiError::NotFound("metrics are disabled (ENABLE_METRICS=false)".into()));
     }
     let mut snap = state.http_metrics.snapshot();
     let stats = &state.telemetry.stats;
@@ -97,17 +82,11 @@ pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
             "Spans whose OTLP export failed or timed out.",
             stats.spans_export_failed.load(Ordering::Relaxed),
         ),
-        (
-            "telemetry_spans_exported_total",
-            "Spans exported over OTLP.",
-            stats.spans_exported.load(Ordering::Relaxed),
-        ),
+        ("telemetry_spans_exported_total", "Spans exported over OTLP.", stats.spans_exported.load(Ordering::Relaxed)),
     ];
     let mut resp = http_metrics::render(&snap).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     Ok(resp)
 }
 
@@ -116,9 +95,8 @@ pub async fn list_reviews(
     State(state): Shared,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(pairs) = query.map_err(|e| {
-        ApiError::Validation(vec![crate::error::FieldError::new("query", e.body_text())])
-    })?;
+    let Query(pairs) =
+        query.map_err(|e| ApiError::Validation(vec![crate::error::FieldError::new("query", e.body_text())]))?;
     let q = model::parse_list_query(&pairs).map_err(ApiError::Validation)?;
     let key = q.cache_key();
     if let Some(page) = cached(&state, &state.list_cache, "reviews.list", &key) {
@@ -126,9 +104,7 @@ pub async fn list_reviews(
     }
     let generation = state.list_cache.generation();
     let page = state.db.list(&q).await?;
-    state
-        .list_cache
-        .insert(key, page.clone(), generation, Instant::now());
+    state.list_cache.insert(key, page.clone(), generation, Instant::now());
     Ok(Json(page))
 }
 
@@ -151,10 +127,7 @@ fn not_found(id: i64) -> ApiError {
 }
 
 /// `GET /api/v1/reviews/{id}`.
-pub async fn get_review(
-    State(state): Shared,
-    Path(id): Path<String>,
-) -> Result<Json<Review>, ApiError> {
+pub async fn get_review(State(state): Shared, Path(id): Path<String>) -> Result<Json<Review>, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     let key = id.to_string();
     if let Some(r) = cached(&state, &state.review_cache, "reviews.get", &key) {
@@ -162,9 +135,7 @@ pub async fn get_review(
     }
     let generation = state.review_cache.generation();
     let review = state.db.get(id).await?.ok_or_else(|| not_found(id))?;
-    state
-        .review_cache
-        .insert(key, review.clone(), generation, Instant::now());
+    state.review_cache.insert(key, review.clone(), generation, Instant::now());
     Ok(Json(review))
 }
 
@@ -176,11 +147,7 @@ pub async fn update_review(
 ) -> Result<Json<Review>, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     let input = parse_body(&body)?;
-    let review = state
-        .db
-        .update(id, &input, &model::now_rfc3339())
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let review = state.db.update(id, &input, &model::now_rfc3339()).await?.ok_or_else(|| not_found(id))?;
     state.review_cache.invalidate(&id.to_string());
     state.list_cache.clear();
     record_rating(&state, &review, false);
@@ -188,10 +155,7 @@ pub async fn update_review(
 }
 
 /// `DELETE /api/v1/reviews/{id}`: 204, or 404 when absent.
-pub async fn delete_review(
-    State(state): Shared,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete_review(State(state): Shared, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = model::parse_id(&id).map_err(ApiError::Validation)?;
     if !state.db.delete(id).await? {
         return Err(not_found(id));
@@ -203,29 +167,15 @@ pub async fn delete_review(
 
 /// `GET /api/v1/upstream/reviews`: lists reviews from the configured
 /// upstream service (passing the query through), so one trace spans both.
-pub async fn upstream_reviews(
-    State(state): Shared,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let upstream = state
-        .upstream
-        .as_ref()
-        .ok_or(ApiError::UpstreamNotConfigured)?;
-    let r = upstream
-        .list_reviews(query.as_deref(), &state.telemetry)
-        .await?;
+pub async fn upstream_reviews(State(state): Shared, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let upstream = state.upstream.as_ref().ok_or(ApiError::UpstreamNotConfigured)?;
+    let r = upstream.list_reviews(query.as_deref(), &state.telemetry).await?;
     if r.status >= 500 {
-        return Err(ApiError::Upstream(format!(
-            "upstream answered {}",
-            r.status
-        )));
+        return Err(ApiError::Upstream(format!("upstream answered {}", r.status)));
     }
     let status = StatusCode::from_u16(r.status).map_err(|e| ApiError::Upstream(e.to_string()))?;
     let mut resp = (status, r.body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }
 

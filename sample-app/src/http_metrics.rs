@@ -17,8 +17,7 @@ use std::time::Duration;
 pub const DURATION_BUCKETS: &[f64] = &[0.1, 0.5, 1.0];
 /// Buckets of `http_request_duration_highr_seconds` (the instrumentator default).
 pub const HIGHR_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
-    7.5, 10.0, 30.0, 60.0,
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 7.5, 10.0, 30.0, 60.0,
 ];
 
 /// A cumulative histogram.
@@ -37,21 +36,12 @@ pub struct Histogram {
 impl Histogram {
     /// Empty histogram over `bounds`.
     pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
+        Self { bounds, counts: vec![0; bounds.len() + 1], sum: 0.0, count: 0 }
     }
 
     /// Records one value.
     pub fn observe(&mut self, v: f64) {
-        let idx = self
-            .bounds
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.bounds.len());
+        let idx = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
         self.counts[idx] += 1;
         self.sum += v;
         self.count += 1;
@@ -98,11 +88,7 @@ impl HttpMetrics {
 
     /// Marks a request as started.
     pub fn start(&self, handler: &str, method: &str) {
-        *self
-            .lock()
-            .inprogress
-            .entry((handler.to_owned(), method.to_owned()))
-            .or_insert(0) += 1;
+        *self.lock().inprogress.entry((handler.to_owned(), method.to_owned())).or_insert(0) += 1;
     }
 
     /// Marks a request as finished and records its outcome.
@@ -113,20 +99,9 @@ impl HttpMetrics {
         if let Some(n) = s.inprogress.get_mut(&key) {
             *n -= 1;
         }
-        *s.requests
-            .entry((
-                key.0.clone(),
-                key.1.clone(),
-                status_group(status).to_owned(),
-            ))
-            .or_insert(0) += 1;
-        s.durations
-            .entry(key)
-            .or_insert_with(|| Histogram::new(DURATION_BUCKETS))
-            .observe(secs);
-        s.highr
-            .get_or_insert_with(|| Histogram::new(HIGHR_BUCKETS))
-            .observe(secs);
+        *s.requests.entry((key.0.clone(), key.1.clone(), status_group(status).to_owned())).or_insert(0) += 1;
+        s.durations.entry(key).or_insert_with(|| Histogram::new(DURATION_BUCKETS)).observe(secs);
+        s.highr.get_or_insert_with(|| Histogram::new(HIGHR_BUCKETS)).observe(secs);
     }
 
     /// A copy of the current values.
@@ -136,40 +111,21 @@ impl HttpMetrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn fmt_f64(v: f64) -> String {
-    if v.is_infinite() {
-        "+Inf".to_owned()
-    } else {
-        format!("{v}")
-    }
+    if v.is_infinite() { "+Inf".to_owned() } else { format!("{v}") }
 }
 
 fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let sep = if labels.is_empty() { "" } else { "," };
     let mut cumulative = 0;
-    for (i, b) in h
-        .bounds
-        .iter()
-        .chain(std::iter::once(&f64::INFINITY))
-        .enumerate()
-    {
+    for (i, b) in h.bounds.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
         cumulative += h.counts[i];
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}",
-            fmt_f64(*b)
-        );
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}", fmt_f64(*b));
     }
-    let braces = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    };
+    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
     let _ = writeln!(out, "{name}_sum{braces} {}", fmt_f64(h.sum));
     let _ = writeln!(out, "{name}_count{braces} {}", h.count);
 }
@@ -177,9 +133,7 @@ fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 /// Renders a snapshot in the Prometheus text exposition format 0.0.4.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    out.push_str(
-        "# HELP http_requests_total Total number of requests by method, status and handler.\n",
-    );
+    out.push_str("# HELP http_requests_total Total number of requests by method, status and handler.\n");
     out.push_str("# TYPE http_requests_total counter\n");
     for ((handler, method, status), n) in &s.requests {
         let _ = writeln!(
@@ -193,22 +147,13 @@ pub fn render(s: &Snapshot) -> String {
     out.push_str("# HELP http_request_duration_seconds Latency with only few buckets by handler. Made to be only used if aggregation by handler is important.\n");
     out.push_str("# TYPE http_request_duration_seconds histogram\n");
     for ((handler, method), h) in &s.durations {
-        let labels = format!(
-            "handler=\"{}\",method=\"{}\"",
-            escape(handler),
-            escape(method)
-        );
+        let labels = format!("handler=\"{}\",method=\"{}\"", escape(handler), escape(method));
         write_histogram(&mut out, "http_request_duration_seconds", &labels, h);
     }
     out.push_str("# HELP http_request_duration_highr_seconds Latency with many buckets but no API specific labels. Made for more accurate percentile calculations.\n");
     out.push_str("# TYPE http_request_duration_highr_seconds histogram\n");
     let empty = Histogram::new(HIGHR_BUCKETS);
-    write_histogram(
-        &mut out,
-        "http_request_duration_highr_seconds",
-        "",
-        s.highr.as_ref().unwrap_or(&empty),
-    );
+    write_histogram(&mut out, "http_request_duration_highr_seconds", "", s.highr.as_ref().unwrap_or(&empty));
     out.push_str("# HELP http_requests_inprogress Number of HTTP requests in progress.\n");
     out.push_str("# TYPE http_requests_inprogress gauge\n");
     for ((handler, method), n) in &s.inprogress {
@@ -239,24 +184,22 @@ mod tests {
         m.start("/api/v1/reviews", "GET");
         m.finish("/api/v1/reviews", "GET", 422, Duration::from_millis(700));
         let text = render(&m.snapshot());
+        assert!(text.contains("http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"2xx\"} 1\n"));
+        assert!(text.contains("http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"4xx\"} 1\n"));
         assert!(text.contains(
-            "http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"2xx\"} 1\n"
+            "http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"0.1\"} 1\n"
         ));
-        assert!(text.contains(
-            "http_requests_total{handler=\"/api/v1/reviews\",method=\"GET\",status=\"4xx\"} 1\n"
-        ));
-        assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"0.1\"} 1\n"));
-        assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"1\"} 2\n"));
-        assert!(text.contains("http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"+Inf\"} 2\n"));
-        assert!(text.contains(
-            "http_request_duration_seconds_count{handler=\"/api/v1/reviews\",method=\"GET\"} 2\n"
-        ));
-        assert!(text.contains("http_request_duration_highr_seconds_count 2\n"));
         assert!(
             text.contains(
-                "http_requests_inprogress{handler=\"/api/v1/reviews\",method=\"GET\"} 0\n"
+                "http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"1\"} 2\n"
             )
         );
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{handler=\"/api/v1/reviews\",method=\"GET\",le=\"+Inf\"} 2\n"
+        ));
+        assert!(text.contains("http_request_duration_seconds_count{handler=\"/api/v1/reviews\",method=\"GET\"} 2\n"));
+        assert!(text.contains("http_request_duration_highr_seconds_count 2\n"));
+        assert!(text.contains("http_requests_inprogress{handler=\"/api/v1/reviews\",method=\"GET\"} 0\n"));
     }
 
     #[test]

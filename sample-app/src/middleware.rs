@@ -31,22 +31,13 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if self.state.metrics_enabled {
-            self.state.http_metrics.finish(
-                self.handler,
-                self.method,
-                self.status,
-                self.start.elapsed(),
-            );
+            self.state.http_metrics.finish(self.handler, self.method, self.status, self.start.elapsed());
         }
         if let (Some(ins), Some(attrs)) = (self.state.telemetry.instruments(), &self.attrs) {
             ins.active_requests.add(-1, attrs);
             let mut with_status = attrs.to_vec();
-            with_status.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(self.status),
-            ));
-            ins.processing_time
-                .record(self.start.elapsed().as_secs_f64() * 1000.0, &with_status);
+            with_status.push(KeyValue::new("http.response.status_code", i64::from(self.status)));
+            ins.processing_time.record(self.start.elapsed().as_secs_f64() * 1000.0, &with_status);
         }
     }
 }
@@ -54,23 +45,13 @@ impl Drop for InFlight<'_> {
 /// The observation middleware; see the module docs.
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let method: &'static str = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let handler = route.as_deref().unwrap_or(UNMATCHED_HANDLER).to_owned();
     if state.metrics_enabled {
-        state.http_metrics.start(&handler, &method);
+        state.http_metrics.start(&handler, method);
     }
-    let mut guard = InFlight {
-        state: &state,
-        handler: &handler,
-        method: &method,
-        start,
-        status: 500,
-        attrs: None,
-    };
+    let mut guard = InFlight { state: &state, handler: &handler, method, start, status: 500, attrs: None };
 
     let Some(tracer) = state.telemetry.tracer() else {
         let resp = next.run(req).await;
@@ -85,10 +66,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let parent = state.telemetry.extract(req.headers());
     let name = match &route {
         Some(r) => format!("{method} {r}"),
-        None => method.clone(),
+        None => method.to_owned(),
     };
     let mut attrs = vec![
-        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("http.request.method", method),
         KeyValue::new("url.path", req.uri().path().to_owned()),
         KeyValue::new("url.scheme", "http"),
         KeyValue::new("network.protocol.version", protocol_version(&req)),
@@ -116,10 +97,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         .start_with_context(tracer, &parent);
     let cx = parent.with_span(span);
 
-    let inst_attrs = [
-        KeyValue::new("http.request.method", method.clone()),
-        KeyValue::new("http.route", handler.clone()),
-    ];
+    let inst_attrs = [KeyValue::new("http.request.method", method), KeyValue::new("http.route", handler.clone())];
     if let Some(ins) = state.telemetry.instruments() {
         ins.active_requests.add(1, &inst_attrs);
     }
@@ -129,10 +107,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let status = resp.status().as_u16();
     guard.status = status;
     let span = cx.span();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status),
-    ));
+    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
     if status >= 500 {
         // Server spans: only 5xx are errors (4xx are the client's fault).
         span.set_attribute(KeyValue::new("error.type", status.to_string()));
@@ -146,6 +121,25 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
             duration_ms = start.elapsed().as_secs_f64() * 1000.0, "request");
     }
     resp
+}
+
+/// Method label: the standard methods as themselves, anything else as
+/// `_OTHER` (the semantic-convention value), so clients cannot blow up
+/// metric cardinality with made-up methods.
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
 }
 
 fn protocol_version(req: &Request) -> &'static str {
@@ -172,6 +166,13 @@ pub fn split_host(host: &str) -> (&str, Option<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_methods_are_folded() {
+        let custom = axum::http::Method::from_bytes(b"FROBNICATE").expect("method");
+        assert_eq!(method_label(&custom), "_OTHER");
+        assert_eq!(method_label(&axum::http::Method::GET), "GET");
+    }
 
     #[test]
     fn host_splitting() {

@@ -107,10 +107,7 @@ fn required_string(
             if t.is_empty() {
                 errors.push(FieldError::new(field, "must not be empty"));
             } else if t.chars().count() > max {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be at most {max} characters"),
-                ));
+                errors.push(FieldError::new(field, format!("must be at most {max} characters")));
             }
             t.to_owned()
         }
@@ -131,10 +128,7 @@ fn optional_string(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             if s.chars().count() > max {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be at most {max} characters"),
-                ));
+                errors.push(FieldError::new(field, format!("must be at most {max} characters")));
             }
             Some(s.clone())
         }
@@ -175,14 +169,7 @@ pub fn validate_review(body: &Value) -> Result<ReviewInput, Vec<FieldError>> {
         },
     };
     if errors.is_empty() {
-        Ok(ReviewInput {
-            entity_type,
-            entity_id,
-            rating,
-            title,
-            comment,
-            author,
-        })
+        Ok(ReviewInput { entity_type, entity_id, rating, title, comment, author })
     } else {
         Err(errors)
     }
@@ -201,10 +188,7 @@ fn parse_int(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> Option<i64
 /// Validates list query parameters (`entity_type`, `entity_id`, `rating`,
 /// `min_rating`, `limit`, `offset`); unknown parameters are ignored.
 pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<FieldError>> {
-    let mut q = ListQuery {
-        limit: DEFAULT_LIMIT,
-        ..ListQuery::default()
-    };
+    let mut q = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
     let mut errors = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
@@ -235,10 +219,7 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<Fie
                     if (1..=MAX_LIMIT).contains(&l) {
                         q.limit = l;
                     } else {
-                        errors.push(FieldError::new(
-                            k,
-                            format!("must be between 1 and {MAX_LIMIT}"),
-                        ));
+                        errors.push(FieldError::new(k, format!("must be between 1 and {MAX_LIMIT}")));
                     }
                 }
             }
@@ -254,11 +235,7 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<Fie
             _ => {}
         }
     }
-    if errors.is_empty() {
-        Ok(q)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(q) } else { Err(errors) }
 }
 
 /// Parses a path id; ids are positive integers.
@@ -288,20 +265,13 @@ pub fn format_rfc3339(unix_millis: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
 }
 
 /// Current time as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let millis =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     format_rfc3339(millis)
 }
 
@@ -311,9 +281,7 @@ mod tests {
     use serde_json::json;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -329,61 +297,41 @@ mod tests {
 
     #[test]
     fn every_failing_field_is_reported() {
-        let errs = validate_review(&json!({"entity_type": "", "rating": 9, "title": 3}))
-            .expect_err("must fail");
+        let errs = validate_review(&json!({"entity_type": "", "rating": 9, "title": 3})).expect_err("must fail");
         let names: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            names,
-            vec!["entity_type", "entity_id", "author", "title", "rating"]
-        );
+        assert_eq!(names, vec!["entity_type", "entity_id", "author", "title", "rating"]);
     }
 
     #[test]
     fn rating_must_be_integer() {
-        let errs = validate_review(
-            &json!({"entity_type": "a", "entity_id": "b", "author": "c", "rating": "5"}),
-        )
-        .expect_err("must fail");
+        let errs = validate_review(&json!({"entity_type": "a", "entity_id": "b", "author": "c", "rating": "5"}))
+            .expect_err("must fail");
         assert_eq!(errs, vec![FieldError::new("rating", "must be an integer")]);
-        let errs = validate_review(
-            &json!({"entity_type": "a", "entity_id": "b", "author": "c", "rating": 4.5}),
-        )
-        .expect_err("must fail");
+        let errs = validate_review(&json!({"entity_type": "a", "entity_id": "b", "author": "c", "rating": 4.5}))
+            .expect_err("must fail");
         assert_eq!(errs[0].field, "rating");
     }
 
     #[test]
     fn non_object_body_is_rejected() {
-        assert_eq!(
-            validate_review(&json!([1])).expect_err("must fail")[0].field,
-            "body"
-        );
+        assert_eq!(validate_review(&json!([1])).expect_err("must fail")[0].field, "body");
     }
 
     #[test]
     fn list_query_defaults_and_filters() {
         let q = parse_list_query(&[]).expect("ok");
         assert_eq!((q.limit, q.offset), (DEFAULT_LIMIT, 0));
-        let q = parse_list_query(&pairs(&[
-            ("entity_type", "book"),
-            ("rating", "4"),
-            ("limit", "5"),
-            ("offset", "10"),
-        ]))
-        .expect("ok");
+        let q = parse_list_query(&pairs(&[("entity_type", "book"), ("rating", "4"), ("limit", "5"), ("offset", "10")]))
+            .expect("ok");
         assert_eq!(q.entity_type.as_deref(), Some("book"));
         assert_eq!((q.rating, q.limit, q.offset), (Some(4), 5, 10));
     }
 
     #[test]
     fn list_query_rejects_bad_values_by_name() {
-        let errs = parse_list_query(&pairs(&[
-            ("limit", "1000"),
-            ("rating", "x"),
-            ("offset", "-1"),
-            ("min_rating", "0"),
-        ]))
-        .expect_err("must fail");
+        let errs =
+            parse_list_query(&pairs(&[("limit", "1000"), ("rating", "x"), ("offset", "-1"), ("min_rating", "0")]))
+                .expect_err("must fail");
         let names: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(names, vec!["limit", "rating", "offset", "min_rating"]);
     }
@@ -406,9 +354,6 @@ mod tests {
     fn rfc3339_formatting() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(
-            format_rfc3339(1_700_000_000_000),
-            "2023-11-14T22:13:20.000Z"
-        );
+        assert_eq!(format_rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
     }
 }

@@ -38,23 +38,35 @@ pub enum ServerError {
 /// How long telemetry may take to flush at exit, per signal.
 const TELEMETRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn shutdown_signal() -> Result<&'static str, ServerError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM/SIGINT listeners. Installed before the socket is bound, so a
+/// signal can never hit the default disposition (immediate death) once the
+/// service accepts requests.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, ServerError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(ServerError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(ServerError::Signal)?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// Runs the service until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let telemetry = Arc::new(if config.enable_telemetry {
-        Telemetry::from_env()?
-    } else {
-        Telemetry::disabled()
-    });
+    let mut signals = Signals::install()?;
+    let telemetry = Arc::new(if config.enable_telemetry { Telemetry::from_env()? } else { Telemetry::disabled() });
     let db = Db::connect(
         &config.database_url,
         config.db_max_connections,
@@ -77,12 +89,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         upstream,
     ));
     let addr = config.listen_addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Io { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServerError::Io { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Io { addr, source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Io { addr, source })?;
     tracing::info!(
         addr = %local,
         database = db.backend().system(),
@@ -99,7 +107,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .into_future();
     let mut server = tokio::spawn(server);
     let signal = tokio::select! {
-        s = shutdown_signal() => Some(s?),
+        s = signals.recv() => Some(s),
         r = &mut server => {
             // The server ended on its own: only an I/O failure does that.
             if let Ok(Err(source)) = r {
@@ -115,10 +123,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         match tokio::time::timeout(drain, &mut server).await {
             Ok(_) => tracing::info!("drained"),
             Err(_) => {
-                tracing::warn!(
-                    timeout_s = drain.as_secs(),
-                    "drain timed out; abandoning remaining requests"
-                );
+                tracing::warn!(timeout_s = drain.as_secs(), "drain timed out; abandoning remaining requests");
                 server.abort();
             }
         }

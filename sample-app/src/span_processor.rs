@@ -2,18 +2,20 @@
 //!
 //! Why not the SDK's `BatchSpanProcessor`: its drop count is internal and
 //! only logged at shutdown, while the service must expose drops on
-//! `/metrics`. Ending a span here is a `try_send` into a bounded channel: a
-//! full queue (collector slow or down) drops the span and increments a
-//! counter instead of ever blocking the request. A tokio task batches and
-//! exports, each export bounded by a timeout.
+//! `/metrics`. Ending a span here is a push onto a bounded buffer under a
+//! short mutex: a full buffer (collector slow or down) drops the span and
+//! increments a counter instead of ever blocking the request. The export
+//! task is woken only when a batch is full (or on the schedule delay), not
+//! per span, which keeps the per-request cost low. Each export is bounded
+//! by a timeout.
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Queue and batch settings, read from the standard `OTEL_BSP_*` variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +46,8 @@ impl BatchSettings {
     /// spec defaults (the spec says invalid values must not fail startup).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Self::default();
-        let num = |k: &str| {
-            get(k)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|v| *v > 0)
-        };
-        let max_queue_size =
-            num("OTEL_BSP_MAX_QUEUE_SIZE").map_or(d.max_queue_size, |v| v as usize);
+        let num = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok()).filter(|v| *v > 0);
+        let max_queue_size = num("OTEL_BSP_MAX_QUEUE_SIZE").map_or(d.max_queue_size, |v| v as usize);
         let max_export_batch_size = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
             .map_or(d.max_export_batch_size, |v| v as usize)
             // A batch can never be bigger than the queue.
@@ -58,10 +55,8 @@ impl BatchSettings {
         Self {
             max_queue_size,
             max_export_batch_size,
-            scheduled_delay: num("OTEL_BSP_SCHEDULE_DELAY")
-                .map_or(d.scheduled_delay, Duration::from_millis),
-            export_timeout: num("OTEL_BSP_EXPORT_TIMEOUT")
-                .map_or(d.export_timeout, Duration::from_millis),
+            scheduled_delay: num("OTEL_BSP_SCHEDULE_DELAY").map_or(d.scheduled_delay, Duration::from_millis),
+            export_timeout: num("OTEL_BSP_EXPORT_TIMEOUT").map_or(d.export_timeout, Duration::from_millis),
         }
     }
 }
@@ -77,54 +72,65 @@ pub struct ExportStats {
     pub spans_exported: AtomicU64,
 }
 
-enum Msg {
-    Span(Box<SpanData>),
+enum Ctl {
     Flush(std::sync::mpsc::Sender<()>),
     Shutdown(std::sync::mpsc::Sender<()>),
+}
+
+impl std::fmt::Debug for Ctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ctl")
+    }
+}
+
+/// State shared by the span-ending request threads and the export task.
+#[derive(Debug)]
+struct Shared {
+    buffer: Mutex<Vec<SpanData>>,
+    batch_ready: Notify,
+    closed: AtomicBool,
+    stats: Arc<ExportStats>,
+    settings: BatchSettings,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SpanData>> {
+        // Only pushes and whole-buffer takes happen under the lock, so a
+        // poisoned buffer is still a valid buffer.
+        self.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct BoundedBatchProcessor {
-    tx: mpsc::Sender<Msg>,
-    stats: Arc<ExportStats>,
-    settings: BatchSettings,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Msg")
-    }
+    shared: Arc<Shared>,
+    ctl: mpsc::Sender<Ctl>,
 }
 
 impl BoundedBatchProcessor {
     /// Spawns the export task on the current tokio runtime.
-    pub fn spawn<E: SpanExporter + 'static>(
-        exporter: E,
-        settings: BatchSettings,
-        stats: Arc<ExportStats>,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(settings.max_queue_size);
-        tokio::spawn(worker(exporter, rx, settings, stats.clone()));
-        Self {
-            tx,
+    pub fn spawn<E: SpanExporter + 'static>(exporter: E, settings: BatchSettings, stats: Arc<ExportStats>) -> Self {
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(Vec::with_capacity(settings.max_export_batch_size)),
+            batch_ready: Notify::new(),
+            closed: AtomicBool::new(false),
             stats,
             settings,
-        }
+        });
+        let (ctl, ctl_rx) = mpsc::channel(8);
+        tokio::spawn(worker(exporter, shared.clone(), ctl_rx));
+        Self { shared, ctl }
     }
 
-    fn control(
-        &self,
-        make: impl FnOnce(std::sync::mpsc::Sender<()>) -> Msg,
-        timeout: Duration,
-    ) -> OTelSdkResult {
+    fn control(&self, make: impl FnOnce(std::sync::mpsc::Sender<()>) -> Ctl, timeout: Duration) -> OTelSdkResult {
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
-        // Control messages must not be lost to a full queue, so wait for
-        // room, but only up to the timeout.
+        // Control messages must not be lost, so wait for room in the
+        // (tiny) control channel, but only up to the timeout.
         let deadline = std::time::Instant::now() + timeout;
         let mut msg = make(reply_tx);
         loop {
-            match self.tx.try_send(msg) {
+            match self.ctl.try_send(msg) {
                 Ok(()) => break,
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     return Err(OTelSdkError::AlreadyShutdown);
@@ -139,9 +145,7 @@ impl BoundedBatchProcessor {
             }
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        reply_rx
-            .recv_timeout(left)
-            .map_err(|_| OTelSdkError::Timeout(timeout))
+        reply_rx.recv_timeout(left).map_err(|_| OTelSdkError::Timeout(timeout))
     }
 }
 
@@ -152,94 +156,103 @@ impl SpanProcessor for BoundedBatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        if self.tx.try_send(Msg::Span(Box::new(span))).is_err() {
-            self.stats.spans_dropped.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Relaxed) {
+            shared.stats.spans_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut buffer = shared.lock();
+        if buffer.len() >= shared.settings.max_queue_size {
+            drop(buffer);
+            shared.stats.spans_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        buffer.push(span);
+        let full = buffer.len() >= shared.settings.max_export_batch_size;
+        drop(buffer);
+        if full {
+            shared.batch_ready.notify_one();
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.control(Msg::Flush, self.settings.export_timeout)
+        self.control(Ctl::Flush, self.shared.settings.export_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.control(Msg::Shutdown, timeout)
+        self.control(Ctl::Shutdown, timeout)
     }
 }
 
+/// Exports one batch. Logs only on a change between working and failing,
+/// so a collector that is down for hours does not flood the logs (the
+/// counters on `/metrics` keep the full tally).
 async fn export<E: SpanExporter>(
     exporter: &E,
     batch: &mut Vec<SpanData>,
     timeout: Duration,
     stats: &ExportStats,
+    failing: &mut bool,
 ) {
     if batch.is_empty() {
         return;
     }
     let spans = std::mem::take(batch);
     let n = spans.len() as u64;
-    match tokio::time::timeout(timeout, exporter.export(spans)).await {
-        Ok(Ok(())) => {
+    let error = match tokio::time::timeout(timeout, exporter.export(spans)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("timed out after {timeout:?}")),
+    };
+    match error {
+        None => {
             stats.spans_exported.fetch_add(n, Ordering::Relaxed);
+            if std::mem::take(failing) {
+                tracing::info!("span export recovered");
+            }
         }
-        Ok(Err(e)) => {
+        Some(e) => {
             stats.spans_export_failed.fetch_add(n, Ordering::Relaxed);
-            tracing::warn!(error = %e, spans = n, "span export failed");
-        }
-        Err(_) => {
-            stats.spans_export_failed.fetch_add(n, Ordering::Relaxed);
-            tracing::warn!(spans = n, "span export timed out");
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(error = %e, spans = n, "span export failing; further failures are only counted");
+            }
         }
     }
 }
 
-async fn worker<E: SpanExporter>(
-    exporter: E,
-    mut rx: mpsc::Receiver<Msg>,
-    settings: BatchSettings,
-    stats: Arc<ExportStats>,
-) {
-    let mut batch = Vec::with_capacity(settings.max_export_batch_size);
-    let mut ticker = tokio::time::interval(settings.scheduled_delay);
+/// Takes everything buffered and exports it in batches.
+async fn drain<E: SpanExporter>(exporter: &E, shared: &Shared, failing: &mut bool) {
+    let spans = std::mem::take(&mut *shared.lock());
+    let size = shared.settings.max_export_batch_size.max(1);
+    let mut spans = spans.into_iter().peekable();
+    while spans.peek().is_some() {
+        let mut batch: Vec<SpanData> = spans.by_ref().take(size).collect();
+        export(exporter, &mut batch, shared.settings.export_timeout, &shared.stats, failing).await;
+    }
+}
+
+async fn worker<E: SpanExporter>(exporter: E, shared: Arc<Shared>, mut ctl: mpsc::Receiver<Ctl>) {
+    let mut failing = false;
+    let mut ticker = tokio::time::interval(shared.settings.scheduled_delay);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Msg::Span(s)) => {
-                    batch.push(*s);
-                    if batch.len() >= settings.max_export_batch_size {
-                        export(&exporter, &mut batch, settings.export_timeout, &stats).await;
-                    }
-                }
-                Some(Msg::Flush(reply)) => {
-                    while let Ok(Msg::Span(s)) = rx.try_recv() {
-                        batch.push(*s);
-                        if batch.len() >= settings.max_export_batch_size {
-                            export(&exporter, &mut batch, settings.export_timeout, &stats).await;
-                        }
-                    }
-                    export(&exporter, &mut batch, settings.export_timeout, &stats).await;
+            _ = shared.batch_ready.notified() => drain(&exporter, &shared, &mut failing).await,
+            _ = ticker.tick() => drain(&exporter, &shared, &mut failing).await,
+            msg = ctl.recv() => match msg {
+                Some(Ctl::Flush(reply)) => {
+                    drain(&exporter, &shared, &mut failing).await;
                     let _ = reply.send(());
                 }
-                Some(Msg::Shutdown(reply)) => {
-                    rx.close();
-                    while let Some(m) = rx.recv().await {
-                        if let Msg::Span(s) = m {
-                            batch.push(*s);
-                            if batch.len() >= settings.max_export_batch_size {
-                                export(&exporter, &mut batch, settings.export_timeout, &stats).await;
-                            }
-                        }
-                    }
-                    export(&exporter, &mut batch, settings.export_timeout, &stats).await;
+                Some(Ctl::Shutdown(reply)) => {
+                    shared.closed.store(true, Ordering::Relaxed);
+                    drain(&exporter, &shared, &mut failing).await;
                     let _ = exporter.shutdown();
                     let _ = reply.send(());
                     return;
                 }
                 None => return,
             },
-            _ = ticker.tick() => {
-                export(&exporter, &mut batch, settings.export_timeout, &stats).await;
-            }
         }
     }
 }
@@ -263,15 +276,9 @@ mod tests {
     async fn full_queue_drops_and_counts_without_blocking() {
         use opentelemetry::trace::{Tracer as _, TracerProvider as _};
         let stats = Arc::new(ExportStats::default());
-        let settings = BatchSettings {
-            max_queue_size: 2,
-            max_export_batch_size: 1,
-            ..BatchSettings::default()
-        };
+        let settings = BatchSettings { max_queue_size: 2, max_export_batch_size: 1, ..BatchSettings::default() };
         let processor = BoundedBatchProcessor::spawn(HungExporter, settings, stats.clone());
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .build();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_span_processor(processor).build();
         let tracer = provider.tracer("test");
         for _ in 0..10 {
             // Ending a span must return at once even though export hangs.
@@ -280,11 +287,9 @@ mod tests {
         // At most the queue (2) plus one batch in the stuck export survive.
         assert!(stats.spans_dropped.load(Ordering::Relaxed) >= 7);
         // Shutdown is bounded by its timeout even with the export hung.
-        let r = tokio::task::spawn_blocking(move || {
-            provider.shutdown_with_timeout(Duration::from_millis(200))
-        })
-        .await
-        .expect("join");
+        let r = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(Duration::from_millis(200)))
+            .await
+            .expect("join");
         assert!(r.is_err(), "hung export reports a timeout");
     }
 

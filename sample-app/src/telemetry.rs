@@ -28,9 +28,7 @@ pub const DEFAULT_SERVICE_NAME: &str = "reviews-service";
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` holds a value this service cannot speak.
-    #[error(
-        "OTEL_EXPORTER_OTLP_PROTOCOL: unsupported value {0:?} (expected \"grpc\" or \"http/protobuf\")"
-    )]
+    #[error("OTEL_EXPORTER_OTLP_PROTOCOL: unsupported value {0:?} (expected \"grpc\" or \"http/protobuf\")")]
     UnsupportedProtocol(String),
     /// The OTLP exporter rejected its configuration (e.g. a bad endpoint).
     #[error("building the OTLP {signal} exporter failed: {source}")]
@@ -63,16 +61,9 @@ pub fn parse_protocol(value: Option<&str>) -> Result<OtlpProtocol, TelemetryErro
 
 /// Whether the resource needs our default service name: only when the
 /// standard variables do not name it (they must win).
-pub fn needs_default_service_name(
-    service_name: Option<&str>,
-    resource_attributes: Option<&str>,
-) -> bool {
-    let named_by_attrs = resource_attributes
-        .map(|a| {
-            a.split(',')
-                .any(|kv| kv.trim().starts_with("service.name="))
-        })
-        .unwrap_or(false);
+pub fn needs_default_service_name(service_name: Option<&str>, resource_attributes: Option<&str>) -> bool {
+    let named_by_attrs =
+        resource_attributes.map(|a| a.split(',').any(|kv| kv.trim().starts_with("service.name="))).unwrap_or(false);
     service_name.is_none_or(|s| s.trim().is_empty()) && !named_by_attrs
 }
 
@@ -106,9 +97,7 @@ impl Instruments {
                 .f64_histogram("reviews.processing_time")
                 .with_description("Time to process a request")
                 .with_unit("ms")
-                .with_boundaries(vec![
-                    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
-                ])
+                .with_boundaries(vec![0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0])
                 .build(),
             active_requests: meter
                 .i64_up_down_counter("reviews.active_requests")
@@ -151,10 +140,7 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
             self.0.insert(k, v);
         }
     }
@@ -163,10 +149,7 @@ impl Injector for HeaderInjector<'_> {
 impl Telemetry {
     /// Telemetry switched off: every helper is a no-op.
     pub fn disabled() -> Self {
-        Self {
-            stats: Arc::new(ExportStats::default()),
-            inner: None,
-        }
+        Self { stats: Arc::new(ExportStats::default()), inner: None }
     }
 
     /// Builds exporters and providers from the standard `OTEL_*` variables.
@@ -177,56 +160,39 @@ impl Telemetry {
         let env = |k: &str| std::env::var(k).ok();
         let protocol = parse_protocol(env("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref())?;
         let mut resource = Resource::builder();
-        if needs_default_service_name(
-            env("OTEL_SERVICE_NAME").as_deref(),
-            env("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
-        ) {
+        if needs_default_service_name(env("OTEL_SERVICE_NAME").as_deref(), env("OTEL_RESOURCE_ATTRIBUTES").as_deref()) {
             resource = resource.with_service_name(DEFAULT_SERVICE_NAME);
         }
         let resource = resource.build();
 
         let mut span_exporter = match protocol {
             OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
-            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .build(),
+            OtlpProtocol::HttpProtobuf => {
+                SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()
+            }
         }
-        .map_err(|source| TelemetryError::Exporter {
-            signal: "traces",
-            source,
-        })?;
+        .map_err(|source| TelemetryError::Exporter { signal: "traces", source })?;
         // The processor owns the exporter from here on, so hand it the
         // resource now rather than through the provider.
         opentelemetry_sdk::trace::SpanExporter::set_resource(&mut span_exporter, &resource);
         let stats = Arc::new(ExportStats::default());
         let settings = BatchSettings::from_lookup(env);
         let processor = BoundedBatchProcessor::spawn(span_exporter, settings, stats.clone());
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource.clone())
-            .build();
+        let tracer_provider =
+            SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.clone()).build();
         let tracer = tracer_provider.tracer("reviews-service");
 
         let metric_exporter = match protocol {
             OtlpProtocol::Grpc => MetricExporter::builder().with_tonic().build(),
-            OtlpProtocol::HttpProtobuf => MetricExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .build(),
+            OtlpProtocol::HttpProtobuf => {
+                MetricExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()
+            }
         }
-        .map_err(|source| TelemetryError::Exporter {
-            signal: "metrics",
-            source,
-        })?;
+        .map_err(|source| TelemetryError::Exporter { signal: "metrics", source })?;
         // The tokio-driven reader: export never runs on a request thread and
         // OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT are honoured by the builder.
-        let reader =
-            PeriodicReader::builder(metric_exporter, opentelemetry_sdk::runtime::Tokio).build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(reader)
-            .with_resource(resource)
-            .build();
+        let reader = PeriodicReader::builder(metric_exporter, opentelemetry_sdk::runtime::Tokio).build();
+        let meter_provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource).build();
         let instruments = Instruments::new(&meter_provider.meter("reviews-service"));
         Ok(Self {
             stats,
@@ -266,8 +232,7 @@ impl Telemetry {
     /// Writes `traceparent` for `cx` into outgoing headers.
     pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
         if let Some(e) = &self.inner {
-            e.propagator
-                .inject_context(cx, &mut HeaderInjector(headers));
+            e.propagator.inject_context(cx, &mut HeaderInjector(headers));
         }
     }
 
@@ -285,13 +250,7 @@ impl Telemetry {
         if !cx.has_active_span() {
             return None;
         }
-        Some(
-            tracer
-                .span_builder(name)
-                .with_kind(kind)
-                .with_attributes(attrs)
-                .start_with_context(tracer, &cx),
-        )
+        Some(tracer.span_builder(name).with_kind(kind).with_attributes(attrs).start_with_context(tracer, &cx))
     }
 
     /// Flushes and stops exporters. Blocking: call from a blocking thread.
@@ -315,13 +274,8 @@ mod tests {
     #[test]
     fn protocol_parsing() {
         assert_eq!(parse_protocol(None).ok(), Some(OtlpProtocol::Grpc));
-        assert_eq!(
-            parse_protocol(Some("http/protobuf")).ok(),
-            Some(OtlpProtocol::HttpProtobuf)
-        );
-        let err = parse_protocol(Some("http/json"))
-            .expect_err("must fail")
-            .to_string();
+        assert_eq!(parse_protocol(Some("http/protobuf")).ok(), Some(OtlpProtocol::HttpProtobuf));
+        let err = parse_protocol(Some("http/json")).expect_err("must fail").to_string();
         assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{err}");
     }
 
@@ -329,10 +283,7 @@ mod tests {
     fn service_name_default_only_when_unnamed() {
         assert!(needs_default_service_name(None, None));
         assert!(!needs_default_service_name(Some("x"), None));
-        assert!(!needs_default_service_name(
-            None,
-            Some("a=b, service.name=y")
-        ));
+        assert!(!needs_default_service_name(None, Some("a=b, service.name=y")));
         assert!(needs_default_service_name(Some(" "), Some("a=b")));
     }
 

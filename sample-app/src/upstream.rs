@@ -40,11 +40,7 @@ impl Upstream {
     }
 
     /// `GET {base}/api/v1/reviews?{query}`.
-    pub async fn list_reviews(
-        &self,
-        query: Option<&str>,
-        telemetry: &Telemetry,
-    ) -> Result<UpstreamResponse, ApiError> {
+    pub async fn list_reviews(&self, query: Option<&str>, telemetry: &Telemetry) -> Result<UpstreamResponse, ApiError> {
         let url = match query {
             Some(q) if !q.is_empty() => format!("{}/api/v1/reviews?{q}", self.base),
             _ => format!("{}/api/v1/reviews", self.base),
@@ -52,10 +48,7 @@ impl Upstream {
         let span = telemetry.child_span(
             "GET",
             SpanKind::Client,
-            vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("url.full", url.clone()),
-            ],
+            vec![KeyValue::new("http.request.method", "GET"), KeyValue::new("url.full", url.clone())],
         );
         let mut headers = HeaderMap::new();
         let cx = match span {
@@ -72,29 +65,20 @@ impl Upstream {
                 .await
                 .map_err(|e| ApiError::Upstream(format!("GET {url}: {e}")))?;
             let status = resp.status().as_u16();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| ApiError::Upstream(format!("GET {url}: reading body: {e}")))?;
+            let body = resp.bytes().await.map_err(|e| ApiError::Upstream(format!("GET {url}: reading body: {e}")))?;
             Ok(UpstreamResponse { status, body })
         }
         .await;
         let span = cx.span();
         match &result {
             Ok(r) => {
-                span.set_attribute(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(r.status),
-                ));
+                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(r.status)));
                 if r.status >= 400 {
                     span.set_status(Status::error(format!("upstream answered {}", r.status)));
                 }
             }
             Err(e) => {
-                span.add_event(
-                    "exception",
-                    vec![KeyValue::new("exception.message", e.to_string())],
-                );
+                span.add_event("exception", vec![KeyValue::new("exception.message", e.to_string())]);
                 span.set_status(Status::error(e.to_string()));
             }
         }

@@ -41,16 +41,9 @@ async fn call_raw(router: &Router, method: &str, uri: &str, body: Option<String>
         .expect("request");
     let resp = router.clone().oneshot(req).await.expect("infallible");
     let status = resp.status();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let location = resp.headers().get("location").map(|v| v.to_str().unwrap_or_default().to_owned());
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp {
-        status,
-        location,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    Resp { status, location, text: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 fn review(entity_type: &str, entity_id: &str, rating: i64) -> Value {
@@ -67,24 +60,13 @@ fn assert_error(r: &Resp, status: StatusCode, code: &str) {
 fn field_names(r: &Resp) -> Vec<String> {
     r.json()["error"]["fields"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
+        .map(|a| a.iter().map(|f| f["field"].as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default()
 }
 
 fn state(db: Db, metrics: bool) -> Arc<AppState> {
     // A long TTL makes any missing cache invalidation visible as a stale read.
-    Arc::new(AppState::new(
-        db,
-        Arc::new(Telemetry::disabled()),
-        metrics,
-        Duration::from_secs(300),
-        100,
-        None,
-    ))
+    Arc::new(AppState::new(db, Arc::new(Telemetry::disabled()), metrics, Duration::from_secs(300), 100, None))
 }
 
 /// The whole API contract, run once per backend.
@@ -92,45 +74,22 @@ async fn exercise(db: Db) {
     let router = app(state(db.clone(), true));
 
     let r = call(&router, "GET", "/health", None).await;
-    assert_eq!(
-        (r.status, r.json()["status"].clone()),
-        (StatusCode::OK, json!("ok"))
-    );
+    assert_eq!((r.status, r.json()["status"].clone()), (StatusCode::OK, json!("ok")));
     let r = call(&router, "GET", "/ready", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // Create.
-    let r = call(
-        &router,
-        "POST",
-        "/api/v1/reviews",
-        Some(review("book", "b1", 5)),
-    )
-    .await;
+    let r = call(&router, "POST", "/api/v1/reviews", Some(review("book", "b1", 5))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let created = r.json();
     let id = created["id"].as_i64().expect("id");
-    assert_eq!(
-        r.location.as_deref(),
-        Some(format!("/api/v1/reviews/{id}").as_str())
-    );
+    assert_eq!(r.location.as_deref(), Some(format!("/api/v1/reviews/{id}").as_str()));
     assert_eq!(created["rating"], 5);
     assert_eq!(created["entity_type"], "book");
-    assert!(
-        created["created_at"]
-            .as_str()
-            .expect("created_at")
-            .ends_with('Z')
-    );
+    assert!(created["created_at"].as_str().expect("created_at").ends_with('Z'));
 
     // Create: validation and malformed bodies.
-    let r = call(
-        &router,
-        "POST",
-        "/api/v1/reviews",
-        Some(json!({"entity_type": "book", "rating": 6})),
-    )
-    .await;
+    let r = call(&router, "POST", "/api/v1/reviews", Some(json!({"entity_type": "book", "rating": 6}))).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(field_names(&r), vec!["entity_id", "author", "rating"]);
     let r = call_raw(&router, "POST", "/api/v1/reviews", Some("{not json".into())).await;
@@ -151,65 +110,32 @@ async fn exercise(db: Db) {
     // List, caching a page before more writes happen.
     let r = call(&router, "GET", "/api/v1/reviews", None).await;
     assert_eq!(r.json()["total"], 1);
-    for (t, e, rating) in [
-        ("book", "b2", 3),
-        ("movie", "m1", 4),
-        ("movie", "m2", 5),
-        ("book", "b1", 1),
-    ] {
-        let r = call(
-            &router,
-            "POST",
-            "/api/v1/reviews",
-            Some(review(t, e, rating)),
-        )
-        .await;
+    for (t, e, rating) in [("book", "b2", 3), ("movie", "m1", 4), ("movie", "m2", 5), ("book", "b1", 1)] {
+        let r = call(&router, "POST", "/api/v1/reviews", Some(review(t, e, rating))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
     let r = call(&router, "GET", "/api/v1/reviews", None).await;
     let page = r.json();
-    assert_eq!(
-        page["total"], 5,
-        "list cache must be invalidated by writes: {page}"
-    );
-    let ids: Vec<i64> = page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_i64().unwrap_or(0))
-        .collect();
+    assert_eq!(page["total"], 5, "list cache must be invalidated by writes: {page}");
+    let ids: Vec<i64> =
+        page["items"].as_array().expect("items").iter().map(|i| i["id"].as_i64().unwrap_or(0)).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first");
 
     let r = call(&router, "GET", "/api/v1/reviews?entity_type=book", None).await;
     assert_eq!(r.json()["total"], 3);
-    let r = call(
-        &router,
-        "GET",
-        "/api/v1/reviews?entity_type=movie&rating=5",
-        None,
-    )
-    .await;
+    let r = call(&router, "GET", "/api/v1/reviews?entity_type=movie&rating=5", None).await;
     let v = r.json();
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["entity_id"], "m2");
     let r = call(&router, "GET", "/api/v1/reviews?min_rating=4", None).await;
     assert_eq!(r.json()["total"], 3);
-    let r = call(
-        &router,
-        "GET",
-        "/api/v1/reviews?entity_type=book&entity_id=b1",
-        None,
-    )
-    .await;
+    let r = call(&router, "GET", "/api/v1/reviews?entity_type=book&entity_id=b1", None).await;
     assert_eq!(r.json()["total"], 2);
     let r = call(&router, "GET", "/api/v1/reviews?limit=2&offset=1", None).await;
     let v = r.json();
-    assert_eq!(
-        (v["total"].clone(), v["limit"].clone(), v["offset"].clone()),
-        (json!(5), json!(2), json!(1))
-    );
+    assert_eq!((v["total"].clone(), v["limit"].clone(), v["offset"].clone()), (json!(5), json!(2), json!(1)));
     assert_eq!(v["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["items"][0]["id"].as_i64(), Some(ids[1]));
     let r = call(&router, "GET", "/api/v1/reviews?limit=0&rating=x", None).await;
@@ -217,39 +143,17 @@ async fn exercise(db: Db) {
     assert_eq!(field_names(&r), vec!["limit", "rating"]);
 
     // Replace.
-    let r = call(
-        &router,
-        "PUT",
-        &format!("/api/v1/reviews/{id}"),
-        Some(review("book", "b1", 2)),
-    )
-    .await;
+    let r = call(&router, "PUT", &format!("/api/v1/reviews/{id}"), Some(review("book", "b1", 2))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["rating"], 2);
     assert_eq!(r.json()["created_at"], created["created_at"]);
     let r = call(&router, "GET", &format!("/api/v1/reviews/{id}"), None).await;
-    assert_eq!(
-        r.json()["rating"],
-        2,
-        "item cache must be invalidated by PUT"
-    );
+    assert_eq!(r.json()["rating"], 2, "item cache must be invalidated by PUT");
     let r = call(&router, "GET", "/api/v1/reviews?rating=2", None).await;
     assert_eq!(r.json()["total"], 1);
-    let r = call(
-        &router,
-        "PUT",
-        "/api/v1/reviews/999999",
-        Some(review("book", "b1", 2)),
-    )
-    .await;
+    let r = call(&router, "PUT", "/api/v1/reviews/999999", Some(review("book", "b1", 2))).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found");
-    let r = call(
-        &router,
-        "PUT",
-        &format!("/api/v1/reviews/{id}"),
-        Some(json!({"rating": 0})),
-    )
-    .await;
+    let r = call(&router, "PUT", &format!("/api/v1/reviews/{id}"), Some(json!({"rating": 0}))).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert!(field_names(&r).contains(&"rating".to_owned()));
 
@@ -269,59 +173,36 @@ async fn exercise(db: Db) {
     let r = call(&router, "PATCH", "/api/v1/reviews/1", None).await;
     assert_error(&r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     let r = call(&router, "GET", "/api/v1/upstream/reviews", None).await;
-    assert_error(
-        &r,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "upstream_not_configured",
-    );
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured");
 
     // Prometheus metrics saw all of that, by route template.
     let r = call(&router, "GET", "/metrics", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
-        r.text.contains(
-            "http_requests_total{handler=\"/api/v1/reviews\",method=\"POST\",status=\"2xx\"} 5\n"
-        ),
-        "{}",
-        r.text
-    );
-    assert!(r.text.contains("http_requests_total{handler=\"/api/v1/reviews/{id}\",method=\"GET\",status=\"4xx\"} 3\n"), "{}", r.text);
-    assert!(
-        r.text
-            .contains("http_requests_total{handler=\"none\",method=\"GET\",status=\"4xx\"} 1\n"),
+        r.text.contains("http_requests_total{handler=\"/api/v1/reviews\",method=\"POST\",status=\"2xx\"} 5\n"),
         "{}",
         r.text
     );
     assert!(
-        r.text
-            .contains("http_requests_inprogress{handler=\"/metrics\",method=\"GET\"} 1\n"),
+        r.text.contains("http_requests_total{handler=\"/api/v1/reviews/{id}\",method=\"GET\",status=\"4xx\"} 3\n"),
         "{}",
         r.text
     );
+    assert!(r.text.contains("http_requests_total{handler=\"none\",method=\"GET\",status=\"4xx\"} 1\n"), "{}", r.text);
+    assert!(r.text.contains("http_requests_inprogress{handler=\"/metrics\",method=\"GET\"} 1\n"), "{}", r.text);
 
     // Readiness follows the database.
     db.close().await;
     let r = call(&router, "GET", "/ready", None).await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
     let r = call(&router, "GET", "/health", None).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "liveness does not depend on the database"
-    );
+    assert_eq!(r.status, StatusCode::OK, "liveness does not depend on the database");
 }
 
 async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
     // The file does not exist yet: the service creates and migrates it.
     let url = format!("sqlite://{}", dir.path().join("sub.db").display());
-    Db::connect(
-        &url,
-        4,
-        Duration::from_secs(5),
-        Arc::new(Telemetry::disabled()),
-    )
-    .await
-    .expect("sqlite connect")
+    Db::connect(&url, 4, Duration::from_secs(5), Arc::new(Telemetry::disabled())).await.expect("sqlite connect")
 }
 
 #[tokio::test]
@@ -334,14 +215,9 @@ async fn api_on_sqlite() {
 async fn api_on_postgres() {
     let pg = support::postgres::Postgres::start();
     pg.ready().await;
-    let db = Db::connect(
-        &pg.url,
-        4,
-        Duration::from_secs(10),
-        Arc::new(Telemetry::disabled()),
-    )
-    .await
-    .expect("postgres connect");
+    let db = Db::connect(&pg.url, 4, Duration::from_secs(10), Arc::new(Telemetry::disabled()))
+        .await
+        .expect("postgres connect");
     assert_eq!(db.backend().system(), "postgresql");
     exercise(db).await;
 }
@@ -350,16 +226,22 @@ async fn api_on_postgres() {
 async fn sqlite_data_survives_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let router = app(state(sqlite_db(&dir).await, true));
-    let r = call(
-        &router,
-        "POST",
-        "/api/v1/reviews",
-        Some(review("book", "b1", 4)),
-    )
-    .await;
+    let r = call(&router, "POST", "/api/v1/reviews", Some(review("book", "b1", 4))).await;
     assert_eq!(r.status, StatusCode::CREATED);
     // Reopening runs migrations again; they must be idempotent and keep data.
     let router = app(state(sqlite_db(&dir).await, true));
+    let r = call(&router, "GET", "/api/v1/reviews", None).await;
+    assert_eq!(r.json()["total"], 1);
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_works() {
+    let db = Db::connect("sqlite::memory:", 4, Duration::from_secs(5), Arc::new(Telemetry::disabled()))
+        .await
+        .expect("in-memory sqlite");
+    let router = app(state(db, true));
+    let r = call(&router, "POST", "/api/v1/reviews", Some(review("book", "b1", 4))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = call(&router, "GET", "/api/v1/reviews", None).await;
     assert_eq!(r.json()["total"], 1);
 }
@@ -380,13 +262,7 @@ async fn metrics_pass_promtool() {
         .expect("promtool not found: install Debian's `prometheus` package (listed in tools/apt-packages.txt)");
     let dir = tempfile::tempdir().expect("tempdir");
     let router = app(state(sqlite_db(&dir).await, true));
-    call(
-        &router,
-        "POST",
-        "/api/v1/reviews",
-        Some(review("book", "b1", 4)),
-    )
-    .await;
+    call(&router, "POST", "/api/v1/reviews", Some(review("book", "b1", 4))).await;
     call(&router, "POST", "/api/v1/reviews", Some(json!({}))).await;
     call(&router, "GET", "/api/v1/reviews/1", None).await;
     call(&router, "GET", "/nope", None).await;
@@ -401,12 +277,7 @@ async fn metrics_pass_promtool() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(r.text.as_bytes())
-        .expect("write metrics");
+    child.stdin.take().expect("stdin").write_all(r.text.as_bytes()).expect("write metrics");
     let out = child.wait_with_output().expect("promtool output");
     assert!(
         out.status.success(),

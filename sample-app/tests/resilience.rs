@@ -19,12 +19,7 @@ fn counter(metrics: &str, name: &str) -> u64 {
 }
 
 async fn metrics_text(svc: &Service) -> String {
-    reqwest::get(svc.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
+    reqwest::get(svc.url("/metrics")).await.expect("metrics").text().await.expect("text")
 }
 
 /// Drives a mix of writes and reads, all of which must succeed.
@@ -33,27 +28,13 @@ async fn drive(svc: &Service, n: usize) {
     for i in 0..n {
         let r = http
             .post(svc.url("/api/v1/reviews"))
-            .body(format!(
-                r#"{{"entity_type":"book","entity_id":"{i}","rating":4,"author":"ann"}}"#
-            ))
+            .body(format!(r#"{{"entity_type":"book","entity_id":"{i}","rating":4,"author":"ann"}}"#))
             .send()
             .await
             .expect("post");
-        assert_eq!(
-            r.status(),
-            201,
-            "request {i} failed with the collector down"
-        );
-        let r = http
-            .get(svc.url(&format!("/api/v1/reviews?entity_id={i}")))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(
-            r.status(),
-            200,
-            "request {i} failed with the collector down"
-        );
+        assert_eq!(r.status(), 201, "request {i} failed with the collector down");
+        let r = http.get(svc.url(&format!("/api/v1/reviews?entity_id={i}"))).send().await.expect("get");
+        assert_eq!(r.status(), 200, "request {i} failed with the collector down");
     }
 }
 
@@ -69,32 +50,20 @@ async fn collector_refusing_connections_does_not_affect_requests() {
         ("OTEL_METRIC_EXPORT_INTERVAL", "100"),
     ]);
     drive(&svc, 100).await;
-    let failed = wait_for(
-        "failed exports to be counted",
-        Duration::from_secs(20),
-        || async {
-            let n = counter(
-                &metrics_text(&svc).await,
-                "telemetry_spans_export_failed_total",
-            );
-            (n > 0).then_some(n)
-        },
-    )
+    let failed = wait_for("failed exports to be counted", Duration::from_secs(20), || async {
+        let n = counter(&metrics_text(&svc).await, "telemetry_spans_export_failed_total");
+        (n > 0).then_some(n)
+    })
     .await;
     assert!(failed > 0);
     svc.terminate();
-    assert!(
-        svc.wait_exit(Duration::from_secs(30)).await.success(),
-        "clean exit with the collector down"
-    );
+    assert!(svc.wait_exit(Duration::from_secs(30)).await.success(), "clean exit with the collector down");
 }
 
 #[tokio::test]
 async fn collector_hanging_drops_spans_instead_of_blocking() {
     // Accepts connections and never answers: the worst case for an exporter.
-    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoint = format!("http://{}", blackhole.local_addr().expect("addr"));
     let held = tokio::spawn(async move {
         let mut conns = Vec::new();
@@ -112,10 +81,7 @@ async fn collector_hanging_drops_spans_instead_of_blocking() {
     ]);
     drive(&svc, 100).await;
     let metrics = metrics_text(&svc).await;
-    assert!(
-        counter(&metrics, "telemetry_spans_dropped_total") > 0,
-        "a full queue must drop and count:\n{metrics}"
-    );
+    assert!(counter(&metrics, "telemetry_spans_dropped_total") > 0, "a full queue must drop and count:\n{metrics}");
     svc.terminate();
     // Flushing is bounded per signal, so a hung collector cannot hang exit.
     assert!(svc.wait_exit(Duration::from_secs(40)).await.success());
@@ -147,9 +113,7 @@ async fn sigterm_drains_in_flight_request_and_flushes_telemetry() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, slow).await });
 
@@ -164,50 +128,27 @@ async fn sigterm_drains_in_flight_request_and_flushes_telemetry() {
         ("UPSTREAM_TIMEOUT_MS", "30000"),
     ]);
     let url = svc.url("/api/v1/upstream/reviews");
-    let in_flight =
-        tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
-    tokio::time::timeout(Duration::from_secs(20), arrived_rx.recv())
-        .await
-        .expect("request reached the upstream");
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
+    tokio::time::timeout(Duration::from_secs(20), arrived_rx.recv()).await.expect("request reached the upstream");
 
     svc.terminate();
     let logs = svc.logs.clone();
-    wait_for(
-        "the service to start draining",
-        Duration::from_secs(20),
-        || {
-            let seen = logs
-                .lock()
-                .expect("logs")
-                .iter()
-                .any(|l| l.contains("shutting down"));
-            std::future::ready(seen.then_some(()))
-        },
-    )
+    wait_for("the service to start draining", Duration::from_secs(20), || {
+        let seen = logs.lock().expect("logs").iter().any(|l| l.contains("shutting down"));
+        std::future::ready(seen.then_some(()))
+    })
     .await;
     assert!(rx.spans().is_empty(), "nothing exported before shutdown");
     let _ = release_tx.send(());
 
-    let status = in_flight
-        .await
-        .expect("join")
-        .expect("in-flight request completed");
-    assert_eq!(
-        status, 200,
-        "the in-flight request finished during the drain"
-    );
+    let status = in_flight.await.expect("join").expect("in-flight request completed");
+    assert_eq!(status, 200, "the in-flight request finished during the drain");
     assert!(svc.wait_exit(Duration::from_secs(30)).await.success());
     let spans = rx.spans();
     assert!(
-        spans
-            .iter()
-            .any(|s| s.name == "GET /api/v1/upstream/reviews"),
+        spans.iter().any(|s| s.name == "GET /api/v1/upstream/reviews"),
         "the drained request's span was flushed at shutdown: {spans:#?}\nlogs: {:#?}",
         svc.logs.lock().expect("logs")
     );
-    assert!(
-        rx.latest_metric("reviews-drain", "reviews.processing_time")
-            .is_some(),
-        "metrics were flushed at shutdown"
-    );
+    assert!(rx.latest_metric("reviews-drain", "reviews.processing_time").is_some(), "metrics were flushed at shutdown");
 }

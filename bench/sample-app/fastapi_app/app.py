@@ -72,6 +72,7 @@ def db() -> sqlite3.Connection:
         conn = sqlite3.connect(DATABASE_PATH, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # same durability as the Rust service
         conn.execute(SCHEMA)
         _local.conn = conn
     return conn

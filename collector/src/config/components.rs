@@ -154,14 +154,7 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            num_consumers: 10,
-            queue_size: 1000,
-            storage: None,
-            blocking: false,
-            sizer: None,
-        }
+        Self { enabled: true, num_consumers: 10, queue_size: 1000, storage: None, blocking: false, sizer: None }
     }
 }
 
@@ -489,9 +482,8 @@ pub struct HostMetricsConfig {
 }
 
 /// Scrapers the hostmetrics receiver knows.
-pub const HOSTMETRICS_SCRAPERS: &[&str] = &[
-    "cpu", "disk", "load", "filesystem", "memory", "network", "paging", "processes", "process", "system",
-];
+pub const HOSTMETRICS_SCRAPERS: &[&str] =
+    &["cpu", "disk", "load", "filesystem", "memory", "network", "paging", "processes", "process", "system"];
 
 // ---------------------------------------------------------------------------------------------
 // Processors

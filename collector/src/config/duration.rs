@@ -28,13 +28,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         if num_len == 0 {
             return Err(format!("invalid duration {input:?}"));
         }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {input:?}"))?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| format!("invalid duration {input:?}"))?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let nanos_per = match unit {
             "ns" => 1.0,
@@ -71,9 +67,9 @@ pub mod serde_duration {
         }
         match Raw::deserialize(d)? {
             Raw::Int(0) => Ok(Duration::ZERO),
-            Raw::Int(n) => Err(serde::de::Error::custom(format!(
-                "invalid duration {n}: missing unit (use e.g. {n}ms or {n}s)"
-            ))),
+            Raw::Int(n) => {
+                Err(serde::de::Error::custom(format!("invalid duration {n}: missing unit (use e.g. {n}ms or {n}s)")))
+            }
             Raw::Str(s) => super::parse_duration(&s).map_err(serde::de::Error::custom),
         }
     }

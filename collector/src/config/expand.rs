@@ -16,9 +16,8 @@ pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
             out.push('$');
             rest = tail;
         } else if let Some(inner_and_tail) = after.strip_prefix('{') {
-            let end = inner_and_tail
-                .find('}')
-                .ok_or_else(|| format!("unterminated variable reference in {input:?}"))?;
+            let end =
+                inner_and_tail.find('}').ok_or_else(|| format!("unterminated variable reference in {input:?}"))?;
             let inner = &inner_and_tail[..end];
             let name_and_default = if let Some(n) = inner.strip_prefix("env:") {
                 n
@@ -56,7 +55,11 @@ pub fn expand_str(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 /// Walks a YAML tree expanding every string scalar; `path` is used to name the failing field.
-pub fn expand_value(value: &mut Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+pub fn expand_value(
+    value: &mut Value,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
     match value {
         Value::String(s) => {
             if s.contains('$') {

@@ -56,10 +56,7 @@ impl ComponentId {
                 return Err(format!("invalid component id {s:?}: name must not contain whitespace"));
             }
         }
-        Ok(Self {
-            ty: ty.to_owned(),
-            name: name.map(str::to_owned),
-        })
+        Ok(Self { ty: ty.to_owned(), name: name.map(str::to_owned) })
     }
 }
 

@@ -176,10 +176,8 @@ pub struct Config {
 impl Config {
     /// Reads and validates a config file, expanding environment variables from the process env.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
         Self::from_yaml_str(&text, &|name| std::env::var(name).ok())
     }
 
@@ -190,8 +188,8 @@ impl Config {
             return Err(ConfigError::Invalid(vec!["config is empty".into()]));
         }
         expand::expand_value(&mut root, "", env).map_err(|(p, m)| ConfigError::Invalid(vec![format!("{p}: {m}")]))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(root)
-            .map_err(|e| ConfigError::Invalid(vec![path_err("", e)]))?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(root).map_err(|e| ConfigError::Invalid(vec![path_err("", e)]))?;
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
 
@@ -246,14 +244,22 @@ impl Config {
         let exporters = parse_section(Kind::Exporter, raw.exporters);
         let extensions = parse_section(Kind::Extension, raw.extensions);
 
-        let receivers: BTreeMap<String, ReceiverConfig> =
-            receivers.into_iter().filter_map(|(k, v)| if let AnyConfig::Receiver(r) = v { Some((k, r)) } else { None }).collect();
-        let processors: BTreeMap<String, ProcessorConfig> =
-            processors.into_iter().filter_map(|(k, v)| if let AnyConfig::Processor(r) = v { Some((k, r)) } else { None }).collect();
-        let exporters: BTreeMap<String, ExporterConfig> =
-            exporters.into_iter().filter_map(|(k, v)| if let AnyConfig::Exporter(r) = v { Some((k, r)) } else { None }).collect();
-        let extensions: BTreeMap<String, ExtensionConfig> =
-            extensions.into_iter().filter_map(|(k, v)| if let AnyConfig::Extension(r) = v { Some((k, r)) } else { None }).collect();
+        let receivers: BTreeMap<String, ReceiverConfig> = receivers
+            .into_iter()
+            .filter_map(|(k, v)| if let AnyConfig::Receiver(r) = v { Some((k, r)) } else { None })
+            .collect();
+        let processors: BTreeMap<String, ProcessorConfig> = processors
+            .into_iter()
+            .filter_map(|(k, v)| if let AnyConfig::Processor(r) = v { Some((k, *r)) } else { None })
+            .collect();
+        let exporters: BTreeMap<String, ExporterConfig> = exporters
+            .into_iter()
+            .filter_map(|(k, v)| if let AnyConfig::Exporter(r) = v { Some((k, r)) } else { None })
+            .collect();
+        let extensions: BTreeMap<String, ExtensionConfig> = extensions
+            .into_iter()
+            .filter_map(|(k, v)| if let AnyConfig::Extension(r) = v { Some((k, r)) } else { None })
+            .collect();
 
         let service: RawService = if raw.service.is_null() {
             errors.push("service: missing; at least one pipeline is required".to_owned());
@@ -292,7 +298,10 @@ impl Config {
                 Ok(id) => match Signal::parse(&id.ty) {
                     Some(s) => s,
                     None => {
-                        errors.push(format!("{prefix}: unknown pipeline type {:?} (expected traces, metrics or logs)", id.ty));
+                        errors.push(format!(
+                            "{prefix}: unknown pipeline type {:?} (expected traces, metrics or logs)",
+                            id.ty
+                        ));
                         continue;
                     }
                 },
@@ -301,7 +310,11 @@ impl Config {
                     continue;
                 }
             };
-            let p: PipelineConfig = match serde_path_to_error::deserialize(if value.is_null() { Value::Mapping(Default::default()) } else { value }) {
+            let p: PipelineConfig = match serde_path_to_error::deserialize(if value.is_null() {
+                Value::Mapping(Default::default())
+            } else {
+                value
+            }) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(path_err(&format!("{prefix}."), e));
@@ -318,7 +331,10 @@ impl Config {
                 let field = kind.section();
                 for (i, r) in list.iter().enumerate() {
                     if !defined(r) {
-                        errors.push(format!("{prefix}.{field}[{i}]: references {} {r:?} which is not configured", field.trim_end_matches('s')));
+                        errors.push(format!(
+                            "{prefix}.{field}[{i}]: references {} {r:?} which is not configured",
+                            field.trim_end_matches('s')
+                        ));
                         continue;
                     }
                     if let Ok(id) = ComponentId::parse(r)
@@ -338,7 +354,13 @@ impl Config {
             check(Kind::Receiver, &p.receivers, &|r| receivers.contains_key(r));
             check(Kind::Processor, &p.processors, &|r| processors.contains_key(r));
             check(Kind::Exporter, &p.exporters, &|r| exporters.contains_key(r));
-            pipelines.push(Pipeline { id: pid, signal, receivers: p.receivers, processors: p.processors, exporters: p.exporters });
+            pipelines.push(Pipeline {
+                id: pid,
+                signal,
+                receivers: p.receivers,
+                processors: p.processors,
+                exporters: p.exporters,
+            });
         }
         if pipelines.is_empty() && errors.is_empty() {
             errors.push("service.pipelines: at least one pipeline is required".to_owned());
@@ -391,9 +413,15 @@ fn validate_semantics(
     let check_auth = |path: String, auth: &Option<components::AuthConfig>, errors: &mut Vec<String>| {
         if let Some(a) = auth {
             match extensions.get(&a.authenticator) {
-                None => errors.push(format!("{path}.auth.authenticator: references extension {:?} which is not configured", a.authenticator)),
+                None => errors.push(format!(
+                    "{path}.auth.authenticator: references extension {:?} which is not configured",
+                    a.authenticator
+                )),
                 Some(ExtensionConfig::BasicAuth(_)) => {}
-                Some(_) => errors.push(format!("{path}.auth.authenticator: extension {:?} is not an authenticator", a.authenticator)),
+                Some(_) => errors.push(format!(
+                    "{path}.auth.authenticator: extension {:?} is not an authenticator",
+                    a.authenticator
+                )),
             }
         }
     };
@@ -404,11 +432,23 @@ fn validate_semantics(
                 if c.protocols.grpc.is_none() && c.protocols.http.is_none() {
                     errors.push(format!("{p}.protocols: must specify at least one protocol (grpc or http)"));
                 }
-                if let Some(g) = &c.protocols.grpc {
-                    check_auth(format!("{p}.protocols.grpc"), &g.auth, errors);
+                // Accepting an auth block we don't enforce would silently leave the receiver open.
+                if c.protocols.grpc.as_ref().is_some_and(|g| g.auth.is_some()) {
+                    errors.push(format!("{p}.protocols.grpc.auth: server authentication is not supported yet"));
                 }
-                if let Some(h) = &c.protocols.http {
-                    check_auth(format!("{p}.protocols.http"), &h.auth, errors);
+                if c.protocols.http.as_ref().is_some_and(|h| h.auth.is_some()) {
+                    errors.push(format!("{p}.protocols.http.auth: server authentication is not supported yet"));
+                }
+                if c.protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {
+                    warnings.push(format!("{p}.protocols.http.cors: CORS is not implemented yet; browser clients will be refused by their browser"));
+                }
+                for (proto, tls) in [
+                    ("grpc", c.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref())),
+                    ("http", c.protocols.http.as_ref().and_then(|h| h.tls.as_ref())),
+                ] {
+                    if tls.is_some() {
+                        errors.push(format!("{p}.protocols.{proto}.tls: server TLS is not supported yet; terminate TLS in front of the collector"));
+                    }
                 }
             }
             ReceiverConfig::Prometheus(c) => {
@@ -421,7 +461,9 @@ fn validate_semantics(
                         errors.push(format!("{sp}.job_name: duplicate job name {:?}", sc.job_name));
                     }
                     for (j, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
-                        if !["pod", "service", "endpoints", "endpointslice", "node", "ingress"].contains(&sd.role.as_str()) {
+                        if !["pod", "service", "endpoints", "endpointslice", "node", "ingress"]
+                            .contains(&sd.role.as_str())
+                        {
                             errors.push(format!("{sp}.kubernetes_sd_configs[{j}].role: unknown role {:?}", sd.role));
                         }
                     }
@@ -432,14 +474,28 @@ fn validate_semantics(
                             errors.push(format!("{sp}.relabel_configs[{j}].regex: invalid regex: {e}"));
                         }
                         if let Some(a) = &rc.action {
-                            const ACTIONS: &[&str] = &["replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase"];
+                            const ACTIONS: &[&str] = &[
+                                "replace",
+                                "keep",
+                                "drop",
+                                "keepequal",
+                                "dropequal",
+                                "hashmod",
+                                "labelmap",
+                                "labeldrop",
+                                "labelkeep",
+                                "lowercase",
+                                "uppercase",
+                            ];
                             if !ACTIONS.contains(&a.to_lowercase().as_str()) {
                                 errors.push(format!("{sp}.relabel_configs[{j}].action: unknown action {a:?}"));
                             }
                         }
                     }
                 }
-                warnings.push(format!("{p}: prometheus scraping is not implemented yet; the receiver is accepted but produces no data"));
+                warnings.push(format!(
+                    "{p}: prometheus scraping is not implemented yet; the receiver is accepted but produces no data"
+                ));
             }
             ReceiverConfig::HostMetrics(c) => {
                 for name in c.scrapers.keys() {
@@ -450,7 +506,9 @@ fn validate_semantics(
                 if c.scrapers.is_empty() {
                     errors.push(format!("{p}.scrapers: must specify at least one scraper"));
                 }
-                warnings.push(format!("{p}: host metrics collection is not implemented yet; the receiver is accepted but produces no data"));
+                warnings.push(format!(
+                    "{p}: host metrics collection is not implemented yet; the receiver is accepted but produces no data"
+                ));
             }
         }
     }
@@ -532,10 +590,19 @@ fn validate_semantics(
                 validate_queue(&p, &c.sending_queue, errors);
             }
             ExporterConfig::OtlpHttp(c) => {
-                if c.endpoint.is_empty() && (c.traces_endpoint.is_none() || c.metrics_endpoint.is_none() || c.logs_endpoint.is_none()) {
-                    errors.push(format!("{p}.endpoint: required (or set traces_endpoint, metrics_endpoint and logs_endpoint)"));
+                if c.endpoint.is_empty()
+                    && (c.traces_endpoint.is_none() || c.metrics_endpoint.is_none() || c.logs_endpoint.is_none())
+                {
+                    errors.push(format!(
+                        "{p}.endpoint: required (or set traces_endpoint, metrics_endpoint and logs_endpoint)"
+                    ));
                 }
-                for (field, url) in [("endpoint", Some(&c.endpoint)), ("traces_endpoint", c.traces_endpoint.as_ref()), ("metrics_endpoint", c.metrics_endpoint.as_ref()), ("logs_endpoint", c.logs_endpoint.as_ref())] {
+                for (field, url) in [
+                    ("endpoint", Some(&c.endpoint)),
+                    ("traces_endpoint", c.traces_endpoint.as_ref()),
+                    ("metrics_endpoint", c.metrics_endpoint.as_ref()),
+                    ("logs_endpoint", c.logs_endpoint.as_ref()),
+                ] {
                     if let Some(u) = url
                         && !u.is_empty()
                         && !(u.starts_with("http://") || u.starts_with("https://"))
@@ -564,7 +631,9 @@ fn validate_semantics(
                 if c.endpoint.is_empty() {
                     errors.push(format!("{p}.endpoint: required"));
                 }
-                warnings.push(format!("{p}: the prometheus exporter is not implemented yet; metrics sent to it are dropped"));
+                warnings.push(format!(
+                    "{p}: the prometheus exporter is not implemented yet; metrics sent to it are dropped"
+                ));
             }
             ExporterConfig::File(c) => {
                 if c.path.is_empty() {
@@ -609,7 +678,8 @@ fn validate_match(p: &str, m: &components::MatchProperties, errors: &mut Vec<Str
     match m.match_type.as_str() {
         "strict" => {}
         "regexp" => {
-            for (i, s) in m.services.iter().chain(&m.span_names).chain(&m.metric_names).chain(&m.log_bodies).enumerate() {
+            for (i, s) in m.services.iter().chain(&m.span_names).chain(&m.metric_names).chain(&m.log_bodies).enumerate()
+            {
                 if let Err(e) = regex::Regex::new(s) {
                     errors.push(format!("{p}[{i}]: invalid regex: {e}"));
                 }
@@ -627,9 +697,15 @@ fn validate_actions(p: &str, actions: &[components::AttributeAction], errors: &m
                 if a.key.is_empty() {
                     errors.push(format!("{ap}.key: required for {}", a.action));
                 }
-                let sources = [a.value.is_some(), a.from_attribute.is_some(), a.from_context.is_some()].iter().filter(|b| **b).count();
+                let sources = [a.value.is_some(), a.from_attribute.is_some(), a.from_context.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
                 if sources != 1 {
-                    errors.push(format!("{ap}: exactly one of value, from_attribute, from_context is required for {}", a.action));
+                    errors.push(format!(
+                        "{ap}: exactly one of value, from_attribute, from_context is required for {}",
+                        a.action
+                    ));
                 }
             }
             "delete" | "hash" => {
@@ -658,7 +734,9 @@ fn validate_actions(p: &str, actions: &[components::AttributeAction], errors: &m
                 }
             }
             "" => errors.push(format!("{ap}.action: required")),
-            other => errors.push(format!("{ap}.action: {other:?} is not one of insert, update, upsert, delete, hash, extract, convert")),
+            other => errors.push(format!(
+                "{ap}.action: {other:?} is not one of insert, update, upsert, delete, hash, extract, convert"
+            )),
         }
     }
 }

@@ -189,7 +189,11 @@ fn unknown_type_is_an_error() {
 #[test]
 fn undefined_pipeline_component_is_an_error() {
     let errs = errors(&FULL.replace("exporters: [otlp/alloy]", "exporters: [otlp/tempo]"));
-    assert!(errs.iter().any(|e| e == "service.pipelines.logs/2.exporters[0]: references exporter \"otlp/tempo\" which is not configured"), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e
+            == "service.pipelines.logs/2.exporters[0]: references exporter \"otlp/tempo\" which is not configured"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -240,4 +244,27 @@ fn invalid_yaml_is_reported() {
 fn bad_relabel_regex_is_reported() {
     let errs = errors(&FULL.replace("regex: \"true\"", "regex: \"(\""));
     assert!(errs.iter().any(|e| e.contains("relabel_configs[0].regex: invalid regex")), "{errs:?}");
+}
+
+#[test]
+fn receiver_auth_is_rejected_rather_than_ignored() {
+    let errs = errors(&FULL.replace(
+        "        endpoint: 0.0.0.0:4318\n",
+        "        endpoint: 0.0.0.0:4318\n        auth:\n          authenticator: basicauth/grafana\n",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("receivers.otlp.protocols.http.auth: server authentication is not supported")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn telemetry_readers_set_the_metrics_address() {
+    let cfg = load(&FULL.replace(
+        "      address: 0.0.0.0:8888\n",
+        "      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 127.0.0.1\n                port: 9999\n",
+    ))
+    .unwrap();
+    assert_eq!(cfg.telemetry.metrics_address().as_deref(), Some("127.0.0.1:9999"));
 }

@@ -23,9 +23,15 @@ impl DebugExporter {
 /// One-line summary (basic verbosity), as upstream prints it.
 pub fn summary(data: &Payload) -> String {
     match data {
-        Payload::Traces(r) => format!("Traces: resource spans: {}, spans: {}", r.resource_spans.len(), data.item_count()),
-        Payload::Metrics(r) => format!("Metrics: resource metrics: {}, data points: {}", r.resource_metrics.len(), data.item_count()),
-        Payload::Logs(r) => format!("Logs: resource logs: {}, log records: {}", r.resource_logs.len(), data.item_count()),
+        Payload::Traces(r) => {
+            format!("Traces: resource spans: {}, spans: {}", r.resource_spans.len(), data.item_count())
+        }
+        Payload::Metrics(r) => {
+            format!("Metrics: resource metrics: {}, data points: {}", r.resource_metrics.len(), data.item_count())
+        }
+        Payload::Logs(r) => {
+            format!("Logs: resource logs: {}, log records: {}", r.resource_logs.len(), data.item_count())
+        }
     }
 }
 

@@ -38,7 +38,9 @@ impl Exporter for FileExporter {
         };
         let res = line.map_err(|e| ConsumeError::Permanent(format!("cannot encode JSON: {e}"))).and_then(|l| {
             let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            writeln!(f, "{l}").and_then(|()| f.flush()).map_err(|e| ConsumeError::Retryable(format!("cannot write file: {e}")))
+            writeln!(f, "{l}")
+                .and_then(|()| f.flush())
+                .map_err(|e| ConsumeError::Retryable(format!("cannot write file: {e}")))
         });
         if res.is_ok() {
             self.metrics.sent(data.signal(), data.item_count());

@@ -47,7 +47,13 @@ pub fn backoff(cfg: &RetryConfig, attempt: u32, rand01: f64) -> Duration {
 }
 
 /// Sends one payload with retries; returns when delivered or given up.
-pub async fn send_with_retry(sender: &dyn Sender, retry: &RetryConfig, metrics: &ExporterMetrics, name: &str, data: Payload) -> Result<(), ConsumeError> {
+pub async fn send_with_retry(
+    sender: &dyn Sender,
+    retry: &RetryConfig,
+    metrics: &ExporterMetrics,
+    name: &str,
+    data: Payload,
+) -> Result<(), ConsumeError> {
     let start = Instant::now();
     let n = data.item_count();
     let signal = data.signal();
@@ -59,7 +65,11 @@ pub async fn send_with_retry(sender: &dyn Sender, retry: &RetryConfig, metrics: 
                 if ok.rejected > 0 {
                     metrics.partial_rejected.add(ok.rejected);
                     metrics.send_failed(signal, ok.rejected as usize);
-                    tracing::warn!(exporter = name, rejected = ok.rejected, "partial success: destination rejected items");
+                    tracing::warn!(
+                        exporter = name,
+                        rejected = ok.rejected,
+                        "partial success: destination rejected items"
+                    );
                 }
                 return Ok(());
             }
@@ -97,7 +107,13 @@ pub struct QueuedExporter {
 impl QueuedExporter {
     /// Builds the exporter and starts its queue workers. The workers exit after the queue is
     /// closed (all pipeline references dropped) and drained.
-    pub fn start(name: &str, sender: Arc<dyn Sender>, retry: RetryConfig, queue: &QueueConfig, metrics: ExporterMetrics) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+    pub fn start(
+        name: &str,
+        sender: Arc<dyn Sender>,
+        retry: RetryConfig,
+        queue: &QueueConfig,
+        metrics: ExporterMetrics,
+    ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let mut handles = Vec::new();
         let q = if queue.enabled {
             let (tx, rx) = mpsc::channel::<Payload>(queue.queue_size);
@@ -164,7 +180,13 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let cfg = RetryConfig { initial_interval: Duration::from_secs(1), randomization_factor: 0.0, multiplier: 2.0, max_interval: Duration::from_secs(5), ..Default::default() };
+        let cfg = RetryConfig {
+            initial_interval: Duration::from_secs(1),
+            randomization_factor: 0.0,
+            multiplier: 2.0,
+            max_interval: Duration::from_secs(5),
+            ..Default::default()
+        };
         assert_eq!(backoff(&cfg, 0, 0.5), Duration::from_secs(1));
         assert_eq!(backoff(&cfg, 2, 0.5), Duration::from_secs(4));
         assert_eq!(backoff(&cfg, 10, 0.5), Duration::from_secs(5));
@@ -197,7 +219,10 @@ mod tests {
         let mut p = Payload::empty(Signal::Logs);
         if let Payload::Logs(r) = &mut p {
             r.resource_logs.push(opentelemetry_proto::tonic::logs::v1::ResourceLogs {
-                scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs { log_records: vec![Default::default(); 3], ..Default::default() }],
+                scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                    log_records: vec![Default::default(); 3],
+                    ..Default::default()
+                }],
                 ..Default::default()
             });
         }

@@ -5,4 +5,5 @@ pub mod file;
 pub mod helper;
 pub mod otlp;
 pub mod otlphttp;
+pub mod raw_codec;
 pub mod tls;

@@ -4,9 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message as _;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -14,6 +17,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use super::helper::{SendError, SendOk, Sender};
+use super::raw_codec::RawCodec;
 use super::tls;
 use crate::config::components::{BasicClientAuth, Compression, OtlpExporterConfig};
 use crate::pdata::Payload;
@@ -45,7 +49,7 @@ impl OtlpGrpcSender {
         let uri = endpoint_uri(&cfg.endpoint, cfg.tls.insecure);
         let mut ep = Endpoint::from_str(&uri).map_err(|e| format!("endpoint: invalid {uri:?}: {e}"))?;
         let timeout = cfg.timeout.unwrap_or(Duration::from_secs(5));
-        ep = ep.connect_timeout(timeout).tcp_nodelay(true);
+        ep = ep.connect_timeout(timeout).tcp_nodelay(true).http2_adaptive_window(true);
         if let Some(k) = &cfg.keepalive
             && !k.time.is_zero()
         {
@@ -69,12 +73,15 @@ impl OtlpGrpcSender {
         }
         let mut metadata = MetadataMap::new();
         for (k, v) in &cfg.headers {
-            let key = MetadataKey::from_bytes(k.to_lowercase().as_bytes()).map_err(|e| format!("headers.{k}: invalid header name: {e}"))?;
-            let val = MetadataValue::try_from(v.as_str()).map_err(|e| format!("headers.{k}: invalid header value: {e}"))?;
+            let key = MetadataKey::from_bytes(k.to_lowercase().as_bytes())
+                .map_err(|e| format!("headers.{k}: invalid header name: {e}"))?;
+            let val =
+                MetadataValue::try_from(v.as_str()).map_err(|e| format!("headers.{k}: invalid header value: {e}"))?;
             metadata.insert(key, val);
         }
         if let Some(a) = auth {
-            let val = MetadataValue::try_from(tls::basic_auth_header(a)).map_err(|e| format!("auth: invalid credentials: {e}"))?;
+            let val = MetadataValue::try_from(tls::basic_auth_header(a))
+                .map_err(|e| format!("auth: invalid credentials: {e}"))?;
             metadata.insert("authorization", val);
         }
         Ok(Self { channel: ep.connect_lazy(), metadata, gzip: cfg.compression == Compression::Gzip, timeout })
@@ -92,47 +99,72 @@ impl OtlpGrpcSender {
 pub fn classify(status: &Status) -> SendError {
     let retry_info = status.get_details_retry_info().and_then(|r| r.retry_delay);
     let retryable = match status.code() {
-        Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => true,
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
         Code::ResourceExhausted => retry_info.is_some(),
         _ => false,
     };
-    SendError { retryable, throttle: retry_info, message: format!("rpc error: code = {:?} desc = {}", status.code(), status.message()) }
+    SendError {
+        retryable,
+        throttle: retry_info,
+        message: format!("rpc error: code = {:?} desc = {}", status.code(), status.message()),
+    }
 }
 
 impl Sender for OtlpGrpcSender {
     fn send<'a>(&'a self, data: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
         Box::pin(async move {
-            let enc = |gzip: bool| if gzip { Some(CompressionEncoding::Gzip) } else { None };
+            let (path, body) = match data {
+                Payload::Traces(r) => {
+                    ("/opentelemetry.proto.collector.trace.v1.TraceService/Export", r.encode_to_vec())
+                }
+                Payload::Metrics(r) => {
+                    ("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", r.encode_to_vec())
+                }
+                Payload::Logs(r) => ("/opentelemetry.proto.collector.logs.v1.LogsService/Export", r.encode_to_vec()),
+            };
             let fut = async {
-                match data {
-                    Payload::Traces(r) => {
-                        let mut c = TraceServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
-                        if let Some(e) = enc(self.gzip) {
-                            c = c.send_compressed(e);
-                        }
-                        c.export(self.request(r.clone())).await.map(|resp| SendOk { rejected: resp.into_inner().partial_success.map_or(0, |p| p.rejected_spans.max(0) as u64) })
-                    }
-                    Payload::Metrics(r) => {
-                        let mut c = MetricsServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
-                        if let Some(e) = enc(self.gzip) {
-                            c = c.send_compressed(e);
-                        }
-                        c.export(self.request(r.clone())).await.map(|resp| SendOk { rejected: resp.into_inner().partial_success.map_or(0, |p| p.rejected_data_points.max(0) as u64) })
-                    }
-                    Payload::Logs(r) => {
-                        let mut c = LogsServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20);
-                        if let Some(e) = enc(self.gzip) {
-                            c = c.send_compressed(e);
-                        }
-                        c.export(self.request(r.clone())).await.map(|resp| SendOk { rejected: resp.into_inner().partial_success.map_or(0, |p| p.rejected_log_records.max(0) as u64) })
-                    }
+                let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+                    .max_decoding_message_size(64 << 20)
+                    .accept_compressed(CompressionEncoding::Gzip);
+                if self.gzip {
+                    grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+                }
+                grpc.ready().await.map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
+                grpc.unary::<Bytes, Bytes, _>(
+                    self.request(Bytes::from(body)),
+                    PathAndQuery::from_static(path),
+                    RawCodec,
+                )
+                .await
+            };
+            let resp = match tokio::time::timeout(self.timeout + Duration::from_millis(500), fut).await {
+                Ok(Ok(resp)) => resp.into_inner(),
+                Ok(Err(status)) => return Err(classify(&status)),
+                Err(_) => {
+                    return Err(SendError { retryable: true, throttle: None, message: "export timed out".into() });
                 }
             };
-            match tokio::time::timeout(self.timeout + Duration::from_millis(500), fut).await {
-                Ok(Ok(ok)) => Ok(ok),
-                Ok(Err(status)) => Err(classify(&status)),
-                Err(_) => Err(SendError { retryable: true, throttle: None, message: "export timed out".into() }),
-            }
+            // Partial success is optional; an undecodable response body counts as full success.
+            let rejected = match data {
+                Payload::Traces(_) => ExportTraceServiceResponse::decode(resp)
+                    .ok()
+                    .and_then(|r| r.partial_success)
+                    .map_or(0, |p| p.rejected_spans),
+                Payload::Metrics(_) => ExportMetricsServiceResponse::decode(resp)
+                    .ok()
+                    .and_then(|r| r.partial_success)
+                    .map_or(0, |p| p.rejected_data_points),
+                Payload::Logs(_) => ExportLogsServiceResponse::decode(resp)
+                    .ok()
+                    .and_then(|r| r.partial_success)
+                    .map_or(0, |p| p.rejected_log_records),
+            };
+            Ok(SendOk { rejected: rejected.max(0) as u64 })
         })
     }
 }
@@ -144,17 +176,36 @@ mod tests {
 
     #[test]
     fn retryable_codes_follow_spec() {
-        for code in [Code::Unavailable, Code::Cancelled, Code::DeadlineExceeded, Code::Aborted, Code::OutOfRange, Code::DataLoss] {
+        for code in [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ] {
             assert!(classify(&Status::new(code, "x")).retryable, "{code:?}");
         }
-        for code in [Code::InvalidArgument, Code::Unauthenticated, Code::PermissionDenied, Code::NotFound, Code::Internal, Code::Unimplemented, Code::ResourceExhausted] {
+        for code in [
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::NotFound,
+            Code::Internal,
+            Code::Unimplemented,
+            Code::ResourceExhausted,
+        ] {
             assert!(!classify(&Status::new(code, "x")).retryable, "{code:?}");
         }
     }
 
     #[test]
     fn resource_exhausted_with_retry_info_is_retryable_and_throttles() {
-        let st = Status::with_error_details(Code::ResourceExhausted, "slow down", ErrorDetails::with_retry_info(Some(Duration::from_secs(3))));
+        let st = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
+        );
         let e = classify(&st);
         assert!(e.retryable);
         assert_eq!(e.throttle, Some(Duration::from_secs(3)));

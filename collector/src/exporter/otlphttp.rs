@@ -50,12 +50,14 @@ impl OtlpHttpSender {
     pub fn new(cfg: &OtlpHttpExporterConfig, auth: Option<&BasicClientAuth>) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("headers.{k}: invalid header name: {e}"))?;
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("headers.{k}: invalid header name: {e}"))?;
             let value = HeaderValue::from_str(v).map_err(|e| format!("headers.{k}: invalid header value: {e}"))?;
             headers.insert(name, value);
         }
         if let Some(a) = auth {
-            let mut v = HeaderValue::from_str(&tls::basic_auth_header(a)).map_err(|e| format!("auth: invalid credentials: {e}"))?;
+            let mut v = HeaderValue::from_str(&tls::basic_auth_header(a))
+                .map_err(|e| format!("auth: invalid credentials: {e}"))?;
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
@@ -110,15 +112,18 @@ fn rejected(data: &Payload, body: &[u8], json: bool) -> u64 {
     // Partial success is optional in responses; undecodable bodies count as full success.
     match data {
         Payload::Traces(_) => {
-            let r: Option<ExportTraceServiceResponse> = if json { serde_json::from_slice(body).ok() } else { ExportTraceServiceResponse::decode(body).ok() };
+            let r: Option<ExportTraceServiceResponse> =
+                if json { serde_json::from_slice(body).ok() } else { ExportTraceServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_spans.max(0) as u64)
         }
         Payload::Metrics(_) => {
-            let r: Option<ExportMetricsServiceResponse> = if json { serde_json::from_slice(body).ok() } else { ExportMetricsServiceResponse::decode(body).ok() };
+            let r: Option<ExportMetricsServiceResponse> =
+                if json { serde_json::from_slice(body).ok() } else { ExportMetricsServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_data_points.max(0) as u64)
         }
         Payload::Logs(_) => {
-            let r: Option<ExportLogsServiceResponse> = if json { serde_json::from_slice(body).ok() } else { ExportLogsServiceResponse::decode(body).ok() };
+            let r: Option<ExportLogsServiceResponse> =
+                if json { serde_json::from_slice(body).ok() } else { ExportLogsServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_log_records.max(0) as u64)
         }
     }
@@ -133,14 +138,29 @@ impl Sender for OtlpHttpSender {
                 Payload::Logs(_) => &self.urls[2],
             };
             let mut body = self.encode(data)?;
-            let mut req = self.client.post(url).header("content-type", if self.json { "application/json" } else { "application/x-protobuf" });
+            let mut req = self
+                .client
+                .post(url)
+                .header("content-type", if self.json { "application/json" } else { "application/x-protobuf" });
             if self.gzip {
                 let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4), Level::fast());
-                enc.write_all(&body).map_err(|e| SendError { retryable: false, throttle: None, message: format!("gzip: {e}") })?;
-                body = enc.finish().map_err(|e| SendError { retryable: false, throttle: None, message: format!("gzip: {e}") })?;
+                enc.write_all(&body).map_err(|e| SendError {
+                    retryable: false,
+                    throttle: None,
+                    message: format!("gzip: {e}"),
+                })?;
+                body = enc.finish().map_err(|e| SendError {
+                    retryable: false,
+                    throttle: None,
+                    message: format!("gzip: {e}"),
+                })?;
                 req = req.header("content-encoding", "gzip");
             }
-            let resp = req.body(body).send().await.map_err(|e| SendError { retryable: true, throttle: None, message: format!("request to {url} failed: {e}") })?;
+            let resp = req.body(body).send().await.map_err(|e| SendError {
+                retryable: true,
+                throttle: None,
+                message: format!("request to {url} failed: {e}"),
+            })?;
             let status = resp.status().as_u16();
             let throttle = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let bytes = resp.bytes().await.unwrap_or_default();
@@ -148,7 +168,11 @@ impl Sender for OtlpHttpSender {
                 return Ok(SendOk { rejected: rejected(data, &bytes, self.json) });
             }
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
-            Err(SendError { retryable: retryable_status(status), throttle, message: format!("HTTP {status} from {url}: {text}") })
+            Err(SendError {
+                retryable: retryable_status(status),
+                throttle,
+                message: format!("HTTP {status} from {url}: {text}"),
+            })
         })
     }
 }

@@ -15,8 +15,11 @@ pub fn ca_pem(tls: &TlsConfig) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// PEM certificate and private key.
+pub type CertAndKey = (Vec<u8>, Vec<u8>);
+
 /// Reads the client certificate and key if both are configured.
-pub fn client_identity(tls: &TlsConfig) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+pub fn client_identity(tls: &TlsConfig) -> Result<Option<CertAndKey>, String> {
     let read = |inline: &Option<String>, file: &Option<String>, field: &str| -> Result<Option<Vec<u8>>, String> {
         if let Some(p) = inline {
             return Ok(Some(p.as_bytes().to_vec()));

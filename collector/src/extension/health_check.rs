@@ -38,8 +38,14 @@ async fn status(State(h): State<Arc<Health>>) -> impl IntoResponse {
     let up_since = h.since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let uptime = h.since.elapsed().map(|d| format!("{:.3}s", d.as_secs_f64())).unwrap_or_default();
     if h.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, axum::Json(serde_json::json!({"status": "Server available", "upSince": up_since, "uptime": uptime})))
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "Server available", "upSince": up_since, "uptime": uptime})),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "Server not available", "upSince": up_since, "uptime": uptime})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "Server not available", "upSince": up_since, "uptime": uptime})),
+        )
     }
 }

@@ -58,7 +58,9 @@ pub fn compile(actions: &[AttributeAction]) -> Result<Vec<Action>, String> {
                 "upsert" => Op::Upsert(source()),
                 "delete" => Op::Delete,
                 "hash" => Op::Hash,
-                "extract" => Op::Extract(Regex::new(a.pattern.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?),
+                "extract" => {
+                    Op::Extract(Regex::new(a.pattern.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?)
+                }
                 "convert" => Op::Convert(a.converted_type.clone().unwrap_or_default()),
                 other => return Err(format!("unknown action {other:?}")),
             };
@@ -84,7 +86,11 @@ pub fn yaml_to_any(v: &Value) -> AnyValue {
         Value::Mapping(m) => Some(V::KvlistValue(KeyValueList {
             values: m
                 .iter()
-                .map(|(k, v)| KeyValue { key: k.as_str().unwrap_or_default().to_owned(), value: Some(yaml_to_any(v)), ..Default::default() })
+                .map(|(k, v)| KeyValue {
+                    key: k.as_str().unwrap_or_default().to_owned(),
+                    value: Some(yaml_to_any(v)),
+                    ..Default::default()
+                })
                 .collect(),
         })),
         Value::Tagged(t) => return yaml_to_any(&t.value),
@@ -104,7 +110,11 @@ pub fn any_to_string(v: &AnyValue) -> String {
         Some(V::ArrayValue(a)) => format!("[{}]", a.values.iter().map(any_to_string).collect::<Vec<_>>().join(",")),
         Some(V::KvlistValue(kv)) => format!(
             "{{{}}}",
-            kv.values.iter().map(|k| format!("{}:{}", k.key, k.value.as_ref().map(any_to_string).unwrap_or_default())).collect::<Vec<_>>().join(",")
+            kv.values
+                .iter()
+                .map(|k| format!("{}:{}", k.key, k.value.as_ref().map(any_to_string).unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         // Dictionary-indexed strings only appear in profiles; they carry no text here.
         Some(V::StringValueStrindex(i)) => i.to_string(),
@@ -158,7 +168,9 @@ pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>) {
                 }
             }
             Op::Insert(_) | Op::Update(_) => {}
-            Op::Delete => attrs.retain(|kv| !(kv.key == a.key || a.key_regex.as_ref().is_some_and(|r| r.is_match(&kv.key)))),
+            Op::Delete => {
+                attrs.retain(|kv| !(kv.key == a.key || a.key_regex.as_ref().is_some_and(|r| r.is_match(&kv.key))))
+            }
             Op::Hash => {
                 for kv in attrs.iter_mut() {
                     if kv.key == a.key || a.key_regex.as_ref().is_some_and(|r| r.is_match(&kv.key)) {
@@ -200,7 +212,11 @@ mod tests {
     use super::*;
 
     fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(V::StringValue(v.into())) }),
+            ..Default::default()
+        }
     }
 
     fn action(yaml: &str) -> Vec<Action> {
@@ -214,7 +230,9 @@ mod tests {
 
     #[test]
     fn insert_update_upsert() {
-        let acts = action("[{key: a, value: new, action: insert}, {key: b, value: 2, action: update}, {key: c, value: true, action: upsert}, {key: x, value: y, action: update}]");
+        let acts = action(
+            "[{key: a, value: new, action: insert}, {key: b, value: 2, action: update}, {key: c, value: true, action: upsert}, {key: x, value: y, action: update}]",
+        );
         let mut attrs = vec![kv("a", "old"), kv("b", "old")];
         apply(&acts, &mut attrs);
         assert_eq!(s(&attrs, "a").as_deref(), Some("old"));
@@ -225,7 +243,9 @@ mod tests {
 
     #[test]
     fn from_attribute_delete_hash() {
-        let acts = action("[{key: copy, from_attribute: src, action: insert}, {key: src, action: delete}, {key: email, action: hash}, {key: '', pattern: '^tmp\\.', action: delete}]");
+        let acts = action(
+            "[{key: copy, from_attribute: src, action: insert}, {key: src, action: delete}, {key: email, action: hash}, {key: '', pattern: '^tmp\\.', action: delete}]",
+        );
         let mut attrs = vec![kv("src", "v"), kv("email", "a@b.c"), kv("tmp.1", "x"), kv("tmp.2", "x")];
         apply(&acts, &mut attrs);
         assert_eq!(s(&attrs, "copy").as_deref(), Some("v"));
@@ -237,7 +257,9 @@ mod tests {
 
     #[test]
     fn extract_and_convert() {
-        let acts = action("[{key: url, pattern: '^/users/(?P<user_id>\\d+)$', action: extract}, {key: user_id, action: convert, converted_type: int}]");
+        let acts = action(
+            "[{key: url, pattern: '^/users/(?P<user_id>\\d+)$', action: extract}, {key: user_id, action: convert, converted_type: int}]",
+        );
         let mut attrs = vec![kv("url", "/users/42")];
         apply(&acts, &mut attrs);
         assert_eq!(get(&attrs, "user_id").unwrap().value, Some(V::IntValue(42)));

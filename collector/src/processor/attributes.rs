@@ -21,7 +21,10 @@ pub struct AttributesProcessor {
 impl AttributesProcessor {
     /// Builds from config.
     pub fn new(cfg: &AttributesProcessorConfig) -> Result<Self, String> {
-        Ok(Self { actions: actions::compile(&cfg.actions)?, filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())? })
+        Ok(Self {
+            actions: actions::compile(&cfg.actions)?,
+            filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())?,
+        })
     }
 }
 
@@ -34,7 +37,13 @@ impl Processor for AttributesProcessor {
                     for ss in &mut rs.scope_spans {
                         for span in &mut ss.spans {
                             let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
-                            let item = Item { resource, attributes: &span.attributes, span_name: Some(&span.name), span_kind: kind, ..Default::default() };
+                            let item = Item {
+                                resource,
+                                attributes: &span.attributes,
+                                span_name: Some(&span.name),
+                                span_kind: kind,
+                                ..Default::default()
+                            };
                             if self.filter.selects(&item) {
                                 actions::apply(&self.actions, &mut span.attributes);
                             }
@@ -71,11 +80,26 @@ impl Processor for AttributesProcessor {
                                 continue;
                             }
                             match &mut m.data {
-                                Some(Data::Gauge(g)) => g.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Sum(s)) => s.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::ExponentialHistogram(h)) => h.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Gauge(g)) => g
+                                    .data_points
+                                    .iter_mut()
+                                    .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Sum(s)) => s
+                                    .data_points
+                                    .iter_mut()
+                                    .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Histogram(h)) => h
+                                    .data_points
+                                    .iter_mut()
+                                    .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::ExponentialHistogram(h)) => h
+                                    .data_points
+                                    .iter_mut()
+                                    .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
+                                Some(Data::Summary(s)) => s
+                                    .data_points
+                                    .iter_mut()
+                                    .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
                                 None => {}
                             }
                         }

@@ -67,7 +67,13 @@ impl Batcher {
 }
 
 /// Starts the batch task for one pipeline; returns the sender the upstream chain feeds and the task.
-pub fn spawn(signal: Signal, cfg: &BatchConfig, next: Consumer, sent_batches: Counter, name: String) -> (mpsc::Sender<Payload>, JoinHandle<()>) {
+pub fn spawn(
+    signal: Signal,
+    cfg: &BatchConfig,
+    next: Consumer,
+    sent_batches: Counter,
+    name: String,
+) -> (mpsc::Sender<Payload>, JoinHandle<()>) {
     // A small channel is enough: the batch task is fast, and a full channel pushes back on receivers.
     let (tx, mut rx) = mpsc::channel::<Payload>(64);
     let mut batcher = Batcher::new(signal, cfg);
@@ -133,7 +139,10 @@ mod tests {
         let mut p = Payload::empty(Signal::Traces);
         if let Payload::Traces(r) = &mut p {
             r.resource_spans.push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
-                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans { spans: vec![Default::default(); n], ..Default::default() }],
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: vec![Default::default(); n],
+                    ..Default::default()
+                }],
                 ..Default::default()
             });
         }

@@ -58,7 +58,11 @@ impl Matcher {
     pub fn compile(m: &MatchProperties) -> Result<Self, String> {
         let regexp = m.match_type == "regexp";
         let pat = |s: &String| -> Result<Pattern, String> {
-            if regexp { Regex::new(s).map(Pattern::Regexp).map_err(|e| e.to_string()) } else { Ok(Pattern::Strict(s.clone())) }
+            if regexp {
+                Regex::new(s).map(Pattern::Regexp).map_err(|e| e.to_string())
+            } else {
+                Ok(Pattern::Strict(s.clone()))
+            }
         };
         let pats = |v: &Vec<String>| v.iter().map(pat).collect::<Result<Vec<_>, _>>();
         let kvs = |v: &Vec<crate::config::components::MatchAttribute>| {
@@ -83,7 +87,9 @@ impl Matcher {
 
     /// True when every configured criterion matches (criteria lists are OR within, AND across).
     pub fn matches(&self, item: &Item<'_>) -> bool {
-        let any = |pats: &[Pattern], value: Option<&str>| pats.is_empty() || value.is_some_and(|v| pats.iter().any(|p| p.matches(v)));
+        let any = |pats: &[Pattern], value: Option<&str>| {
+            pats.is_empty() || value.is_some_and(|v| pats.iter().any(|p| p.matches(v)))
+        };
         let service = get(item.resource, "service.name").map(any_to_string);
         let kvs_match = |conds: &[(String, Option<Pattern>)], attrs: &[KeyValue]| {
             conds.iter().all(|(k, p)| match (get(attrs, k), p) {
@@ -113,7 +119,10 @@ pub struct Filter {
 impl Filter {
     /// Compiles both blocks.
     pub fn compile(include: Option<&MatchProperties>, exclude: Option<&MatchProperties>) -> Result<Self, String> {
-        Ok(Self { include: include.map(Matcher::compile).transpose()?, exclude: exclude.map(Matcher::compile).transpose()? })
+        Ok(Self {
+            include: include.map(Matcher::compile).transpose()?,
+            exclude: exclude.map(Matcher::compile).transpose()?,
+        })
     }
 
     /// Whether the processor should act on this item.
@@ -128,21 +137,47 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as V};
 
     fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(V::StringValue(v.into())) }),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn include_exclude() {
-        let inc: MatchProperties = serde_yaml::from_str("{match_type: regexp, services: ['^rev'], span_names: ['GET .*']}").unwrap();
-        let exc: MatchProperties = serde_yaml::from_str("{match_type: strict, attributes: [{key: health, value: 'true'}]}").unwrap();
+        let inc: MatchProperties =
+            serde_yaml::from_str("{match_type: regexp, services: ['^rev'], span_names: ['GET .*']}").unwrap();
+        let exc: MatchProperties =
+            serde_yaml::from_str("{match_type: strict, attributes: [{key: health, value: 'true'}]}").unwrap();
         let f = Filter::compile(Some(&inc), Some(&exc)).unwrap();
         let res = [kv("service.name", "reviews")];
         let normal = [kv("http.route", "/")];
         let health = [kv("health", "true")];
-        assert!(f.selects(&Item { resource: &res, attributes: &normal, span_name: Some("GET /r"), ..Default::default() }));
-        assert!(!f.selects(&Item { resource: &res, attributes: &health, span_name: Some("GET /r"), ..Default::default() }));
-        assert!(!f.selects(&Item { resource: &res, attributes: &normal, span_name: Some("POST /r"), ..Default::default() }));
+        assert!(f.selects(&Item {
+            resource: &res,
+            attributes: &normal,
+            span_name: Some("GET /r"),
+            ..Default::default()
+        }));
+        assert!(!f.selects(&Item {
+            resource: &res,
+            attributes: &health,
+            span_name: Some("GET /r"),
+            ..Default::default()
+        }));
+        assert!(!f.selects(&Item {
+            resource: &res,
+            attributes: &normal,
+            span_name: Some("POST /r"),
+            ..Default::default()
+        }));
         let other = [kv("service.name", "cart")];
-        assert!(!f.selects(&Item { resource: &other, attributes: &normal, span_name: Some("GET /r"), ..Default::default() }));
+        assert!(!f.selects(&Item {
+            resource: &other,
+            attributes: &normal,
+            span_name: Some("GET /r"),
+            ..Default::default()
+        }));
     }
 }

@@ -40,7 +40,8 @@ pub fn limits(cfg: &MemoryLimiterConfig, total: Option<u64>) -> Result<(u64, u64
     } else {
         let total = total.ok_or("limit_percentage needs the total memory, which could not be determined")?;
         let hard = total / 100 * cfg.limit_percentage;
-        let spike_pct = if cfg.spike_limit_percentage > 0 { cfg.spike_limit_percentage } else { cfg.limit_percentage / 5 };
+        let spike_pct =
+            if cfg.spike_limit_percentage > 0 { cfg.spike_limit_percentage } else { cfg.limit_percentage / 5 };
         (hard, total / 100 * spike_pct)
     };
     Ok((hard, hard.saturating_sub(spike)))
@@ -84,7 +85,12 @@ impl MemoryLimiter {
         let now = rss > self.soft;
         if now != was {
             if now {
-                tracing::warn!(rss_mib = rss / MIB, soft_limit_mib = self.soft / MIB, hard_limit_mib = self.hard / MIB, "memory usage above soft limit, refusing data");
+                tracing::warn!(
+                    rss_mib = rss / MIB,
+                    soft_limit_mib = self.soft / MIB,
+                    hard_limit_mib = self.hard / MIB,
+                    "memory usage above soft limit, refusing data"
+                );
             } else {
                 tracing::info!(rss_mib = rss / MIB, "memory usage back below soft limit, accepting data");
             }

@@ -42,12 +42,19 @@ impl MetricsTransform {
 impl Processor for MetricsTransform {
     fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
         if let Payload::Metrics(r) = &mut data {
-            for m in r.resource_metrics.iter_mut().flat_map(|rm| rm.scope_metrics.iter_mut()).flat_map(|sm| sm.metrics.iter_mut()) {
+            for m in r
+                .resource_metrics
+                .iter_mut()
+                .flat_map(|rm| rm.scope_metrics.iter_mut())
+                .flat_map(|sm| sm.metrics.iter_mut())
+            {
                 for (matcher, new_name) in &self.renames {
                     match matcher {
                         Match::Strict(s) if *s == m.name => m.name = new_name.clone(),
                         // Regexp renames may reference capture groups (`$1`).
-                        Match::Regexp(re) if re.is_match(&m.name) => m.name = re.replace(&m.name, new_name.as_str()).into_owned(),
+                        Match::Regexp(re) if re.is_match(&m.name) => {
+                            m.name = re.replace(&m.name, new_name.as_str()).into_owned()
+                        }
                         _ => {}
                     }
                 }

@@ -25,7 +25,10 @@ impl SpanProcessor {
     /// Builds from config.
     pub fn new(cfg: &SpanProcessorConfig) -> Result<Self, String> {
         let (rules, break_after_match) = match &cfg.name.to_attributes {
-            Some(t) => (t.rules.iter().map(|r| Regex::new(r).map_err(|e| e.to_string())).collect::<Result<_, _>>()?, t.break_after_match),
+            Some(t) => (
+                t.rules.iter().map(|r| Regex::new(r).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
+                t.break_after_match,
+            ),
             None => (Vec::new(), false),
         };
         Ok(Self {
@@ -89,11 +92,22 @@ impl Processor for SpanProcessor {
                 for ss in &mut rs.scope_spans {
                     for span in &mut ss.spans {
                         let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
-                        let item = Item { resource, attributes: &span.attributes, span_name: Some(&span.name), span_kind: kind, ..Default::default() };
+                        let item = Item {
+                            resource,
+                            attributes: &span.attributes,
+                            span_name: Some(&span.name),
+                            span_kind: kind,
+                            ..Default::default()
+                        };
                         if !self.filter.selects(&item) {
                             continue;
                         }
-                        rename_from_attributes(&mut span.name, &span.attributes, &self.from_attributes, &self.separator);
+                        rename_from_attributes(
+                            &mut span.name,
+                            &span.attributes,
+                            &self.from_attributes,
+                            &self.separator,
+                        );
                         extract_from_name(&mut span.name, &mut span.attributes, &self.rules, self.break_after_match);
                     }
                 }
@@ -108,7 +122,11 @@ mod tests {
     use super::*;
 
     fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(V::StringValue(v.into())) }),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -125,7 +143,12 @@ mod tests {
     fn extracts_attributes_from_name() {
         let mut name = "/api/v1/document/12345678/update".to_owned();
         let mut attrs = vec![];
-        extract_from_name(&mut name, &mut attrs, &[Regex::new(r"^/api/v1/document/(?P<documentId>.*)/update$").unwrap()], false);
+        extract_from_name(
+            &mut name,
+            &mut attrs,
+            &[Regex::new(r"^/api/v1/document/(?P<documentId>.*)/update$").unwrap()],
+            false,
+        );
         assert_eq!(name, "/api/v1/document/{documentId}/update");
         assert_eq!(any_to_string(get(&attrs, "documentId").unwrap()), "12345678");
     }

@@ -67,7 +67,11 @@ pub fn encoding_of(content_type: Option<&str>) -> Result<Encoding, DecodeError> 
 }
 
 /// Decompresses (if needed) with a hard cap so a gzip bomb cannot exhaust memory.
-pub fn decompress<'a>(body: &'a [u8], content_encoding: Option<&str>, max: u64) -> Result<std::borrow::Cow<'a, [u8]>, DecodeError> {
+pub fn decompress<'a>(
+    body: &'a [u8],
+    content_encoding: Option<&str>,
+    max: u64,
+) -> Result<std::borrow::Cow<'a, [u8]>, DecodeError> {
     if body.len() as u64 > max {
         return Err(DecodeError::TooLarge(max));
     }
@@ -88,7 +92,13 @@ pub fn decompress<'a>(body: &'a [u8], content_encoding: Option<&str>, max: u64) 
 }
 
 /// Decodes a full request for `signal`.
-pub fn decode(signal: Signal, content_type: Option<&str>, content_encoding: Option<&str>, body: &[u8], max: u64) -> Result<(Payload, Encoding), DecodeError> {
+pub fn decode(
+    signal: Signal,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    max: u64,
+) -> Result<(Payload, Encoding), DecodeError> {
     let enc = encoding_of(content_type)?;
     let raw = decompress(body, content_encoding, max)?;
     let payload = match enc {
@@ -153,17 +163,39 @@ mod tests {
     fn errors_map_to_statuses() {
         let pb = sample().encode_to_vec();
         assert_eq!(decode(Signal::Traces, Some("text/plain"), None, &pb, 1 << 20).unwrap_err().http_status(), 415);
-        assert_eq!(decode(Signal::Traces, Some("application/x-protobuf"), None, &pb[..pb.len() - 3], 1 << 20).unwrap_err().http_status(), 400);
-        assert_eq!(decode(Signal::Traces, Some("application/json"), None, b"{not json", 1 << 20).unwrap_err().http_status(), 400);
-        assert_eq!(decode(Signal::Traces, Some("application/x-protobuf"), None, &pb, 10).unwrap_err().http_status(), 413);
-        assert_eq!(decode(Signal::Traces, Some("application/x-protobuf"), Some("br"), &pb, 1 << 20).unwrap_err().http_status(), 415);
-        assert_eq!(decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b"nope", 1 << 20).unwrap_err().http_status(), 400);
+        assert_eq!(
+            decode(Signal::Traces, Some("application/x-protobuf"), None, &pb[..pb.len() - 3], 1 << 20)
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+        assert_eq!(
+            decode(Signal::Traces, Some("application/json"), None, b"{not json", 1 << 20).unwrap_err().http_status(),
+            400
+        );
+        assert_eq!(
+            decode(Signal::Traces, Some("application/x-protobuf"), None, &pb, 10).unwrap_err().http_status(),
+            413
+        );
+        assert_eq!(
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("br"), &pb, 1 << 20).unwrap_err().http_status(),
+            415
+        );
+        assert_eq!(
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b"nope", 1 << 20)
+                .unwrap_err()
+                .http_status(),
+            400
+        );
     }
 
     #[test]
     fn gzip_bomb_is_capped() {
         let bomb = gzip(&vec![0u8; 50 << 20]);
         assert!(bomb.len() < 1 << 20);
-        assert_eq!(decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), &bomb, 4 << 20).unwrap_err(), DecodeError::TooLarge(4 << 20));
+        assert_eq!(
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), &bomb, 4 << 20).unwrap_err(),
+            DecodeError::TooLarge(4 << 20)
+        );
     }
 }

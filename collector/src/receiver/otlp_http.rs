@@ -41,11 +41,15 @@ pub fn app(cfg: &HttpServerConfig, outputs: Outputs, metrics: ReceiverMetrics) -
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -53,8 +57,15 @@ fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str>
 fn error_response(status: StatusCode, enc: Encoding, grpc_code: i32, message: String) -> Response {
     let st = tonic_types::pb::Status { code: grpc_code, message: message.clone(), details: vec![] };
     let mut resp = match enc {
-        Encoding::Protobuf => (status, [(header::CONTENT_TYPE, "application/x-protobuf")], st.encode_to_vec()).into_response(),
-        Encoding::Json => (status, [(header::CONTENT_TYPE, "application/json")], serde_json::json!({"code": grpc_code, "message": message}).to_string()).into_response(),
+        Encoding::Protobuf => {
+            (status, [(header::CONTENT_TYPE, "application/x-protobuf")], st.encode_to_vec()).into_response()
+        }
+        Encoding::Json => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"code": grpc_code, "message": message}).to_string(),
+        )
+            .into_response(),
     };
     if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -103,7 +114,12 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request<Body>, signal:
         Signal::Logs => &state.outputs.logs,
     };
     if consumers.is_empty() {
-        return error_response(StatusCode::NOT_FOUND, enc, 12, format!("no {} pipeline is configured for this receiver", signal.as_str()));
+        return error_response(
+            StatusCode::NOT_FOUND,
+            enc,
+            12,
+            format!("no {} pipeline is configured for this receiver", signal.as_str()),
+        );
     }
     match fanout_consumers(consumers, payload).await {
         Ok(()) => {

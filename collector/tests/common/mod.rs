@@ -57,7 +57,9 @@ impl Collector {
     pub fn start(yaml: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics_port = free_port();
-        let yaml = yaml.replace("{DIR}", &dir.path().display().to_string()).replace("{METRICS}", &format!("127.0.0.1:{metrics_port}"));
+        let yaml = yaml
+            .replace("{DIR}", &dir.path().display().to_string())
+            .replace("{METRICS}", &format!("127.0.0.1:{metrics_port}"));
         let cfg = dir.path().join("config.yaml");
         std::fs::write(&cfg, yaml).expect("write config");
         let log = std::fs::File::create(dir.path().join("collector.log")).expect("log file");
@@ -107,7 +109,13 @@ impl Collector {
     /// Resident memory of the process in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
     }
 
     /// Sends SIGTERM and waits for exit, returning the exit code.
@@ -160,13 +168,19 @@ pub fn python() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let p = Path::new(&home).join(".cache/thereview-telemetry/venv/bin/python");
-    assert!(p.exists(), "Python venv not found at {} and TELEMETRY_PYTHON unset; create it from tools/requirements.txt", p.display());
+    assert!(
+        p.exists(),
+        "Python venv not found at {} and TELEMETRY_PYTHON unset; create it from tools/requirements.txt",
+        p.display()
+    );
     p
 }
 
 /// A tools binary (otelcol, ...) from the tools bin dir, or a clear failure.
 pub fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var("TELEMETRY_TOOLS_BIN").map(PathBuf::from).unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/thereview-telemetry/bin"));
+    let dir = std::env::var("TELEMETRY_TOOLS_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/thereview-telemetry/bin")
+    });
     let p = dir.join(name);
     assert!(p.exists(), "{} not found; build it with tools/build.sh", p.display());
     p
@@ -214,7 +228,10 @@ struct SinkSvc(Arc<AtomicU64>);
 
 #[tonic::async_trait]
 impl TraceService for SinkSvc {
-    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let n: usize = req.get_ref().resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
         self.0.fetch_add(n as u64, Ordering::SeqCst);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
@@ -227,7 +244,9 @@ impl Sink {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = TraceServiceServer::new(SinkSvc(spans.clone())).accept_compressed(tonic::codec::CompressionEncoding::Gzip).max_decoding_message_size(64 << 20);
+        let svc = TraceServiceServer::new(SinkSvc(spans.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(64 << 20);
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)

@@ -76,7 +76,9 @@ pub fn api_resource(kind: &str) -> ApiResource {
     let gvk = match kind {
         "Secret" => GroupVersionKind::gvk("", "v1", "Secret"),
         "Deployment" | "StatefulSet" | "DaemonSet" => GroupVersionKind::gvk("apps", "v1", kind),
-        "TelemetryPipeline" | "InstrumentedService" => GroupVersionKind::gvk("telemetry.thereview.dev", "v1alpha1", kind),
+        "TelemetryPipeline" | "InstrumentedService" => {
+            GroupVersionKind::gvk("telemetry.thereview.dev", "v1alpha1", kind)
+        }
         other => panic!("unexpected kind {other}"),
     };
     ApiResource::from_gvk(&gvk)
@@ -98,7 +100,10 @@ pub async fn apply_example(client: &Client, namespace: &str, file: &str) {
 }
 
 /// Status of the named condition of a resource's status, if present.
-pub fn condition<'a>(obj_status: Option<&'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+pub fn condition<'a>(
+    obj_status: Option<&'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     obj_status?.iter().find(|c| c.type_ == type_)
 }
 

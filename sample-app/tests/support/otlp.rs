@@ -5,15 +5,9 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use std::collections::HashMap;
@@ -46,14 +40,8 @@ impl TraceService for Svc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.0
-            .lock()
-            .expect("lock")
-            .traces
-            .push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        self.0.lock().expect("lock").traces.push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
 }
 
@@ -63,23 +51,15 @@ impl MetricsService for Svc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.0
-            .lock()
-            .expect("lock")
-            .metrics
-            .push(request.into_inner());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse {
-            partial_success: None,
-        }))
+        self.0.lock().expect("lock").metrics.push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
     }
 }
 
 impl Receiver {
     /// Starts an OTLP/gRPC receiver.
     pub async fn start_grpc() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Received::default()));
         let svc = Svc(received.clone());
@@ -89,10 +69,7 @@ impl Receiver {
                 .add_service(MetricsServiceServer::new(svc))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
-        Self {
-            received,
-            endpoint: format!("http://{addr}"),
-        }
+        Self { received, endpoint: format!("http://{addr}") }
     }
 
     /// Starts an OTLP/HTTP (protobuf) receiver.
@@ -100,9 +77,7 @@ impl Receiver {
         use axum::body::Bytes;
         use axum::routing::post;
         use prost::Message;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Received::default()));
         let (r1, r2) = (received.clone(), received.clone());
@@ -112,10 +87,7 @@ impl Receiver {
                 post(move |body: Bytes| async move {
                     let req = ExportTraceServiceRequest::decode(body).expect("trace protobuf");
                     r1.lock().expect("lock").traces.push(req);
-                    ExportTraceServiceResponse {
-                        partial_success: None,
-                    }
-                    .encode_to_vec()
+                    ExportTraceServiceResponse { partial_success: None }.encode_to_vec()
                 }),
             )
             .route(
@@ -123,17 +95,11 @@ impl Receiver {
                 post(move |body: Bytes| async move {
                     let req = ExportMetricsServiceRequest::decode(body).expect("metrics protobuf");
                     r2.lock().expect("lock").metrics.push(req);
-                    ExportMetricsServiceResponse {
-                        partial_success: None,
-                    }
-                    .encode_to_vec()
+                    ExportMetricsServiceResponse { partial_success: None }.encode_to_vec()
                 }),
             );
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            received,
-            endpoint: format!("http://{addr}"),
-        }
+        Self { received, endpoint: format!("http://{addr}") }
     }
 
     /// All spans received so far, flattened.
@@ -142,11 +108,8 @@ impl Receiver {
         let mut out = Vec::new();
         for req in &r.traces {
             for rs in &req.resource_spans {
-                let service = rs
-                    .resource
-                    .as_ref()
-                    .and_then(|res| attr(&res.attributes, "service.name"))
-                    .unwrap_or_default();
+                let service =
+                    rs.resource.as_ref().and_then(|res| attr(&res.attributes, "service.name")).unwrap_or_default();
                 for ss in &rs.scope_spans {
                     for s in &ss.spans {
                         out.push(FlatSpan {
@@ -177,11 +140,8 @@ impl Receiver {
         let mut found = None;
         for req in &r.metrics {
             for rm in &req.resource_metrics {
-                let svc = rm
-                    .resource
-                    .as_ref()
-                    .and_then(|res| attr(&res.attributes, "service.name"))
-                    .unwrap_or_default();
+                let svc =
+                    rm.resource.as_ref().and_then(|res| attr(&res.attributes, "service.name")).unwrap_or_default();
                 if svc != service {
                     continue;
                 }
@@ -205,14 +165,8 @@ pub fn sum_value(m: &Metric) -> Option<i64> {
             s.data_points
                 .iter()
                 .map(|p| match p.value {
-                    Some(
-                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i),
-                    ) => i,
-                    Some(
-                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(
-                            d,
-                        ),
-                    ) => d as i64,
+                    Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i,
+                    Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d as i64,
                     None => 0,
                 })
                 .sum(),
@@ -224,9 +178,9 @@ pub fn sum_value(m: &Metric) -> Option<i64> {
 /// `(count, sum)` over all data points of a histogram.
 pub fn histogram_totals(m: &Metric) -> Option<(u64, f64)> {
     match m.data.as_ref()? {
-        metric::Data::Histogram(h) => Some(h.data_points.iter().fold((0, 0.0), |(c, s), p| {
-            (c + p.count, s + p.sum.unwrap_or(0.0))
-        })),
+        metric::Data::Histogram(h) => {
+            Some(h.data_points.iter().fold((0, 0.0), |(c, s), p| (c + p.count, s + p.sum.unwrap_or(0.0))))
+        }
         _ => None,
     }
 }
@@ -259,9 +213,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn attr(kvs: &[KeyValue], key: &str) -> Option<String> {
-    kvs.iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| value_string(kv.value.as_ref()))
+    kvs.iter().find(|kv| kv.key == key).map(|kv| value_string(kv.value.as_ref()))
 }
 
 fn value_string(v: Option<&AnyValue>) -> String {

@@ -29,17 +29,11 @@ fn find_bin(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!(
-        "PostgreSQL binary `{name}` not found (install PostgreSQL 15: apt-get install postgresql-15)"
-    );
+    panic!("PostgreSQL binary `{name}` not found (install PostgreSQL 15: apt-get install postgresql-15)");
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn command(bin: &Path, as_nobody: bool) -> Command {
@@ -53,10 +47,7 @@ fn command(bin: &Path, as_nobody: bool) -> Command {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
 }
 
 impl Postgres {
@@ -67,67 +58,34 @@ impl Postgres {
         std::fs::create_dir(&data).expect("mkdir data");
         let as_nobody = is_root();
         if as_nobody {
-            let ok = Command::new("chown")
-                .args(["-R", "nobody"])
-                .arg(dir.path())
-                .status()
-                .expect("chown")
-                .success();
+            let ok = Command::new("chown").args(["-R", "nobody"]).arg(dir.path()).status().expect("chown").success();
             assert!(ok, "chown of the PostgreSQL temp dir to nobody failed");
         }
         let out = command(&find_bin("initdb"), as_nobody)
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "-D",
-            ])
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
             .arg(&data)
             .output()
             .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
         let child = command(&find_bin("postgres"), as_nobody)
             .arg("-D")
             .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ])
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .arg("-k")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start postgres");
-        let pg = Self {
-            child,
-            data,
-            as_nobody,
-            _dir: dir,
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        };
+        let pg =
+            Self { child, data, as_nobody, _dir: dir, url: format!("postgres://postgres@127.0.0.1:{port}/postgres") };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start listening on {port}"
-            );
+            assert!(Instant::now() < deadline, "PostgreSQL did not start listening on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
         pg
@@ -136,17 +94,13 @@ impl Postgres {
     /// Waits until the server accepts SQL, not just TCP.
     pub async fn ready(&self) {
         let url = self.url.clone();
-        super::wait_for(
-            "PostgreSQL to accept queries",
-            Duration::from_secs(30),
-            || {
-                let url = url.clone();
-                async move {
-                    use sqlx::Connection;
-                    sqlx::PgConnection::connect(&url).await.ok().map(|_| ())
-                }
-            },
-        )
+        super::wait_for("PostgreSQL to accept queries", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                use sqlx::Connection;
+                sqlx::PgConnection::connect(&url).await.ok().map(|_| ())
+            }
+        })
         .await;
     }
 }

@@ -34,11 +34,7 @@ impl Service {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn reviews-service");
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn reviews-service");
         let stdout = child.stdout.take().expect("stdout");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -57,12 +53,7 @@ impl Service {
             .expect("reviews-service did not log its listen address within 30s")
             .parse()
             .expect("listen address");
-        Self {
-            child,
-            addr,
-            logs,
-            _dir: dir,
-        }
+        Self { child, addr, logs, _dir: dir }
     }
 
     /// `http://addr`.
@@ -72,11 +63,7 @@ impl Service {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill").success();
         assert!(ok, "kill -TERM failed");
     }
 
@@ -88,10 +75,7 @@ impl Service {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
                 return s;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "service did not exit within {timeout:?}"
-            );
+            assert!(std::time::Instant::now() < deadline, "service did not exit within {timeout:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

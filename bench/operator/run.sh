@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Scale benchmark of telemetry-operator on a kwok cluster (real kube-apiserver, controller-manager,
+# scheduler, fake nodes):
+#
+#   1. N Deployments (default 1000) exist before the operator starts, plus one TelemetryPipeline;
+#   2. the release-built operator starts (leader election on, like in production);
+#   3. N InstrumentedServices, one per Deployment, are applied at once;
+#   4. we wait until all N report Ready=True, then read the operator's /metrics and peak RSS.
+#
+# Prints a table: time to all Ready, reconcile p50/p99 (from the operator's histogram), and
+# peak RSS (VmHWM), each next to the issue's target with the ratio measured/target.
+#
+#   bench/operator/run.sh [N]          (env: KWOK_NODES, default 20; REPLICAS per Deployment, default 1)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+n=${1:-1000}
+replicas=${REPLICAS:-1}
+export KWOK_NODES=${KWOK_NODES:-20}
+bin=${TELEMETRY_TOOLS_BIN:-$HOME/.cache/thereview-telemetry/bin}
+kubectl="$bin/kubectl"
+[ -x "$kubectl" ] || { echo "kubectl missing: run tools/build.sh" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/operator-bench.XXXXXX")
+cluster_pid=""
+op_pid=""
+cleanup() {
+  [ -z "$op_pid" ] || kill "$op_pid" 2>/dev/null || true
+  [ -z "$cluster_pid" ] || { kill "$cluster_pid" 2>/dev/null || true; wait "$cluster_pid" 2>/dev/null || true; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building telemetry-operator (release)" >&2
+cargo build --release -q -p telemetry-operator --manifest-path "$root/Cargo.toml"
+operator="$root/target/release/telemetry-operator"
+
+echo "starting kwok cluster ($KWOK_NODES fake nodes)" >&2
+mkfifo "$work/ready"
+bash "$root/tools/cluster.sh" kwok >"$work/ready" &
+cluster_pid=$!
+read -r line <"$work/ready"
+kubeconfig=${line#READY }
+[ -f "$kubeconfig" ] || { echo "cluster failed to start: $line" >&2; exit 1; }
+k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+k apply -f "$root/crds/" >/dev/null
+k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+k create namespace bench >/dev/null
+k -n bench apply -f - >/dev/null <<YAML
+apiVersion: telemetry.thereview.dev/v1alpha1
+kind: TelemetryPipeline
+metadata: {name: main}
+spec:
+  receivers: {prometheus: {}}
+  exporters: {debug: {}, prometheus: {}}
+YAML
+
+echo "creating $n Deployments" >&2
+python3 - "$n" "$replicas" >"$work/deployments.yaml" <<'PY'
+import sys
+n, replicas = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    print(f"""---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: app-{i}}}}}
+  template:
+    metadata: {{labels: {{app: app-{i}}}}}
+    spec:
+      containers: [{{name: app, image: example/app:1}}]""")
+PY
+python3 - "$n" >"$work/isvcs.yaml" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"""---
+apiVersion: telemetry.thereview.dev/v1alpha1
+kind: InstrumentedService
+metadata: {{name: app-{i}}}
+spec:
+  pipelineRef: {{name: main}}
+  target: {{name: app-{i}}}
+  metrics: {{port: 8000}}""")
+PY
+k -n bench apply --server-side -f "$work/deployments.yaml" >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "starting operator (metrics on :$port)" >&2
+KUBECONFIG="$kubeconfig" METRICS_ADDR="127.0.0.1:$port" POD_NAMESPACE=default POD_NAME=bench RUST_LOG=warn \
+  "$operator" run >"$work/operator.log" 2>&1 &
+op_pid=$!
+until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+  kill -0 "$op_pid" || { cat "$work/operator.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+echo "applying $n InstrumentedServices" >&2
+start=$(date +%s.%N)
+k -n bench apply --server-side -f "$work/isvcs.yaml" >/dev/null
+deadline=$(( $(date +%s) + 600 ))
+while :; do
+  ready=$(k -n bench get isvc -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true)
+  [ "$ready" -ge "$n" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "only $ready/$n Ready after 600 s" >&2; break; }
+  sleep 0.5
+done
+end=$(date +%s.%N)
+hwm_kib=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+curl -fsS "http://127.0.0.1:$port/metrics" >"$work/metrics.txt"
+injected=$(k -n bench get deploy -o jsonpath='{range .items[*]}{.spec.template.spec.containers[0].env[?(@.name=="OTEL_SERVICE_NAME")].value}{"\n"}{end}' | grep -c . || true)
+
+python3 - "$start" "$end" "$hwm_kib" "$n" "$ready" "$injected" "$work/metrics.txt" <<'PY'
+import re, sys
+start, end, hwm_kib, n, ready, injected, metrics = sys.argv[1:]
+elapsed = float(end) - float(start)
+rss_mib = int(hwm_kib) / 1024
+buckets = {}
+count = 0
+for line in open(metrics):
+    # Label order is up to the exposition library: match the labels independently.
+    if 'controller="instrumentedservice"' not in line:
+        continue
+    if line.startswith("telemetry_operator_reconcile_duration_seconds_bucket{"):
+        le = re.search(r'le="([^"]+)"', line).group(1)
+        buckets[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
+    elif line.startswith("telemetry_operator_reconcile_duration_seconds_count{"):
+        count = float(line.split()[-1])
+def quantile(q):
+    # Linear interpolation inside the histogram bucket, like PromQL's histogram_quantile.
+    rank, prev_le, prev_c = q * count, 0.0, 0.0
+    for le in sorted(buckets):
+        c = buckets[le]
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 0)
+        prev_le, prev_c = le, c
+    return float("nan")
+p50, p99 = quantile(0.5) * 1000, quantile(0.99) * 1000
+rows = [
+    ("InstrumentedServices Ready", f"{ready}/{n}", f"{n}/{n}", ""),
+    ("Deployments injected", f"{injected}/{n}", f"{n}/{n}", ""),
+    ("time to all Ready (s)", f"{elapsed:.1f}", "60", f"{elapsed / 60:.2f}"),
+    ("reconcile p50 (ms)", f"{p50:.1f}", "-", ""),
+    ("reconcile p99 (ms)", f"{p99:.1f}", "-", ""),
+    ("reconciles (isvc)", f"{int(count)}", "-", ""),
+    ("operator peak RSS (MiB)", f"{rss_mib:.1f}", "64", f"{rss_mib / 64:.2f}"),
+]
+print(f"{'metric':<28} {'measured':>10} {'target':>10} {'ratio':>7}")
+for r in rows:
+    print(f"{r[0]:<28} {r[1]:>10} {r[2]:>10} {r[3]:>7}")
+PY
