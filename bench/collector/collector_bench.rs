@@ -360,6 +360,7 @@ fn yaml(recv: u16, sink: SocketAddr, ours: bool) -> String {
 struct Result_ {
     name: String,
     sat_spans_per_s: f64,
+    sat_cpu_pct: f64,
     sat_errors: u64,
     steady_cpu_pct: f64,
     steady_rss_mib: f64,
@@ -396,10 +397,14 @@ async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Pro
         stats.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let c0 = counter.load(Ordering::Relaxed);
+    let (c0, ticks0) = (counter.load(Ordering::Relaxed), cpu_ticks(pid));
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let sat = (counter.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64();
+    let el = t0.elapsed().as_secs_f64();
+    let sat = (counter.load(Ordering::Relaxed) - c0) as f64 / el;
+    // If the generator (not the collector) limits throughput, the collector's core is not at 100%;
+    // spans per CPU-second stays comparable either way.
+    let sat_cpu = (cpu_ticks(pid) - ticks0) as f64 / TICKS_PER_SEC / el * 100.0;
     let _ = warm.await;
     // Let queues drain before the steady phase.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -411,7 +416,6 @@ async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Pro
     let recv2 = free_port();
     let proc2 = start(recv2, sink2);
     let pid2 = proc2.0.id();
-    let _ = pid;
     wait_port(recv2).await;
     eprintln!("[{name}] steady 10k spans/s ({secs}s after 3s warm-up)...");
     let stats2 = Arc::new(LoadStats::default());
@@ -438,6 +442,7 @@ async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Pro
     Result_ {
         name: name.into(),
         sat_spans_per_s: sat,
+        sat_cpu_pct: sat_cpu,
         sat_errors: stats.err.load(Ordering::Relaxed),
         steady_cpu_pct: cpu,
         steady_rss_mib: rss.iter().sum::<f64>() / rss.len().max(1) as f64,
@@ -516,29 +521,36 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let ours = results.first().cloned().unwrap_or_default();
+    let per_core = |r: &Result_| r.sat_spans_per_s / (r.sat_cpu_pct / 100.0).max(0.01);
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{:<28} {:>14} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>10}\n",
+        "\n{:<28} {:>12} {:>8} {:>14} {:>7} {:>9} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10}\n",
         "collector (pinned 1 core)",
         "sat spans/s",
+        "sat CPU%",
+        "spans/CPU-sec",
         "errors",
         "CPU%@10k",
         "RSS MiB",
         "delivered/s",
         "ours/x sat",
+        "ours/x core",
         "x/ours CPU",
         "x/ours RSS"
     ));
     for r in &results {
         out.push_str(&format!(
-            "{:<28} {:>14.0} {:>8} {:>10.1} {:>10.1} {:>12.0} {:>12.2} {:>10.2} {:>10.2}\n",
+            "{:<28} {:>12.0} {:>8.1} {:>14.0} {:>7} {:>9.1} {:>8.1} {:>11.0} {:>11.2} {:>11.2} {:>10.2} {:>10.2}\n",
             r.name,
             r.sat_spans_per_s,
+            r.sat_cpu_pct,
+            per_core(r),
             r.sat_errors,
             r.steady_cpu_pct,
             r.steady_rss_mib,
             r.steady_delivered,
             ours.sat_spans_per_s / r.sat_spans_per_s.max(1.0),
+            per_core(&ours) / per_core(r).max(1.0),
             r.steady_cpu_pct / ours.steady_cpu_pct.max(0.01),
             r.steady_rss_mib / ours.steady_rss_mib.max(0.01),
         ));

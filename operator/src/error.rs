@@ -51,6 +51,9 @@ impl Error {
     }
 }
 
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +66,3 @@ mod tests {
         assert_eq!(Error::LeaseLost("l".into()).metric_label(), "lease_lost");
     }
 }
-
-/// Result alias.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -516,3 +516,81 @@ fn rendered_example_config_is_accepted_by_our_collector() {
         }
     }
 }
+
+/// Starts the real `telemetry-operator` binary against the test API server, scoped to `ns`.
+fn spawn_operator(ns: &str, identity: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_telemetry-operator"))
+        .arg("run")
+        .env("KUBECONFIG", KUBECONFIG.get().expect("kubeconfig set"))
+        .env("WATCH_NAMESPACE", ns)
+        .env("POD_NAMESPACE", ns)
+        .env("POD_NAME", identity)
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn telemetry-operator")
+}
+
+static KUBECONFIG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+async fn lease_holder(api: &Api<Lease>) -> Option<String> {
+    api.get_opt("telemetry-operator").await.ok().flatten()?.spec?.holder_identity
+}
+
+#[tokio::test]
+async fn two_operator_processes_elect_one_leader_and_fail_over_on_sigterm() {
+    let cluster = apiserver().await;
+    let _ = KUBECONFIG.set(cluster.kubeconfig().to_path_buf());
+    let tns = cluster.namespace().await;
+    let (client, ns) = (tns.client.clone(), tns.name.clone());
+    install_crds(&client).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+
+    let mut a = spawn_operator(&ns, "replica-a");
+    wait_for("replica-a leads", T, || async {
+        (lease_holder(&leases).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let mut b = spawn_operator(&ns, "replica-b");
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = wait_obj("collector applied by the leader", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some())
+        .await;
+    assert_eq!(lease_holder(&leases).await.as_deref(), Some("replica-a"), "the standby must not take over");
+    assert!(b.try_wait().expect("b status").is_none(), "the standby keeps running");
+
+    // SIGTERM: the leader stops, releases the Lease and exits 0; the standby takes over.
+    let pid = a.id().expect("pid").to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(T, a.wait()).await.expect("leader exits after SIGTERM").expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut logs = String::new();
+    if let Some(mut out) = a.stdout.take() {
+        use tokio::io::AsyncReadExt;
+        out.read_to_string(&mut logs).await.expect("logs");
+    }
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(serde_json::from_str::<Value>(first).is_ok(), "logs are JSON lines: {first:?}");
+    assert!(logs.contains("acquired leadership"), "{logs}");
+    wait_for("replica-b leads", T, || async {
+        (lease_holder(&leases).await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+
+    let before = pipeline_hash(&d).expect("hash");
+    Api::<TelemetryPipeline>::namespaced(client.clone(), &ns)
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"processors": {"batch": {"timeout": "7s"}}}})),
+        )
+        .await
+        .expect("patch");
+    wait_obj("new leader reconciles", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some_and(|h| h != before))
+        .await;
+    b.kill().await.expect("stop b");
+}

@@ -184,6 +184,19 @@ impl SpanProcessor for BoundedBatchProcessor {
     }
 }
 
+/// Export health: after a failure, batches are counted as failed without
+/// contacting the collector until a backoff (0.5 s doubling to 30 s) has
+/// passed, so a dead collector costs no encoding or connect attempts.
+#[derive(Debug, Default)]
+struct Health {
+    failing: bool,
+    backoff: Duration,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Exports one batch. Logs only on a change between working and failing,
 /// so a collector that is down for hours does not flood the logs (the
 /// counters on `/metrics` keep the full tally).
@@ -192,13 +205,17 @@ async fn export<E: SpanExporter>(
     batch: &mut Vec<SpanData>,
     timeout: Duration,
     stats: &ExportStats,
-    failing: &mut bool,
+    health: &mut Health,
 ) {
     if batch.is_empty() {
         return;
     }
     let spans = std::mem::take(batch);
     let n = spans.len() as u64;
+    if health.retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+        stats.spans_export_failed.fetch_add(n, Ordering::Relaxed);
+        return;
+    }
     let error = match tokio::time::timeout(timeout, exporter.export(spans)).await {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e.to_string()),
@@ -207,46 +224,50 @@ async fn export<E: SpanExporter>(
     match error {
         None => {
             stats.spans_exported.fetch_add(n, Ordering::Relaxed);
-            if std::mem::take(failing) {
+            if health.failing {
                 tracing::info!("span export recovered");
             }
+            *health = Health::default();
         }
         Some(e) => {
             stats.spans_export_failed.fetch_add(n, Ordering::Relaxed);
-            if !std::mem::replace(failing, true) {
+            if !health.failing {
                 tracing::warn!(error = %e, spans = n, "span export failing; further failures are only counted");
             }
+            health.failing = true;
+            health.backoff = (health.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+            health.retry_at = Some(tokio::time::Instant::now() + health.backoff);
         }
     }
 }
 
 /// Takes everything buffered and exports it in batches.
-async fn drain<E: SpanExporter>(exporter: &E, shared: &Shared, failing: &mut bool) {
+async fn drain<E: SpanExporter>(exporter: &E, shared: &Shared, health: &mut Health) {
     let spans = std::mem::take(&mut *shared.lock());
     let size = shared.settings.max_export_batch_size.max(1);
     let mut spans = spans.into_iter().peekable();
     while spans.peek().is_some() {
         let mut batch: Vec<SpanData> = spans.by_ref().take(size).collect();
-        export(exporter, &mut batch, shared.settings.export_timeout, &shared.stats, failing).await;
+        export(exporter, &mut batch, shared.settings.export_timeout, &shared.stats, health).await;
     }
 }
 
 async fn worker<E: SpanExporter>(exporter: E, shared: Arc<Shared>, mut ctl: mpsc::Receiver<Ctl>) {
-    let mut failing = false;
+    let mut health = Health::default();
     let mut ticker = tokio::time::interval(shared.settings.scheduled_delay);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shared.batch_ready.notified() => drain(&exporter, &shared, &mut failing).await,
-            _ = ticker.tick() => drain(&exporter, &shared, &mut failing).await,
+            _ = shared.batch_ready.notified() => drain(&exporter, &shared, &mut health).await,
+            _ = ticker.tick() => drain(&exporter, &shared, &mut health).await,
             msg = ctl.recv() => match msg {
                 Some(Ctl::Flush(reply)) => {
-                    drain(&exporter, &shared, &mut failing).await;
+                    drain(&exporter, &shared, &mut health).await;
                     let _ = reply.send(());
                 }
                 Some(Ctl::Shutdown(reply)) => {
                     shared.closed.store(true, Ordering::Relaxed);
-                    drain(&exporter, &shared, &mut failing).await;
+                    drain(&exporter, &shared, &mut health).await;
                     let _ = exporter.shutdown();
                     let _ = reply.send(());
                     return;
