@@ -5,6 +5,7 @@
 
 use crate::model::{ListQuery, Page, Review, ReviewInput};
 use crate::telemetry::Telemetry;
+use crate::writer::{DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DELETE_SQL, INSERT_SQL, UPDATE_SQL, WriteError, WriteOp, WriteOutcome, Writer};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
 use sqlx::postgres::PgPoolOptions;
@@ -30,12 +31,14 @@ pub enum DbError {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    /// SQLite allows one writer at a time. Writers queue fairly on the
-    /// one-connection `write` pool instead of colliding on the file lock,
-    /// where SQLite's busy handler sleeps and creates second-long tails.
+    /// SQLite allows one writer at a time. Writes go through the group
+    /// commit [`Writer`] on the one-connection `write` pool instead of
+    /// colliding on the file lock (where SQLite's busy handler sleeps and
+    /// creates second-long tails), and many share one commit.
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
+        writer: Writer,
     },
     Postgres(PgPool),
 }
@@ -79,10 +82,7 @@ pub struct Db {
 }
 
 const SELECT_COLUMNS: &str = "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
-const INSERT_SQL: &str = "INSERT INTO reviews (entity_type, entity_id, rating, title, comment, author, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const GET_SQL: &str = "SELECT id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at FROM reviews WHERE id = $1";
-const UPDATE_SQL: &str = "UPDATE reviews SET entity_type = $1, entity_id = $2, rating = $3, title = $4, comment = $5, author = $6, updated_at = $7 WHERE id = $8 RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
-const DELETE_SQL: &str = "DELETE FROM reviews WHERE id = $1";
 
 /// Builds the list and count statements for `q`; placeholders are numbered
 /// in bind order: filters in field order, then limit and offset.
@@ -148,18 +148,12 @@ pub fn sanitize_statement(sql: &str) -> String {
     out
 }
 
-/// Runs `$body` with `$pool` bound to the right pool for a `read` or
-/// `write` statement (same code for both backends: the queries are generic).
+/// Runs `$body` with `$pool` bound to the read pool (same code for both
+/// backends: the queries are generic). Writes go through [`Db::write`].
 macro_rules! on_pool {
     ($self:expr, read, $pool:ident => $body:expr) => {
         match &$self.pool {
             Pool::Sqlite { read: $pool, .. } => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
-    ($self:expr, write, $pool:ident => $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite { write: $pool, .. } => $body,
             Pool::Postgres($pool) => $body,
         }
     };
@@ -205,7 +199,8 @@ impl Db {
                         .await
                         .map_err(DbError::Connect)?
                 };
-                Pool::Sqlite { read, write }
+                let writer = Writer::spawn(write.clone(), DEFAULT_QUEUE_CAPACITY, DEFAULT_MAX_BATCH);
+                Pool::Sqlite { read, write, writer }
             }
             Backend::Postgres => {
                 let pool = PgPoolOptions::new()
@@ -245,7 +240,7 @@ impl Db {
         )
     }
 
-    fn finish<T>(span: Option<opentelemetry_sdk::trace::Span>, r: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    fn finish<T, E: std::error::Error>(span: Option<opentelemetry_sdk::trace::Span>, r: Result<T, E>) -> Result<T, E> {
         if let (Some(mut s), Err(e)) = (span, &r) {
             use opentelemetry::trace::Span as _;
             s.record_error(e);
@@ -260,19 +255,12 @@ impl Db {
     }
 
     /// Inserts a review.
-    pub async fn create(&self, input: &ReviewInput, now: &str) -> Result<Review, sqlx::Error> {
+    pub async fn create(&self, input: &ReviewInput, now: &str) -> Result<Review, WriteError> {
         let span = self.span("INSERT", INSERT_SQL);
-        let r = on_pool!(self, write, p => sqlx::query_as::<_, Review>(INSERT_SQL)
-            .bind(&input.entity_type)
-            .bind(&input.entity_id)
-            .bind(input.rating)
-            .bind(&input.title)
-            .bind(&input.comment)
-            .bind(&input.author)
-            .bind(now)
-            .bind(now)
-            .fetch_one(p)
-            .await);
+        let r = self.write(WriteOp::Create { input: input.clone(), now: now.to_owned() }).await.and_then(|o| match o {
+            WriteOutcome::Created(r) => Ok(r),
+            other => Err(unexpected(other)),
+        });
         Self::finish(span, r)
     }
 
@@ -284,27 +272,64 @@ impl Db {
     }
 
     /// Replaces a review; `None` when absent.
-    pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, sqlx::Error> {
+    pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, WriteError> {
         let span = self.span("UPDATE", UPDATE_SQL);
-        let r = on_pool!(self, write, p => sqlx::query_as::<_, Review>(UPDATE_SQL)
-            .bind(&input.entity_type)
-            .bind(&input.entity_id)
-            .bind(input.rating)
-            .bind(&input.title)
-            .bind(&input.comment)
-            .bind(&input.author)
-            .bind(now)
-            .bind(id)
-            .fetch_optional(p)
-            .await);
+        let op = WriteOp::Update { id, input: input.clone(), now: now.to_owned() };
+        let r = self.write(op).await.and_then(|o| match o {
+            WriteOutcome::Updated(r) => Ok(r),
+            other => Err(unexpected(other)),
+        });
         Self::finish(span, r)
     }
 
     /// Deletes a review; `false` when absent.
-    pub async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn delete(&self, id: i64) -> Result<bool, WriteError> {
         let span = self.span("DELETE", DELETE_SQL);
-        let r = on_pool!(self, write, p => sqlx::query(DELETE_SQL).bind(id).execute(p).await.map(|r| r.rows_affected() > 0));
+        let r = self.write(WriteOp::Delete { id }).await.and_then(|o| match o {
+            WriteOutcome::Deleted(d) => Ok(d),
+            other => Err(unexpected(other)),
+        });
         Self::finish(span, r)
+    }
+
+    /// Runs one write: on SQLite through the group-commit writer, on
+    /// PostgreSQL (many concurrent writers, row locks) straight on the pool
+    /// in its own transaction.
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, WriteError> {
+        match &self.pool {
+            Pool::Sqlite { writer, .. } => writer.submit(op).await,
+            Pool::Postgres(p) => Ok(match op {
+                WriteOp::Create { input, now } => WriteOutcome::Created(
+                    sqlx::query_as::<_, Review>(INSERT_SQL)
+                        .bind(&input.entity_type)
+                        .bind(&input.entity_id)
+                        .bind(input.rating)
+                        .bind(&input.title)
+                        .bind(&input.comment)
+                        .bind(&input.author)
+                        .bind(&now)
+                        .bind(&now)
+                        .fetch_one(p)
+                        .await?,
+                ),
+                WriteOp::Update { id, input, now } => WriteOutcome::Updated(
+                    sqlx::query_as::<_, Review>(UPDATE_SQL)
+                        .bind(&input.entity_type)
+                        .bind(&input.entity_id)
+                        .bind(input.rating)
+                        .bind(&input.title)
+                        .bind(&input.comment)
+                        .bind(&input.author)
+                        .bind(&now)
+                        .bind(id)
+                        .fetch_optional(p)
+                        .await?,
+                ),
+                WriteOp::Delete { id } => WriteOutcome::Deleted(
+                    sqlx::query(DELETE_SQL).bind(id).execute(p).await?.rows_affected() > 0,
+                ),
+            }),
+        }
     }
 
     /// One page of reviews matching the filters, newest first.
@@ -346,13 +371,19 @@ impl Db {
     /// Closes the pool (waits for checked-out connections to return).
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite { read, write } => {
+            Pool::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
             Pool::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// The writer answered an operation with another operation's outcome:
+/// impossible by construction, reported instead of panicking.
+fn unexpected(outcome: WriteOutcome) -> WriteError {
+    WriteError::Batch(format!("writer answered with a mismatched outcome: {outcome:?}"))
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The database failed or was unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A queued write failed (its statement, or its batch's commit).
+    #[error("database error: {0}")]
+    Write(#[from] crate::writer::WriteError),
     /// No upstream is configured (`UPSTREAM_URL` unset) for an endpoint that needs one.
     #[error("no upstream configured: set UPSTREAM_URL")]
     UpstreamNotConfigured,
@@ -76,7 +79,7 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Database(_) | Self::Write(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::UpstreamNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
         }

@@ -18,6 +18,7 @@ pub mod server;
 pub mod span_processor;
 pub mod telemetry;
 pub mod upstream;
+pub mod writer;
 
 pub use app::{AppState, app};
 pub use config::Config;

@@ -287,3 +287,43 @@ async fn metrics_pass_promtool() {
         r.text
     );
 }
+
+/// Many POSTs at once share group commits on SQLite: every one must be
+/// answered with its own review (distinct id, its own content), and every
+/// one must be readable afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_posts_all_land_with_distinct_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = app(state(sqlite_db(&dir).await, true));
+    const N: usize = 200;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"entity_type": "book", "entity_id": format!("b{i}"), "rating": (i % 5) + 1,
+                              "author": format!("author-{i}"), "comment": format!("comment {i}")});
+            (i, call(&router, "POST", "/api/v1/reviews", Some(body)).await)
+        }));
+    }
+    let mut ids = std::collections::HashMap::new();
+    for t in tasks {
+        let (i, r) = t.await.expect("task");
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let v = r.json();
+        assert_eq!(v["entity_id"], format!("b{i}"), "answer belongs to its own request: {v}");
+        assert_eq!(v["author"], format!("author-{i}"), "{v}");
+        assert_eq!(v["rating"], (i % 5) as i64 + 1, "{v}");
+        let id = v["id"].as_i64().expect("id");
+        assert_eq!(r.location.as_deref(), Some(format!("/api/v1/reviews/{id}").as_str()));
+        assert!(ids.insert(id, i).is_none(), "id {id} handed out twice");
+    }
+    assert_eq!(ids.len(), N);
+    for (id, i) in &ids {
+        let r = call(&router, "GET", &format!("/api/v1/reviews/{id}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let v = r.json();
+        assert_eq!((v["entity_id"].clone(), v["comment"].clone()), (json!(format!("b{i}")), json!(format!("comment {i}"))));
+    }
+    let r = call(&router, "GET", "/api/v1/reviews?limit=1", None).await;
+    assert_eq!(r.json()["total"], N as i64);
+}
