@@ -2,7 +2,7 @@
 # The main job: what a platform team does with this project, end to end, on a local
 # cluster built from real Kubernetes binaries (no container engine needed).
 #
-#   1. builds the control plane, helm and the operator;
+#   1. builds the control plane, helm, the operator and the collector;
 #   2. starts a kwok cluster (real apiserver, controller-manager, scheduler; fake nodes);
 #   3. `helm install`s charts/telemetry-operator (CRDs, RBAC, the operator Deployment);
 #   4. runs the operator binary against the cluster (kwok nodes run no containers, so the
@@ -11,7 +11,7 @@
 #   5. `kubectl apply`s examples/: the reviews Deployment, a TelemetryPipeline, an
 #      InstrumentedService; waits for both to be Ready;
 #   6. shows what the operator made: the collector's objects, its validated config (also
-#      checked by the upstream collector's own `validate`), and the env and annotations
+#      checked by our collector's and the upstream collector's own `validate`), and the env and annotations
 #      injected into the reviews Deployment.
 #
 # Usage: tools/demo.sh [--keep]   (--keep leaves the cluster running until Ctrl-C)
@@ -40,11 +40,12 @@ say "Building kube-apiserver, etcd, kwok, helm, otelcol (cached after the first 
 bin=$("$root/tools/build.sh" all | tail -n 1)
 export PATH="$bin:$PATH"
 
-say "Building telemetry-operator"
-cargo build --release --locked -p telemetry-operator --manifest-path "$root/Cargo.toml" 2>&1 | tail -n 2
+say "Building telemetry-operator and telemetry-collector"
+cargo build --release --locked -p telemetry-operator -p telemetry-collector --manifest-path "$root/Cargo.toml" 2>&1 | tail -n 2
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 operator="$target_dir/release/telemetry-operator"
+collector="$target_dir/release/telemetry-collector"
 
 say "Starting a kwok cluster"
 mkfifo "$work/cluster.out"
@@ -88,11 +89,12 @@ kubectl -n demo get configmap,deployment,service,serviceaccount,role,rolebinding
 say "The collector config the operator rendered and validated"
 kubectl -n demo get configmap main-collector -o jsonpath='{.data.collector\.yaml}' >"$work/collector.yaml"
 cat "$work/collector.yaml"
-say "Checked by the upstream OpenTelemetry Collector's own validate command"
+say "Checked by our collector and by the upstream OpenTelemetry Collector's own validate command"
 # The config reads credentials from env vars the collector Pod gets from the Secret;
 # validation needs them set, so give it placeholders.
-env $(grep -o '\${env:[A-Z0-9_]*}' "$work/collector.yaml" | sort -u | sed 's/\${env:\(.*\)}/\1=placeholder/') \
-  otelcol validate --config "$work/collector.yaml" && echo "otelcol validate: ok"
+placeholders=$(grep -o '\${env:[A-Z0-9_]*}' "$work/collector.yaml" | sort -u | sed 's/\${env:\(.*\)}/\1=placeholder/')
+env $placeholders "$collector" validate --config "$work/collector.yaml" && echo "telemetry-collector validate: ok"
+env $placeholders otelcol validate --config "$work/collector.yaml" && echo "otelcol validate: ok"
 
 say "What the InstrumentedService injected into the reviews Deployment"
 kubectl -n demo get deployment reviews -o jsonpath='{range .spec.template.spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}'
