@@ -45,7 +45,7 @@ pub enum ExporterConfig {
     OtlpHttp(Box<OtlpHttpExporterConfig>),
     /// Log to stderr.
     Debug(Box<DebugExporterConfig>),
-    /// Prometheus pull endpoint (config only).
+    /// Prometheus pull endpoint (`/metrics`).
     Prometheus(Box<PrometheusExporterConfig>),
     /// Append OTLP JSON lines to a file.
     File(Box<FileExporterConfig>),

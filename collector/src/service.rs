@@ -18,9 +18,9 @@ use crate::exporter::file::FileExporter;
 use crate::exporter::helper::QueuedExporter;
 use crate::exporter::otlp::OtlpGrpcSender;
 use crate::exporter::otlphttp::OtlpHttpSender;
+use crate::exporter::prometheus::{self, PrometheusExporter};
 use crate::extension::health_check::{self, Health};
-use crate::pdata::Payload;
-use crate::pipeline::{BoxFuture, ConsumeError, Consumer, Exporter, Processor};
+use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
 use crate::processor::{attributes, batch, metricstransform, resource, span};
 use crate::receiver::{Outputs, otlp_grpc, otlp_http};
@@ -52,16 +52,6 @@ pub enum ServiceError {
 
 /// Processors before a batch stage, and the batch stage (id, config) that ends the segment.
 type Segment = (Vec<Arc<dyn Processor>>, Option<(String, crate::config::components::BatchConfig)>);
-
-/// Exporter that accepts and drops data (for exporters accepted in config but not implemented).
-#[derive(Debug)]
-struct Discard;
-
-impl Exporter for Discard {
-    fn consume(&self, _: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 async fn bind(component: &str, endpoint: &str) -> Result<TcpListener, ServiceError> {
     let err = |source| ServiceError::Bind { component: component.to_owned(), endpoint: endpoint.to_owned(), source };
@@ -151,7 +141,19 @@ pub async fn run(
             }
             ExporterConfig::Debug(c) => Arc::new(DebugExporter::new(id, c, metrics)),
             ExporterConfig::File(c) => Arc::new(FileExporter::new(c, metrics).map_err(build_err)?),
-            ExporterConfig::Prometheus(_) => Arc::new(Discard),
+            ExporterConfig::Prometheus(c) => {
+                let exp = PrometheusExporter::new(id, c, &telemetry, metrics);
+                let l = bind(&component, &c.endpoint).await?;
+                if let Ok(a) = l.local_addr() {
+                    addrs.insert(component.clone(), a);
+                }
+                let app = prometheus::app(exp.clone());
+                let stop = stop_servers.clone();
+                server_tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+                }));
+                Arc::new(exp)
+            }
         };
         exporters.insert(id.clone(), exp);
     }

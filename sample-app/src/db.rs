@@ -5,7 +5,10 @@
 
 use crate::model::{ListQuery, Page, Review, ReviewInput};
 use crate::telemetry::Telemetry;
-use crate::writer::{DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DELETE_SQL, INSERT_SQL, UPDATE_SQL, WriteError, WriteOp, WriteOutcome, Writer};
+use crate::writer::{
+    DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DELETE_SQL, INSERT_SQL, UPDATE_SQL, WriteError, WriteOp, WriteOutcome,
+    Writer,
+};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
 use sqlx::postgres::PgPoolOptions;
@@ -83,6 +86,20 @@ pub struct Db {
 
 const SELECT_COLUMNS: &str = "id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 const GET_SQL: &str = "SELECT id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at FROM reviews WHERE id = $1";
+
+/// The fixed statements, indexing [`SANITIZED`].
+#[derive(Debug, Clone, Copy)]
+enum Statement {
+    Insert = 0,
+    Get = 1,
+    Update = 2,
+    Delete = 3,
+}
+
+/// Sanitised span text of each [`Statement`], computed on first use.
+static SANITIZED: std::sync::LazyLock<[Arc<str>; 4]> = std::sync::LazyLock::new(|| {
+    [INSERT_SQL, GET_SQL, UPDATE_SQL, DELETE_SQL].map(|sql| Arc::from(sanitize_statement(sql)))
+});
 
 /// Builds the list and count statements for `q`; placeholders are numbered
 /// in bind order: filters in field order, then limit and offset.
@@ -225,17 +242,35 @@ impl Db {
         if !self.telemetry.enabled() {
             return None;
         }
+        self.span_with(operation, Arc::from(sanitize_statement(sql)))
+    }
+
+    /// Span for one of the fixed statements: their sanitised text is
+    /// computed once, not per request (it is a character-by-character scan).
+    fn static_span(&self, operation: &'static str, sql: Statement) -> Option<opentelemetry_sdk::trace::Span> {
+        if !self.telemetry.enabled() {
+            return None;
+        }
+        self.span_with(operation, SANITIZED[sql as usize].clone())
+    }
+
+    fn span_with(&self, operation: &'static str, statement: Arc<str>) -> Option<opentelemetry_sdk::trace::Span> {
         let system = self.backend.system();
         self.telemetry.child_span(
-            format!("{operation} reviews"),
+            match operation {
+                "INSERT" => "INSERT reviews",
+                "UPDATE" => "UPDATE reviews",
+                "DELETE" => "DELETE reviews",
+                _ => "SELECT reviews",
+            },
             SpanKind::Client,
             vec![
                 KeyValue::new("db.system", system),
                 KeyValue::new("db.system.name", system),
                 KeyValue::new("db.operation.name", operation),
                 KeyValue::new("db.collection.name", "reviews"),
-                KeyValue::new("db.statement", sanitize_statement(sql)),
-                KeyValue::new("db.query.text", sanitize_statement(sql)),
+                KeyValue::new("db.statement", statement.clone()),
+                KeyValue::new("db.query.text", statement),
             ],
         )
     }
@@ -256,7 +291,7 @@ impl Db {
 
     /// Inserts a review.
     pub async fn create(&self, input: &ReviewInput, now: &str) -> Result<Review, WriteError> {
-        let span = self.span("INSERT", INSERT_SQL);
+        let span = self.static_span("INSERT", Statement::Insert);
         let r = self.write(WriteOp::Create { input: input.clone(), now: now.to_owned() }).await.and_then(|o| match o {
             WriteOutcome::Created(r) => Ok(r),
             other => Err(unexpected(other)),
@@ -266,14 +301,14 @@ impl Db {
 
     /// One review by id.
     pub async fn get(&self, id: i64) -> Result<Option<Review>, sqlx::Error> {
-        let span = self.span("SELECT", GET_SQL);
+        let span = self.static_span("SELECT", Statement::Get);
         let r = on_pool!(self, read, p => sqlx::query_as::<_, Review>(GET_SQL).bind(id).fetch_optional(p).await);
         Self::finish(span, r)
     }
 
     /// Replaces a review; `None` when absent.
     pub async fn update(&self, id: i64, input: &ReviewInput, now: &str) -> Result<Option<Review>, WriteError> {
-        let span = self.span("UPDATE", UPDATE_SQL);
+        let span = self.static_span("UPDATE", Statement::Update);
         let op = WriteOp::Update { id, input: input.clone(), now: now.to_owned() };
         let r = self.write(op).await.and_then(|o| match o {
             WriteOutcome::Updated(r) => Ok(r),
@@ -284,7 +319,7 @@ impl Db {
 
     /// Deletes a review; `false` when absent.
     pub async fn delete(&self, id: i64) -> Result<bool, WriteError> {
-        let span = self.span("DELETE", DELETE_SQL);
+        let span = self.static_span("DELETE", Statement::Delete);
         let r = self.write(WriteOp::Delete { id }).await.and_then(|o| match o {
             WriteOutcome::Deleted(d) => Ok(d),
             other => Err(unexpected(other)),
@@ -325,9 +360,9 @@ impl Db {
                         .fetch_optional(p)
                         .await?,
                 ),
-                WriteOp::Delete { id } => WriteOutcome::Deleted(
-                    sqlx::query(DELETE_SQL).bind(id).execute(p).await?.rows_affected() > 0,
-                ),
+                WriteOp::Delete { id } => {
+                    WriteOutcome::Deleted(sqlx::query(DELETE_SQL).bind(id).execute(p).await?.rows_affected() > 0)
+                }
             }),
         }
     }

@@ -11,7 +11,9 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDo
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{MetricExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{
+    MetricExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
@@ -166,10 +168,20 @@ impl Telemetry {
         let resource = resource.build();
 
         let mut span_exporter = match protocol {
-            OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
-            OtlpProtocol::HttpProtobuf => {
-                SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()
+            // No retries inside the span exporter: the batch processor has
+            // its own backoff and counts a failed batch instead of retrying
+            // it. The exporter's retry loop (3 retries, ~1 s of sleeps per
+            // batch) would only keep the export task stuck while the
+            // collector is down, so the queue fills and every span ending
+            // on a request thread is dropped there.
+            OtlpProtocol::Grpc => {
+                SpanExporter::builder().with_tonic().with_retry_policy(RetryPolicy::disabled()).build()
             }
+            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_retry_policy(RetryPolicy::disabled())
+                .build(),
         }
         .map_err(|source| TelemetryError::Exporter { signal: "traces", source })?;
         // The processor owns the exporter from here on, so hand it the

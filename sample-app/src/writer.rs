@@ -183,11 +183,9 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome
             .fetch_optional(conn)
             .await
             .map(WriteOutcome::Updated),
-        WriteOp::Delete { id } => sqlx::query(DELETE_SQL)
-            .bind(id)
-            .execute(conn)
-            .await
-            .map(|r| WriteOutcome::Deleted(r.rows_affected() > 0)),
+        WriteOp::Delete { id } => {
+            sqlx::query(DELETE_SQL).bind(id).execute(conn).await.map(|r| WriteOutcome::Deleted(r.rows_affected() > 0))
+        }
     }
 }
 

@@ -322,7 +322,10 @@ async fn concurrent_posts_all_land_with_distinct_ids() {
         let r = call(&router, "GET", &format!("/api/v1/reviews/{id}"), None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let v = r.json();
-        assert_eq!((v["entity_id"].clone(), v["comment"].clone()), (json!(format!("b{i}")), json!(format!("comment {i}"))));
+        assert_eq!(
+            (v["entity_id"].clone(), v["comment"].clone()),
+            (json!(format!("b{i}")), json!(format!("comment {i}")))
+        );
     }
     let r = call(&router, "GET", "/api/v1/reviews?limit=1", None).await;
     assert_eq!(r.json()["total"], N as i64);

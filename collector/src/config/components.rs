@@ -807,7 +807,8 @@ impl Default for DebugExporterConfig {
     }
 }
 
-/// `prometheus` exporter. Accepted and validated; serving is not implemented yet.
+/// `prometheus` exporter: serves the latest value of every series at `http://<endpoint>/metrics`
+/// (see `exporter/prometheus`). `enable_open_metrics` and `tls` are rejected (not implemented).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusExporterConfig {

@@ -631,9 +631,14 @@ fn validate_semantics(
                 if c.endpoint.is_empty() {
                     errors.push(format!("{p}.endpoint: required"));
                 }
-                warnings.push(format!(
-                    "{p}: the prometheus exporter is not implemented yet; metrics sent to it are dropped"
-                ));
+                if c.enable_open_metrics {
+                    errors.push(format!(
+                        "{p}.enable_open_metrics: OpenMetrics output is not implemented; remove it to serve the Prometheus text format"
+                    ));
+                }
+                if c.tls.is_some() {
+                    errors.push(format!("{p}.tls: TLS for the /metrics listener is not implemented"));
+                }
             }
             ExporterConfig::File(c) => {
                 if c.path.is_empty() {

@@ -268,3 +268,13 @@ fn telemetry_readers_set_the_metrics_address() {
     .unwrap();
     assert_eq!(cfg.telemetry.metrics_address().as_deref(), Some("127.0.0.1:9999"));
 }
+
+#[test]
+fn prometheus_exporter_is_implemented_but_rejects_open_metrics_and_tls() {
+    let cfg = load(FULL).unwrap();
+    assert!(!cfg.warnings.iter().any(|w| w.contains("exporters.prometheus")), "{:?}", cfg.warnings);
+    let errs = errors(
+        &FULL.replace("    endpoint: 0.0.0.0:8889\n", "    endpoint: 0.0.0.0:8889\n    enable_open_metrics: true\n"),
+    );
+    assert!(errs.iter().any(|e| e.starts_with("exporters.prometheus.enable_open_metrics:")), "{errs:?}");
+}

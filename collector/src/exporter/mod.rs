@@ -1,9 +1,10 @@
-//! Exporters: the shared helper (queue + retry), OTLP gRPC and HTTP senders, debug and file.
+//! Exporters: the shared helper (queue + retry), OTLP gRPC and HTTP senders, debug, file and prometheus.
 
 pub mod debug;
 pub mod file;
 pub mod helper;
 pub mod otlp;
 pub mod otlphttp;
+pub mod prometheus;
 pub mod raw_codec;
 pub mod tls;

@@ -72,7 +72,8 @@ fn tokens(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_owned).collect()
 }
 
-fn clean(s: &str) -> String {
+/// Joins the alphanumeric runs of `s` with `_` (used for units and the namespace).
+pub fn clean(s: &str) -> String {
     tokens(s).join("_")
 }
 
@@ -156,7 +157,8 @@ pub fn label_name(key: &str) -> String {
 /// An attribute value as a label value (upstream's `Value.AsString`).
 pub fn value_string(v: Option<&AnyValue>) -> String {
     match v.and_then(|v| v.value.as_ref()) {
-        None => String::new(),
+        // A string-table index only means something inside a profiles dictionary.
+        None | Some(V::StringValueStrindex(_)) => String::new(),
         Some(V::StringValue(s)) => s.clone(),
         Some(V::BoolValue(b)) => b.to_string(),
         Some(V::IntValue(i)) => i.to_string(),
@@ -170,8 +172,11 @@ pub fn value_string(v: Option<&AnyValue>) -> String {
             serde_json::Value::Array(items).to_string()
         }
         Some(V::KvlistValue(kv)) => {
-            let m: serde_json::Map<String, serde_json::Value> =
-                kv.values.iter().map(|e| (e.key.clone(), e.value.as_ref().map_or(serde_json::Value::Null, json_value))).collect();
+            let m: serde_json::Map<String, serde_json::Value> = kv
+                .values
+                .iter()
+                .map(|e| (e.key.clone(), e.value.as_ref().map_or(serde_json::Value::Null, json_value)))
+                .collect();
             serde_json::Value::Object(m).to_string()
         }
     }
@@ -194,7 +199,10 @@ mod tests {
     #[test]
     fn upstream_examples() {
         use OtelShape::*;
-        assert_eq!(metric_name("http.server.request.duration", "s", Histogram, None, true), "http_server_request_duration_seconds");
+        assert_eq!(
+            metric_name("http.server.request.duration", "s", Histogram, None, true),
+            "http_server_request_duration_seconds"
+        );
         assert_eq!(metric_name("http.requests", "{request}", MonotonicSum, None, true), "http_requests_total");
         assert_eq!(metric_name("requests.total", "1", MonotonicSum, None, true), "requests_total");
         assert_eq!(metric_name("system.memory.usage", "By", NonMonotonicSum, None, true), "system_memory_usage_bytes");
