@@ -74,7 +74,7 @@ pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
     snap.extra_counters = vec![
         (
             "telemetry_spans_dropped_total",
-            "Spans dropped because the export queue was full.",
+            "Spans dropped: export queue full, or not recorded while export backs off.",
             stats.spans_dropped.load(Ordering::Relaxed),
         ),
         (

@@ -63,6 +63,33 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         return resp;
     };
 
+    let inst_attrs = [KeyValue::new("http.request.method", method), KeyValue::new("http.route", handler.clone())];
+    if let Some(ins) = state.telemetry.instruments() {
+        ins.active_requests.add(1, &inst_attrs);
+    }
+    guard.attrs = Some(inst_attrs);
+
+    if state.telemetry.stats.export_paused() {
+        // Span export is backing off (collector down): the span would be
+        // thrown away, so skip building it and its attributes entirely.
+        // Without an active span, child spans are skipped too. Metrics
+        // still record (they are aggregated, not queued).
+        state.telemetry.stats.spans_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // An incoming trace context is still passed on to upstream calls.
+        let resp = if req.headers().contains_key("traceparent") {
+            let parent = state.telemetry.extract(req.headers());
+            next.run(req).with_context(parent).await
+        } else {
+            next.run(req).await
+        };
+        guard.status = resp.status().as_u16();
+        if tracing::enabled!(target: "access", tracing::Level::INFO) {
+            tracing::info!(target: "access", method = %method, route = %handler, status = guard.status,
+                duration_ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+        }
+        return resp;
+    }
+
     let parent = state.telemetry.extract(req.headers());
     let name = match &route {
         Some(r) => format!("{method} {r}"),
@@ -96,12 +123,6 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         .with_attributes(attrs)
         .start_with_context(tracer, &parent);
     let cx = parent.with_span(span);
-
-    let inst_attrs = [KeyValue::new("http.request.method", method), KeyValue::new("http.route", handler.clone())];
-    if let Some(ins) = state.telemetry.instruments() {
-        ins.active_requests.add(1, &inst_attrs);
-    }
-    guard.attrs = Some(inst_attrs);
 
     let resp = next.run(req).with_context(cx.clone()).await;
     let status = resp.status().as_u16();

@@ -11,7 +11,9 @@
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanExporter, SpanProcessor,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,15 +63,85 @@ impl BatchSettings {
     }
 }
 
+/// Time base for [`ExportStats::paused_until_ms`].
+static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn now_ms() -> u64 {
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 /// Counters shared with `/metrics`.
 #[derive(Debug, Default)]
 pub struct ExportStats {
-    /// Spans dropped because the queue was full or the processor was shut down.
+    /// While export is backing off after a failure: the end of the backoff
+    /// in ms since [`EPOCH`] (0 = exporting normally). Read by
+    /// [`BackoffSampler`], so spans are not even recorded while every
+    /// finished span would be thrown away.
+    paused_until_ms: AtomicU64,
+    /// Spans dropped because the queue was full or the processor was shut
+    /// down, or not recorded because export was backing off (see
+    /// [`BackoffSampler`]).
     pub spans_dropped: AtomicU64,
     /// Spans whose export failed or timed out.
     pub spans_export_failed: AtomicU64,
     /// Spans exported successfully.
     pub spans_exported: AtomicU64,
+}
+
+impl ExportStats {
+    /// Whether span export is currently backing off after a failure.
+    pub fn export_paused(&self) -> bool {
+        let until = self.paused_until_ms.load(Ordering::Relaxed);
+        until != 0 && now_ms() < until
+    }
+
+    fn pause_for(&self, d: Duration) {
+        self.paused_until_ms.store(now_ms() + d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn resume(&self) {
+        self.paused_until_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Wraps the configured sampler: while span export is backing off after a
+/// failure (collector down), new spans are not recorded at all and are
+/// counted in `spans_dropped`. Recording them would only build span data
+/// (attributes, events, copies) on the request path for the export task to
+/// count as failed and free. When the backoff ends, spans are recorded
+/// again and the next batch probes the collector.
+#[derive(Debug, Clone)]
+pub struct BackoffSampler {
+    inner: Box<dyn ShouldSample>,
+    stats: Arc<ExportStats>,
+}
+
+impl BackoffSampler {
+    /// `inner` decides whenever export is not backing off.
+    pub fn new(inner: Box<dyn ShouldSample>, stats: Arc<ExportStats>) -> Self {
+        Self { inner, stats }
+    }
+}
+
+impl ShouldSample for BackoffSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        span_kind: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> SamplingResult {
+        if self.stats.export_paused() {
+            use opentelemetry::trace::TraceContextExt as _;
+            self.stats.spans_dropped.fetch_add(1, Ordering::Relaxed);
+            let trace_state =
+                parent_context.map(|cx| cx.span().span_context().trace_state().clone()).unwrap_or_default();
+            return SamplingResult { decision: SamplingDecision::Drop, attributes: Vec::new(), trace_state };
+        }
+        self.inner.should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
 }
 
 enum Ctl {
@@ -228,6 +300,7 @@ async fn export<E: SpanExporter>(
                 tracing::info!("span export recovered");
             }
             *health = Health::default();
+            stats.resume();
         }
         Some(e) => {
             stats.spans_export_failed.fetch_add(n, Ordering::Relaxed);
@@ -237,6 +310,7 @@ async fn export<E: SpanExporter>(
             health.failing = true;
             health.backoff = (health.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
             health.retry_at = Some(tokio::time::Instant::now() + health.backoff);
+            stats.pause_for(health.backoff);
         }
     }
 }
@@ -312,6 +386,41 @@ mod tests {
             .await
             .expect("join");
         assert!(r.is_err(), "hung export reports a timeout");
+    }
+
+    /// An exporter that always fails: a collector refusing connections.
+    #[derive(Debug)]
+    struct RefusingExporter;
+
+    impl SpanExporter for RefusingExporter {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            Err(OTelSdkError::InternalFailure("connection refused".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_export_stops_recording_spans_during_backoff() {
+        use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+        let stats = Arc::new(ExportStats::default());
+        let settings = BatchSettings { max_export_batch_size: 1, ..BatchSettings::default() };
+        let processor = BoundedBatchProcessor::spawn(RefusingExporter, settings, stats.clone());
+        let sampler = BackoffSampler::new(Box::new(opentelemetry_sdk::trace::Sampler::AlwaysOn), stats.clone());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        assert!(tracer.start("before").is_recording(), "spans are recorded while export works");
+        // The first batch (size 1) is exported and fails, which starts a backoff.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.spans_export_failed.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "export never failed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(stats.export_paused());
+        let dropped = stats.spans_dropped.load(Ordering::Relaxed);
+        assert!(!tracer.start("during backoff").is_recording(), "not recorded while export backs off");
+        assert_eq!(stats.spans_dropped.load(Ordering::Relaxed), dropped + 1, "and counted as dropped");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Everything else in the crate talks to [`Telemetry`], which is a cheap
 //! no-op when `ENABLE_TELEMETRY` is off, so the off path pays nothing.
 
-use crate::span_processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
+use crate::span_processor::{BackoffSampler, BatchSettings, BoundedBatchProcessor, ExportStats};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -190,8 +190,14 @@ impl Telemetry {
         let stats = Arc::new(ExportStats::default());
         let settings = BatchSettings::from_lookup(env);
         let processor = BoundedBatchProcessor::spawn(span_exporter, settings, stats.clone());
-        let tracer_provider =
-            SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.clone()).build();
+        // The SDK's default config holds the sampler from OTEL_TRACES_SAMPLER
+        // (+ _ARG); wrap it so nothing is recorded while export backs off.
+        let sampler = BackoffSampler::new(opentelemetry_sdk::trace::Config::default().sampler, stats.clone());
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(processor)
+            .with_resource(resource.clone())
+            .build();
         let tracer = tracer_provider.tracer("reviews-service");
 
         let metric_exporter = match protocol {
