@@ -4,7 +4,7 @@
 #   1. Debian packages listed in tools/apt-packages.txt (promtool, wrk, ...), if missing;
 #   2. the Go-built binaries (tools/build.sh: kube-apiserver, etcd, kwok, helm, otelcol);
 #   3. a Python virtualenv with tools/requirements.txt (OpenTelemetry SDK, FastAPI peer);
-#   4. `cargo test --workspace` (unit, integration against a real API server, end-to-end
+#   4. `cargo fmt --check`, then `cargo test --workspace` (unit, integration against a real API server, end-to-end
 #      on a kwok cluster; each test binary starts the clusters it needs by itself).
 #
 # Ends with one summary line, `tests: N passed, N failed`, and exits non-zero on any failure.
@@ -49,6 +49,10 @@ ln -sfn "$venv" "$cache/venv"
 export TELEMETRY_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 
+step "cargo fmt --check"
+fmt_status=0
+cargo fmt --all --check >/dev/null || { fmt_status=1; echo "cargo fmt --all --check: files need formatting (run cargo fmt --all)" >&2; }
+
 [ $# -gt 0 ] || set -- --workspace
 step "cargo test $*"
 log=$(mktemp)
@@ -65,5 +69,6 @@ read -r passed failed ignored < <(awk '/^test result:/ {
   }
 } END { print p + 0, f + 0, s + 0 }' "$log")
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1 # a build failure counts as a failure
+if [ "$fmt_status" -ne 0 ]; then failed=$((failed + 1)); status=1; fi # so does unformatted code
 printf '\ntests: %s passed, %s failed, %s skipped (%ss)\n' "$passed" "$failed" "$ignored" "$((SECONDS - start))"
 exit "$status"

@@ -64,8 +64,8 @@ impl Cluster {
         let script = repo_root().join("tools/cluster.sh");
         let mut command = Command::new("bash");
         command.arg(&script).arg(kind).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = spawn_tied_to_this_process(command)
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
+        let mut child =
+            spawn_tied_to_this_process(command).unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
         let stdout = child.stdout.take().expect("stdout is piped");
         // The script prints exactly one line, `READY <kubeconfig>`, once /readyz is ok; it
         // exits (closing stdout) if the cluster fails to start, with the reason on stderr.

@@ -13,12 +13,8 @@ use kube::{Api, ResourceExt};
 use telemetry_tests::{apiserver, tool, wait_for};
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let output = Command::new(tool("kubectl"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
+    let output =
+        Command::new(tool("kubectl")).arg("--kubeconfig").arg(kubeconfig).args(args).output().expect("kubectl runs");
     assert!(output.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("kubectl prints UTF-8")
 }
