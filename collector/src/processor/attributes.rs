@@ -2,7 +2,6 @@
 //! restricted by include/exclude.
 
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::config::components::AttributesProcessorConfig;
 use crate::pdata::Payload;
@@ -36,14 +35,7 @@ impl Processor for AttributesProcessor {
                     let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
                     for ss in &mut rs.scope_spans {
                         for span in &mut ss.spans {
-                            let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
-                            let item = Item {
-                                resource,
-                                attributes: &span.attributes,
-                                span_name: Some(&span.name),
-                                span_kind: kind,
-                                ..Default::default()
-                            };
+                            let item = Item::span(resource, span);
                             if self.filter.selects(&item) {
                                 actions::apply(&self.actions, &mut span.attributes);
                             }

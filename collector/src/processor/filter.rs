@@ -1,6 +1,7 @@
 //! include/exclude matching (`match_type: strict|regexp`) used by the `attributes` and `span` processors.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use regex::Regex;
 
 use super::actions::{any_to_string, get, yaml_to_any};
@@ -51,6 +52,19 @@ pub struct Item<'a> {
     pub severity_text: Option<&'a str>,
     /// Metric name.
     pub metric_name: Option<&'a str>,
+}
+
+impl<'a> Item<'a> {
+    /// The matchable view of one span: what the `attributes` and `span` processors filter on.
+    pub fn span(resource: &'a [KeyValue], span: &'a Span) -> Self {
+        Item {
+            resource,
+            attributes: &span.attributes,
+            span_name: Some(&span.name),
+            span_kind: SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Matcher {

@@ -1,7 +1,6 @@
 //! `span` processor: rename spans from attribute values, or extract attributes from span names.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use regex::Regex;
 
 use crate::config::components::SpanProcessorConfig;
@@ -91,14 +90,7 @@ impl Processor for SpanProcessor {
                 let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
                 for ss in &mut rs.scope_spans {
                     for span in &mut ss.spans {
-                        let kind = SpanKind::try_from(span.kind).map(|k| k.as_str_name()).ok();
-                        let item = Item {
-                            resource,
-                            attributes: &span.attributes,
-                            span_name: Some(&span.name),
-                            span_kind: kind,
-                            ..Default::default()
-                        };
+                        let item = Item::span(resource, span);
                         if !self.filter.selects(&item) {
                             continue;
                         }
