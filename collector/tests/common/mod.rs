@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,30 +161,9 @@ pub fn http_get(url: &str) -> String {
     .unwrap_or_default()
 }
 
-/// A Python interpreter with the OpenTelemetry SDK (from the test runner's venv).
-pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("TELEMETRY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = Path::new(&home).join(".cache/thereview-telemetry/venv/bin/python");
-    assert!(
-        p.exists(),
-        "Python venv not found at {} and TELEMETRY_PYTHON unset; create it from tools/requirements.txt",
-        p.display()
-    );
-    p
-}
-
-/// A tools binary (otelcol, ...) from the tools bin dir, or a clear failure.
-pub fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var("TELEMETRY_TOOLS_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/thereview-telemetry/bin")
-    });
-    let p = dir.join(name);
-    assert!(p.exists(), "{} not found; build it with tools/build.sh", p.display());
-    p
-}
+// The venv's Python and the Go-built binaries are found the same way by every crate's tests.
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use telemetry_tests::{python, tool};
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
