@@ -7,7 +7,7 @@ use crate::model::{ListQuery, Page, Review, ReviewInput};
 use crate::telemetry::Telemetry;
 use crate::writer::{
     DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DELETE_SQL, INSERT_SQL, UPDATE_SQL, WriteError, WriteOp, WriteOutcome,
-    Writer,
+    Writer, apply,
 };
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
@@ -333,37 +333,7 @@ impl Db {
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, WriteError> {
         match &self.pool {
             Pool::Sqlite { writer, .. } => writer.submit(op).await,
-            Pool::Postgres(p) => Ok(match op {
-                WriteOp::Create { input, now } => WriteOutcome::Created(
-                    sqlx::query_as::<_, Review>(INSERT_SQL)
-                        .bind(&input.entity_type)
-                        .bind(&input.entity_id)
-                        .bind(input.rating)
-                        .bind(&input.title)
-                        .bind(&input.comment)
-                        .bind(&input.author)
-                        .bind(&now)
-                        .bind(&now)
-                        .fetch_one(p)
-                        .await?,
-                ),
-                WriteOp::Update { id, input, now } => WriteOutcome::Updated(
-                    sqlx::query_as::<_, Review>(UPDATE_SQL)
-                        .bind(&input.entity_type)
-                        .bind(&input.entity_id)
-                        .bind(input.rating)
-                        .bind(&input.title)
-                        .bind(&input.comment)
-                        .bind(&input.author)
-                        .bind(&now)
-                        .bind(id)
-                        .fetch_optional(p)
-                        .await?,
-                ),
-                WriteOp::Delete { id } => {
-                    WriteOutcome::Deleted(sqlx::query(DELETE_SQL).bind(id).execute(p).await?.rows_affected() > 0)
-                }
-            }),
+            Pool::Postgres(p) => Ok(apply(p, &op).await?),
         }
     }
 

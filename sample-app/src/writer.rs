@@ -18,7 +18,7 @@
 //! (backpressure on the HTTP request), it never drops a write.
 
 use crate::model::{Review, ReviewInput};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 /// Default bound of the queue of writes waiting for the writer task.
@@ -93,7 +93,7 @@ pub struct Writer {
 /// The statements, kept beside the code that binds them.
 pub(crate) const INSERT_SQL: &str = "INSERT INTO reviews (entity_type, entity_id, rating, title, comment, author, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
 pub(crate) const UPDATE_SQL: &str = "UPDATE reviews SET entity_type = $1, entity_id = $2, rating = $3, title = $4, comment = $5, author = $6, updated_at = $7 WHERE id = $8 RETURNING id, entity_type, entity_id, rating, title, comment, author, created_at, updated_at";
-pub(crate) const DELETE_SQL: &str = "DELETE FROM reviews WHERE id = $1";
+pub(crate) const DELETE_SQL: &str = "DELETE FROM reviews WHERE id = $1 RETURNING id";
 
 impl Writer {
     /// Spawns the writer task on the current tokio runtime. `pool` should
@@ -137,7 +137,7 @@ async fn commit_batch(pool: &SqlitePool, jobs: &mut Vec<Job>) {
     };
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs.iter() {
-        results.push(apply(&mut tx, &job.op).await.map_err(WriteError::from));
+        results.push(apply(&mut *tx, &job.op).await.map_err(WriteError::from));
     }
     // Answer only after the commit: a request must never see "stored" for
     // a write that a failed commit threw away.
@@ -157,35 +157,51 @@ async fn commit_batch(pool: &SqlitePool, jobs: &mut Vec<Job>) {
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome, sqlx::Error> {
+/// Runs one write on any sqlx executor: SQLite's writer calls it inside its batch
+/// transaction, PostgreSQL on its pool, so both bind the same statements the same way.
+pub(crate) async fn apply<'e, DB, E>(executor: E, op: &WriteOp) -> Result<WriteOutcome, sqlx::Error>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'e, Database = DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Review: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
     match op {
-        WriteOp::Create { input, now } => sqlx::query_as::<_, Review>(INSERT_SQL)
-            .bind(&input.entity_type)
-            .bind(&input.entity_id)
+        WriteOp::Create { input, now } => sqlx::query_as::<DB, Review>(INSERT_SQL)
+            .bind(input.entity_type.clone())
+            .bind(input.entity_id.clone())
             .bind(input.rating)
-            .bind(&input.title)
-            .bind(&input.comment)
-            .bind(&input.author)
-            .bind(now)
-            .bind(now)
-            .fetch_one(conn)
+            .bind(input.title.clone())
+            .bind(input.comment.clone())
+            .bind(input.author.clone())
+            .bind(now.clone())
+            .bind(now.clone())
+            .fetch_one(executor)
             .await
             .map(WriteOutcome::Created),
-        WriteOp::Update { id, input, now } => sqlx::query_as::<_, Review>(UPDATE_SQL)
-            .bind(&input.entity_type)
-            .bind(&input.entity_id)
+        WriteOp::Update { id, input, now } => sqlx::query_as::<DB, Review>(UPDATE_SQL)
+            .bind(input.entity_type.clone())
+            .bind(input.entity_id.clone())
             .bind(input.rating)
-            .bind(&input.title)
-            .bind(&input.comment)
-            .bind(&input.author)
-            .bind(now)
-            .bind(id)
-            .fetch_optional(conn)
+            .bind(input.title.clone())
+            .bind(input.comment.clone())
+            .bind(input.author.clone())
+            .bind(now.clone())
+            .bind(*id)
+            .fetch_optional(executor)
             .await
             .map(WriteOutcome::Updated),
-        WriteOp::Delete { id } => {
-            sqlx::query(DELETE_SQL).bind(id).execute(conn).await.map(|r| WriteOutcome::Deleted(r.rows_affected() > 0))
-        }
+        // RETURNING tells whether a row went away without a backend-specific result type.
+        WriteOp::Delete { id } => sqlx::query_scalar::<DB, i64>(DELETE_SQL)
+            .bind(*id)
+            .fetch_optional(executor)
+            .await
+            .map(|deleted| WriteOutcome::Deleted(deleted.is_some())),
     }
 }
 
