@@ -13,7 +13,7 @@ use crate::config::id::{Kind, Signal};
 pub enum ReceiverConfig {
     /// OTLP gRPC/HTTP receiver.
     Otlp(Box<OtlpReceiverConfig>),
-    /// Prometheus scraping receiver (config only).
+    /// Prometheus scraping receiver.
     Prometheus(Box<PrometheusReceiverConfig>),
     /// Host metrics receiver (config only).
     HostMetrics(Box<HostMetricsConfig>),

@@ -306,7 +306,7 @@ impl Default for HttpServerConfig {
 }
 
 /// `prometheus` receiver: Prometheus scrape config embedded under `config:`.
-/// Accepted and validated; scraping itself is not implemented yet.
+/// Validated and compiled by `receiver::prometheus::plan`, which lists what is supported.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusReceiverConfig {

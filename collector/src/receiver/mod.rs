@@ -1,8 +1,10 @@
-//! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder.
+//! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder, and the
+//! Prometheus scraping receiver.
 
 pub mod decode;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod prometheus;
 
 use crate::pipeline::Consumer;
 

@@ -55,6 +55,11 @@ impl Collector {
     /// Writes `yaml` to a temp dir and starts the binary; waits until own metrics answer.
     /// `yaml` may use `{DIR}` for the temp dir and must set the telemetry address to `{METRICS}`.
     pub fn start(yaml: &str) -> Self {
+        Self::start_with_env(yaml, &[])
+    }
+
+    /// [`Collector::start`] with extra environment variables (e.g. `KUBECONFIG`).
+    pub fn start_with_env(yaml: &str, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics_port = free_port();
         let yaml = yaml
@@ -68,6 +73,7 @@ impl Collector {
             .arg(&cfg)
             .stdout(Stdio::null())
             .stderr(log)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .spawn()
             .expect("spawn telemetry-collector");
         let mut c = Self { child, dir, metrics_port };

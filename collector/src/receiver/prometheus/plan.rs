@@ -1,0 +1,391 @@
+//! The receiver's config turned into runnable jobs, pure; the same function validates the config
+//! (`config::validate_semantics` calls it for its errors and warnings) and builds the jobs the
+//! receiver runs, so what validation accepts is exactly what runs.
+//!
+//! Policy for features we do not implement: anything that changes *what* is scraped or *how the
+//! request is authenticated* (other service discovery kinds, TLS, auth, proxies, scrape config
+//! files, the target allocator) is refused with an error naming the field — running without it
+//! would scrape the wrong targets or be rejected by them. Knobs that only change presentation
+//! (`trim_metric_suffixes`, `use_start_time_metric`, `external_labels`, ...) are accepted with a
+//! warning saying they are ignored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::relabel::{self, Labels, Rule};
+use crate::config::components::{PrometheusReceiverConfig, ScrapeConfig};
+use crate::config::duration::parse_duration;
+
+/// Prometheus' defaults when neither the job nor `global` sets them.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where one pod watch looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// Every namespace (needs cluster-wide list/watch on pods).
+    All,
+    /// These namespaces, one watch each (a namespaced Role suffices).
+    Names(Vec<String>),
+    /// The collector's own namespace, read from the service account mount.
+    Own,
+}
+
+/// A compiled scrape job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `job_name`.
+    pub name: String,
+    /// Default interval (`__scrape_interval__` may override it per target).
+    pub interval: Duration,
+    /// Default timeout (`__scrape_timeout__` may override it per target).
+    pub timeout: Duration,
+    /// Default path.
+    pub metrics_path: String,
+    /// Default scheme.
+    pub scheme: String,
+    /// URL query parameters (`__param_<name>` may override the first value).
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Keep scraped labels on clashes.
+    pub honor_labels: bool,
+    /// Use exposed timestamps.
+    pub honor_timestamps: bool,
+    /// Fail scrapes with more samples than this (0: unlimited).
+    pub sample_limit: u64,
+    /// Follow HTTP redirects.
+    pub follow_redirects: bool,
+    /// `relabel_configs`.
+    pub relabel: Vec<Rule>,
+    /// `metric_relabel_configs`.
+    pub metric_relabel: Vec<Rule>,
+    /// `static_configs`, one label set per target (`__address__` plus the group's labels).
+    pub static_targets: Vec<Labels>,
+    /// `kubernetes_sd_configs` with role `pod`.
+    pub pod_discovery: Vec<Namespaces>,
+}
+
+fn global_durations(
+    path: &str,
+    global: Option<&Value>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> (Duration, Duration) {
+    let mut interval = DEFAULT_INTERVAL;
+    let mut timeout = DEFAULT_TIMEOUT;
+    let Some(global) = global else { return (interval, timeout) };
+    let Value::Mapping(m) = global else {
+        errors.push(format!("{path}: must be a mapping"));
+        return (interval, timeout);
+    };
+    for (k, v) in m {
+        let key = k.as_str().unwrap_or_default();
+        let mut duration = |into: &mut Duration| match v.as_str().map(parse_duration) {
+            Some(Ok(d)) if !d.is_zero() => *into = d,
+            Some(Ok(_)) => errors.push(format!("{path}.{key}: must be greater than zero")),
+            Some(Err(e)) => errors.push(format!("{path}.{key}: {e}")),
+            None => errors.push(format!("{path}.{key}: must be a duration such as 30s")),
+        };
+        match key {
+            "scrape_interval" => duration(&mut interval),
+            "scrape_timeout" => duration(&mut timeout),
+            // Rule evaluation does not exist in a collector; upstream ignores it too.
+            "evaluation_interval" => {}
+            _ => warnings.push(format!("{path}.{key}: not supported by this collector; ignored")),
+        }
+    }
+    (interval, timeout)
+}
+
+/// Checks `c` (at config path `path`, e.g. `receivers.prometheus`) and compiles its jobs.
+/// Problems are appended to `errors` / `warnings`; the jobs are only meaningful without errors.
+pub fn plan(
+    path: &str,
+    c: &PrometheusReceiverConfig,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<Job> {
+    if c.target_allocator.is_some() {
+        errors.push(format!("{path}.target_allocator: the target allocator is not supported; list scrape jobs under config.scrape_configs"));
+    }
+    if !c.config.scrape_config_files.is_empty() {
+        errors.push(format!(
+            "{path}.config.scrape_config_files: not supported; put the jobs under config.scrape_configs"
+        ));
+    }
+    for (set, field) in [
+        (c.use_start_time_metric, "use_start_time_metric"),
+        (c.start_time_metric_regex.is_some(), "start_time_metric_regex"),
+        (c.trim_metric_suffixes, "trim_metric_suffixes"),
+        (c.report_extra_scrape_metrics, "report_extra_scrape_metrics"),
+        (c.api_server.is_some(), "api_server"),
+    ] {
+        if set {
+            warnings.push(format!("{path}.{field}: not supported by this collector; ignored"));
+        }
+    }
+    let (g_interval, g_timeout) =
+        global_durations(&format!("{path}.config.global"), c.config.global.as_ref(), errors, warnings);
+    let mut names = std::collections::BTreeSet::new();
+    let mut jobs = Vec::new();
+    for (i, sc) in c.config.scrape_configs.iter().enumerate() {
+        let sp = format!("{path}.config.scrape_configs[{i}]");
+        if sc.job_name.is_empty() {
+            errors.push(format!("{sp}.job_name: required"));
+        } else if !names.insert(sc.job_name.clone()) {
+            errors.push(format!("{sp}.job_name: duplicate job name {:?}", sc.job_name));
+        }
+        if let Some(job) = plan_job(&sp, sc, g_interval, g_timeout, errors, warnings) {
+            jobs.push(job);
+        }
+    }
+    jobs
+}
+
+fn plan_job(
+    sp: &str,
+    sc: &ScrapeConfig,
+    g_interval: Duration,
+    g_timeout: Duration,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<Job> {
+    let before = errors.len();
+    let refuse = |set: bool, field: &str, errors: &mut Vec<String>| {
+        if set {
+            errors.push(format!(
+                "{sp}.{field}: not supported by this collector's prometheus receiver; scrapes would be sent without it"
+            ));
+        }
+    };
+    refuse(sc.tls_config.is_some(), "tls_config", errors);
+    refuse(sc.basic_auth.is_some(), "basic_auth", errors);
+    refuse(sc.authorization.is_some(), "authorization", errors);
+    refuse(sc.bearer_token_file.is_some(), "bearer_token_file", errors);
+    refuse(sc.proxy_url.is_some(), "proxy_url", errors);
+    if sc.file_sd_configs.is_some() {
+        errors.push(format!("{sp}.file_sd_configs: not supported; use static_configs or kubernetes_sd_configs"));
+    }
+    for (set, field) in [
+        (sc.scrape_protocols.is_some(), "scrape_protocols"),
+        (sc.scrape_classic_histograms.is_some(), "scrape_classic_histograms"),
+    ] {
+        if set {
+            warnings.push(format!("{sp}.{field}: ignored; targets are scraped in the Prometheus text format"));
+        }
+    }
+    let interval = match sc.scrape_interval {
+        Some(d) if d.is_zero() => {
+            errors.push(format!("{sp}.scrape_interval: must be greater than zero"));
+            g_interval
+        }
+        Some(d) => d,
+        None => g_interval,
+    };
+    // As in Prometheus: an unset timeout is the global one, capped at the job's interval.
+    let timeout = sc.scrape_timeout.unwrap_or(g_timeout.min(interval));
+    if timeout > interval {
+        errors.push(format!("{sp}.scrape_timeout: {timeout:?} is greater than scrape_interval {interval:?}"));
+    }
+    if timeout.is_zero() {
+        errors.push(format!("{sp}.scrape_timeout: must be greater than zero"));
+    }
+    let scheme = sc.scheme.clone().unwrap_or_else(|| "http".into());
+    if scheme != "http" && scheme != "https" {
+        errors.push(format!("{sp}.scheme: must be http or https, not {scheme:?}"));
+    }
+    let metrics_path = sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into());
+    let mut static_targets = Vec::new();
+    for (g, group) in sc.static_configs.iter().enumerate() {
+        for (t, target) in group.targets.iter().enumerate() {
+            if target.is_empty() || target.contains('/') {
+                errors.push(format!(
+                    "{sp}.static_configs[{g}].targets[{t}]: {target:?} is not host:port (no scheme or path)"
+                ));
+                continue;
+            }
+            let mut labels = group.labels.clone().into_iter().collect::<Labels>();
+            labels.insert("__address__".into(), target.clone());
+            static_targets.push(labels);
+        }
+        for name in group.labels.keys() {
+            if !relabel::is_valid_label_name(name) {
+                errors.push(format!("{sp}.static_configs[{g}].labels.{name}: invalid label name"));
+            }
+        }
+    }
+    let mut pod_discovery = Vec::new();
+    for (j, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
+        let kp = format!("{sp}.kubernetes_sd_configs[{j}]");
+        if sd.role != "pod" {
+            let known = ["service", "endpoints", "endpointslice", "node", "ingress"].contains(&sd.role.as_str());
+            errors.push(if known {
+                format!("{kp}.role: role {:?} is not supported; only pod discovery is implemented", sd.role)
+            } else {
+                format!("{kp}.role: unknown role {:?}", sd.role)
+            });
+        }
+        for (set, field) in [
+            (!sd.selectors.is_empty(), "selectors"),
+            (sd.api_server.is_some(), "api_server"),
+            (sd.kubeconfig_file.is_some(), "kubeconfig_file"),
+            (sd.tls_config.is_some(), "tls_config"),
+            (sd.bearer_token_file.is_some(), "bearer_token_file"),
+            (sd.authorization.is_some(), "authorization"),
+        ] {
+            if set {
+                errors.push(format!(
+                    "{kp}.{field}: not supported; the API server is reached with the in-cluster service account or KUBECONFIG"
+                ));
+            }
+        }
+        if sd.attach_metadata.is_some() {
+            warnings.push(format!("{kp}.attach_metadata: not supported; ignored"));
+        }
+        pod_discovery.push(match &sd.namespaces {
+            Some(ns) if ns.own_namespace && ns.names.is_empty() => Namespaces::Own,
+            Some(ns) if ns.own_namespace => {
+                errors.push(format!("{kp}.namespaces: own_namespace and names cannot be combined"));
+                Namespaces::Own
+            }
+            Some(ns) if !ns.names.is_empty() => Namespaces::Names(ns.names.clone()),
+            _ => Namespaces::All,
+        });
+    }
+    let compile = |field: &str, rules, errors: &mut Vec<String>| match relabel::compile_all(rules) {
+        Ok(r) => r,
+        Err((k, e)) => {
+            errors.push(format!("{sp}.{field}[{k}].{e}"));
+            Vec::new()
+        }
+    };
+    let relabel = compile("relabel_configs", &sc.relabel_configs, errors);
+    let metric_relabel = compile("metric_relabel_configs", &sc.metric_relabel_configs, errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(Job {
+        name: sc.job_name.clone(),
+        interval,
+        timeout,
+        metrics_path,
+        scheme,
+        params: sc.params.clone().unwrap_or_default(),
+        honor_labels: sc.honor_labels.unwrap_or(false),
+        honor_timestamps: sc.honor_timestamps.unwrap_or(true),
+        sample_limit: sc.sample_limit.unwrap_or(0),
+        follow_redirects: sc.follow_redirects.unwrap_or(true),
+        relabel,
+        metric_relabel,
+        static_targets,
+        pod_discovery,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(yaml: &str) -> (Vec<Job>, Vec<String>, Vec<String>) {
+        let c: PrometheusReceiverConfig = serde_yaml::from_str(yaml).expect("yaml");
+        let (mut e, mut w) = (Vec::new(), Vec::new());
+        let jobs = plan("receivers.prometheus", &c, &mut e, &mut w);
+        (jobs, e, w)
+    }
+
+    #[test]
+    fn defaults_and_global_overrides() {
+        let (jobs, e, _) = run("config: {scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]}");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!((jobs[0].interval, jobs[0].timeout), (DEFAULT_INTERVAL, DEFAULT_TIMEOUT));
+        assert_eq!((jobs[0].metrics_path.as_str(), jobs[0].scheme.as_str()), ("/metrics", "http"));
+        assert!(jobs[0].honor_timestamps && !jobs[0].honor_labels);
+        let (jobs, e, _) = run(
+            "config: {global: {scrape_interval: 20s, scrape_timeout: 15s}, scrape_configs: [{job_name: a}, {job_name: b, scrape_interval: 5s}]}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!((jobs[0].interval, jobs[0].timeout), (Duration::from_secs(20), Duration::from_secs(15)));
+        assert_eq!(
+            (jobs[1].interval, jobs[1].timeout),
+            (Duration::from_secs(5), Duration::from_secs(5)),
+            "the global timeout is capped at the job's interval"
+        );
+        assert_eq!(jobs[0].static_targets.len(), 0);
+    }
+
+    #[test]
+    fn static_targets_carry_group_labels() {
+        let (jobs, e, _) = run(
+            "config: {scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1', 'g:2'], labels: {env: x}}]}]}",
+        );
+        assert!(e.is_empty());
+        assert_eq!(jobs[0].static_targets.len(), 2);
+        assert_eq!(jobs[0].static_targets[1]["__address__"], "g:2");
+        assert_eq!(jobs[0].static_targets[1]["env"], "x");
+    }
+
+    #[test]
+    fn unsupported_features_are_refused_with_their_path() {
+        let (_, e, _) = run(r#"
+target_allocator: {endpoint: x}
+config:
+  scrape_configs:
+    - job_name: a
+      basic_auth: {username: u}
+      file_sd_configs: [{files: [x]}]
+      scheme: ftp
+      scrape_interval: 5s
+      scrape_timeout: 10s
+      static_configs: [{targets: ['http://h:1/metrics']}]
+      kubernetes_sd_configs: [{role: service}, {role: pod, kubeconfig_file: /k}, {role: nonsense}]
+      relabel_configs: [{action: keep, regex: '('}]
+      metric_relabel_configs: [{action: replace}]
+"#);
+        let want = [
+            "receivers.prometheus.target_allocator: the target allocator is not supported",
+            "receivers.prometheus.config.scrape_configs[0].basic_auth: not supported",
+            "receivers.prometheus.config.scrape_configs[0].file_sd_configs: not supported",
+            "receivers.prometheus.config.scrape_configs[0].scheme: must be http or https",
+            "receivers.prometheus.config.scrape_configs[0].scrape_timeout: 10s is greater than scrape_interval 5s",
+            "receivers.prometheus.config.scrape_configs[0].static_configs[0].targets[0]: \"http://h:1/metrics\" is not host:port",
+            "receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs[0].role: role \"service\" is not supported",
+            "receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs[1].kubeconfig_file: not supported",
+            "receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs[2].role: unknown role \"nonsense\"",
+            "receivers.prometheus.config.scrape_configs[0].relabel_configs[0].regex: invalid regex",
+            "receivers.prometheus.config.scrape_configs[0].metric_relabel_configs[0].target_label: required",
+        ];
+        for w in want {
+            assert!(e.iter().any(|x| x.starts_with(w)), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn presentation_knobs_only_warn() {
+        let (jobs, e, w) = run(
+            "trim_metric_suffixes: true\nconfig: {global: {external_labels: {a: b}, evaluation_interval: 1m}, scrape_configs: [{job_name: a}]}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            w,
+            [
+                "receivers.prometheus.trim_metric_suffixes: not supported by this collector; ignored",
+                "receivers.prometheus.config.global.external_labels: not supported by this collector; ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn namespaces_select_the_watch_scope() {
+        let (jobs, e, _) = run(
+            "config: {scrape_configs: [{job_name: a, kubernetes_sd_configs: [{role: pod}, {role: pod, namespaces: {names: [x, y]}}, {role: pod, namespaces: {own_namespace: true}}]}]}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            jobs[0].pod_discovery,
+            [Namespaces::All, Namespaces::Names(vec!["x".into(), "y".into()]), Namespaces::Own]
+        );
+    }
+}
