@@ -180,8 +180,11 @@ fn receiver_yaml(targets: &[String]) -> String {
     )
 }
 
-/// The latest point of each (name, attributes, instance) in `points`.
-fn latest(points: &[Point]) -> BTreeMap<(String, String, Vec<(String, String)>), Point> {
+/// A series across both collectors' output: metric name, `service.instance.id`, attributes.
+type SeriesKey = (String, String, Vec<(String, String)>);
+
+/// The latest point of each series in `points`.
+fn latest(points: &[Point]) -> BTreeMap<SeriesKey, Point> {
     points
         .iter()
         .map(|p| {

@@ -419,11 +419,11 @@ fn ms_to_ns(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000)
 }
 
-fn series_entry<'s>(
-    series: &'s mut Vec<(Labels, SeriesPoints)>,
+fn series_entry(
+    series: &mut Vec<(Labels, SeriesPoints)>,
     labels: Labels,
     new: impl FnOnce() -> SeriesPoints,
-) -> &'s mut SeriesPoints {
+) -> &mut SeriesPoints {
     let idx = match series.iter().position(|(l, _)| *l == labels) {
         Some(i) => i,
         None => {
