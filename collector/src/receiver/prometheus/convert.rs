@@ -224,6 +224,20 @@ fn resource(job: &str, instance: &str, scheme: &str, discovered: &Labels) -> Res
             attrs.push(kv(attr, v));
         }
     }
+    let controller = |l: &str| discovered.get(l).map(String::as_str).unwrap_or_default();
+    let (kind, name) =
+        (controller("__meta_kubernetes_pod_controller_kind"), controller("__meta_kubernetes_pod_controller_name"));
+    let workload = match kind {
+        "ReplicaSet" => Some("k8s.replicaset.name"),
+        "DaemonSet" => Some("k8s.daemonset.name"),
+        "StatefulSet" => Some("k8s.statefulset.name"),
+        "Job" => Some("k8s.job.name"),
+        "CronJob" => Some("k8s.cronjob.name"),
+        _ => None,
+    };
+    if let Some(attr) = workload.filter(|_| !name.is_empty()) {
+        attrs.push(kv(attr, name));
+    }
     Resource { attributes: attrs, ..Default::default() }
 }
 
@@ -234,8 +248,30 @@ struct Family {
     kind: MetricType,
     help: String,
     unit: &'static str,
-    /// Series in order of appearance, keyed by their attribute set.
+    /// Series in order of appearance with their attribute sets.
     series: Vec<(Labels, SeriesPoints)>,
+    /// Position in `series` by attribute set, for histograms and summaries whose series are
+    /// assembled from several lines (a linear search would make big scrapes quadratic).
+    index: HashMap<Labels, usize>,
+}
+
+impl Family {
+    fn new(name: &str, kind: MetricType, help: &str, unit: &'static str) -> Self {
+        Self { name: name.to_owned(), kind, help: help.to_owned(), unit, series: Vec::new(), index: HashMap::new() }
+    }
+
+    /// The series with these attributes, created by `new` on first use.
+    fn entry(&mut self, labels: Labels, new: impl FnOnce() -> SeriesPoints) -> &mut SeriesPoints {
+        let idx = match self.index.get(&labels) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(labels.clone(), self.series.len());
+                self.series.push((labels, new()));
+                self.series.len() - 1
+            }
+        };
+        &mut self.series[idx].1
+    }
 }
 
 #[derive(Debug)]
@@ -245,35 +281,39 @@ enum SeriesPoints {
     Summary { quantiles: Vec<(f64, f64)>, sum: Option<f64>, count: Option<f64>, time_ns: u64 },
 }
 
-/// Resource key → its families in order, each family keyed by name.
-type Grouped = Vec<((String, String), Vec<Family>)>;
+/// The families of one (job, instance) resource, in order of appearance.
+#[derive(Debug, Default)]
+struct ResourceGroup {
+    families: Vec<Family>,
+    by_name: HashMap<String, usize>,
+}
 
-fn group_for<'g>(grouped: &'g mut Grouped, job: &str, instance: &str) -> &'g mut Vec<Family> {
+impl ResourceGroup {
+    fn family(&mut self, name: &str, kind: MetricType, help: &str) -> &mut Family {
+        let idx = match self.by_name.get(name) {
+            Some(&i) => i,
+            None => {
+                self.by_name.insert(name.to_owned(), self.families.len());
+                self.families.push(Family::new(name, kind, help, ""));
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[idx]
+    }
+}
+
+/// Resource groups keyed by (job, instance), in order of appearance (almost always just one).
+type Grouped = Vec<((String, String), ResourceGroup)>;
+
+fn group_for<'g>(grouped: &'g mut Grouped, job: &str, instance: &str) -> &'g mut ResourceGroup {
     let idx = match grouped.iter().position(|((j, i), _)| j == job && i == instance) {
         Some(i) => i,
         None => {
-            grouped.push(((job.to_owned(), instance.to_owned()), Vec::new()));
+            grouped.push(((job.to_owned(), instance.to_owned()), ResourceGroup::default()));
             grouped.len() - 1
         }
     };
     &mut grouped[idx].1
-}
-
-fn family_for<'f>(
-    families: &'f mut Vec<Family>,
-    name: &str,
-    kind: MetricType,
-    help: &str,
-    unit: &'static str,
-) -> &'f mut Family {
-    let idx = match families.iter().position(|f| f.name == name) {
-        Some(i) => i,
-        None => {
-            families.push(Family { name: name.to_owned(), kind, help: help.to_owned(), unit, series: Vec::new() });
-            families.len() - 1
-        }
-    };
-    &mut families[idx]
 }
 
 /// Converts one successful scrape (`exposition`) or a failed one (`None`) into an export request,
@@ -308,12 +348,11 @@ pub fn convert(
         let s_instance = labels.remove("instance").unwrap_or_default();
         let (family, kind) = family_of(&name, &exp.metadata);
         let help = exp.metadata.get(family).map(|m| m.help.as_str()).unwrap_or("");
-        let families = group_for(&mut grouped, &s_job, &s_instance);
-        let fam = family_for(families, family, kind, help, "");
+        let fam = group_for(&mut grouped, &s_job, &s_instance).family(family, kind, help);
         match kind {
             MetricType::Histogram => {
                 let le = labels.remove("le");
-                let points = series_entry(&mut fam.series, labels, || SeriesPoints::Histogram {
+                let points = fam.entry(labels, || SeriesPoints::Histogram {
                     buckets: Vec::new(),
                     sum: None,
                     count: None,
@@ -333,16 +372,17 @@ pub fn convert(
             }
             MetricType::Summary => {
                 let quantile = labels.remove("quantile");
-                let points = series_entry(&mut fam.series, labels, || SeriesPoints::Summary {
+                let fam_name_len = fam.name.len();
+                let points = fam.entry(labels, || SeriesPoints::Summary {
                     quantiles: Vec::new(),
                     sum: None,
                     count: None,
                     time_ns,
                 });
                 if let SeriesPoints::Summary { quantiles, sum, count, .. } = points {
-                    if name.ends_with("_sum") && name.len() > fam.name.len() {
+                    if name.ends_with("_sum") && name.len() > fam_name_len {
                         *sum = Some(sample.value);
-                    } else if name.ends_with("_count") && name.len() > fam.name.len() {
+                    } else if name.ends_with("_count") && name.len() > fam_name_len {
                         *count = Some(sample.value);
                     } else if let Some(q) = quantile.as_deref().and_then(|q| q.parse::<f64>().ok()) {
                         quantiles.push((q, sample.value));
@@ -375,20 +415,21 @@ pub fn convert(
         series_added: 0,
     };
 
-    for ((r_job, r_instance), families) in &grouped {
-        let metrics =
-            families.iter().map(|f| family_metric(f, r_job, r_instance, state, &mut series_added)).collect::<Vec<_>>();
+    for ((r_job, r_instance), group) in &grouped {
+        let metrics = group
+            .families
+            .iter()
+            .map(|f| family_metric(f, r_job, r_instance, state, &mut series_added))
+            .collect::<Vec<_>>();
         resource_metrics.push(resource_metrics_for(r_job, r_instance, ctx, metrics));
     }
     report.series_added = series_added;
 
     // The scrape's own series go to the target's resource, with the target's labels.
-    let own = |name: &str, help: &str, unit: &'static str, value: f64| Family {
-        name: name.to_owned(),
-        kind: MetricType::Gauge,
-        help: help.to_owned(),
-        unit,
-        series: vec![(target_attrs.clone(), SeriesPoints::Number { value, time_ns: scrape_ns })],
+    let own = |name: &str, help: &str, unit: &'static str, value: f64| {
+        let mut f = Family::new(name, MetricType::Gauge, help, unit);
+        f.series.push((target_attrs.clone(), SeriesPoints::Number { value, time_ns: scrape_ns }));
+        f
     };
     let own_families = [
         own("up", "The scraping was successful", "", if report.up { 1.0 } else { 0.0 }),
@@ -417,21 +458,6 @@ pub fn convert(
 
 fn ms_to_ns(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000)
-}
-
-fn series_entry(
-    series: &mut Vec<(Labels, SeriesPoints)>,
-    labels: Labels,
-    new: impl FnOnce() -> SeriesPoints,
-) -> &mut SeriesPoints {
-    let idx = match series.iter().position(|(l, _)| *l == labels) {
-        Some(i) => i,
-        None => {
-            series.push((labels, new()));
-            series.len() - 1
-        }
-    };
-    &mut series[idx].1
 }
 
 fn resource_is(rm: &ResourceMetrics, job: &str, instance: &str) -> bool {

@@ -245,4 +245,44 @@ config:
         let errs: Vec<String> = errors.iter().map(|(_, e)| e.to_string()).collect();
         assert_eq!(errs, ["no __address__ label after relabeling", "__address__ \"h:3/x\" is not host:port"]);
     }
+
+    #[test]
+    fn operator_job_through_env_expansion_rewrites_the_address() {
+        // `$$1:$$2` as operator/src/config.rs renders it; a bare `$1` must survive expansion too.
+        for replacement in ["$$1:$$2", "$1:$2"] {
+            let yaml = format!(
+                r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: telemetry-pipeline/obs/main
+          kubernetes_sd_configs: [{{role: pod, namespaces: {{names: [obs]}}}}]
+          relabel_configs:
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              action: replace
+              regex: ([^:]+)(?::\d+)?;(\d+)
+              replacement: {replacement}
+              target_label: __address__
+exporters:
+  debug:
+service:
+  pipelines:
+    metrics:
+      receivers: [prometheus]
+      exporters: [debug]
+"#
+            );
+            let cfg = crate::config::Config::from_yaml_str(&yaml, &|_| None).expect("valid config");
+            let crate::registry::ReceiverConfig::Prometheus(c) = &cfg.receivers["prometheus"] else { panic!() };
+            let (mut e, mut w) = (Vec::new(), Vec::new());
+            let jobs = super::super::plan::plan("r", c, &mut e, &mut w);
+            let pod = labels(&[
+                ("__address__", "10.1.2.3:8080"),
+                ("__meta_kubernetes_pod_annotation_prometheus_io_port", "9464"),
+            ]);
+            let t = build(&jobs[0], &pod).expect("valid").expect("kept");
+            assert_eq!(t.url, "http://10.1.2.3:9464/metrics", "replacement {replacement}");
+        }
+    }
 }

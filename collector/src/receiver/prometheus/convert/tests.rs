@@ -174,6 +174,8 @@ fn resource_carries_job_instance_host_port_and_scheme() {
     let mut f = Fixture::new();
     f.discovered.insert("__meta_kubernetes_namespace".into(), "obs".into());
     f.discovered.insert("__meta_kubernetes_pod_name".into(), "reviews-1".into());
+    f.discovered.insert("__meta_kubernetes_pod_controller_kind".into(), "ReplicaSet".into());
+    f.discovered.insert("__meta_kubernetes_pod_controller_name".into(), "reviews-7d9f".into());
     let (req, _) = f.run(BODY, 1_700_000_000_000, &mut SeriesState::default());
     assert_eq!(req.resource_metrics.len(), 1, "one target, one resource (own series included)");
     assert_eq!(
@@ -186,6 +188,7 @@ fn resource_carries_job_instance_host_port_and_scheme() {
             ("url.scheme", "http"),
             ("k8s.pod.name", "reviews-1"),
             ("k8s.namespace.name", "obs"),
+            ("k8s.replicaset.name", "reviews-7d9f"),
         ])
     );
     assert_eq!(req.resource_metrics[0].scope_metrics[0].scope.as_ref().map(|s| s.name.as_str()), Some(SCOPE_NAME));
