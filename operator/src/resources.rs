@@ -184,6 +184,9 @@ pub fn pod_template(
         }),
         spec: Some(PodSpec {
             service_account_name: Some(child_name(&name)),
+            // Only the prometheus receiver's pod discovery talks to the API server; without it the
+            // pod carries no token at all.
+            automount_service_account_token: Some(spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled)),
             node_selector: spec.node_selector.clone(),
             tolerations: spec.tolerations.clone(),
             security_context: Some(PodSecurityContext {
@@ -281,7 +284,7 @@ pub fn service(tp: &TelemetryPipeline) -> Service {
     }
 }
 
-/// The collector's ServiceAccount (no token automount: only pod discovery needs API access).
+/// The collector's ServiceAccount; its token is mounted only when the prometheus receiver discovers pods.
 pub fn service_account(tp: &TelemetryPipeline) -> ServiceAccount {
     ServiceAccount { metadata: meta(tp), ..Default::default() }
 }
@@ -381,6 +384,17 @@ mod tests {
         let Workload::DaemonSet(ds) = workload(&tp, "h", vec![], DEFAULT_IMAGE) else { panic!("mode") };
         let pod = ds.spec.expect("spec").template.spec.expect("pod");
         assert!(pod.volumes.expect("vols").iter().any(|v| v.host_path.is_some()));
+    }
+
+    #[test]
+    fn service_account_token_is_mounted_only_for_pod_discovery() {
+        let token = |yaml: &str| {
+            let Workload::Deployment(d) = workload(&tp(yaml), "h", vec![], DEFAULT_IMAGE) else { panic!("mode") };
+            d.spec.expect("spec").template.spec.expect("pod").automount_service_account_token
+        };
+        assert_eq!(token("receivers: {prometheus: {}}\nexporters: {debug: {}}"), Some(true));
+        assert_eq!(token("receivers: {prometheus: {enabled: false}}\nexporters: {debug: {}}"), Some(false));
+        assert_eq!(token("exporters: {debug: {}}"), Some(false));
     }
 
     #[test]
