@@ -23,7 +23,7 @@ use crate::extension::health_check::{self, Health};
 use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
 use crate::processor::{attributes, batch, metricstransform, resource, span};
-use crate::receiver::{Outputs, otlp_grpc, otlp_http};
+use crate::receiver::{Outputs, hostmetrics, otlp_grpc, otlp_http};
 use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
 
@@ -263,8 +263,13 @@ pub async fn run(
                     }));
                 }
             }
-            ReceiverConfig::Prometheus(_) | ReceiverConfig::HostMetrics(_) => {
+            ReceiverConfig::Prometheus(_) => {
                 tracing::warn!(receiver = %id, "receiver type is accepted but not implemented; it produces no data");
+            }
+            ReceiverConfig::HostMetrics(c) => {
+                let task = hostmetrics::start(&id, c, out.metrics.clone(), &telemetry, stop_receivers.clone())
+                    .map_err(|message| ServiceError::Build { component: format!("receivers.{id}"), message })?;
+                receiver_tasks.push(task);
             }
         }
     }

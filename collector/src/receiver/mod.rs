@@ -1,6 +1,8 @@
-//! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder.
+//! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder, and the
+//! hostmetrics receiver.
 
 pub mod decode;
+pub mod hostmetrics;
 pub mod otlp_grpc;
 pub mod otlp_http;
 
