@@ -8,9 +8,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Collector, tool, wait_until};
+use common::{Collector, tool};
 use serde_json::Value;
 
 const ALL_SCRAPERS: &str = "cpu: {}\n      disk: {}\n      filesystem: {}\n      load: {}\n      memory: {}\n      network: {}\n      paging: {}\n      processes: {}\n      system: {}";
@@ -147,13 +147,31 @@ fn wait_for_collections(ours: &Path, theirs: &Path, n: usize) -> (Vec<Vec<Point>
     let complete = |c: &Vec<Vec<Point>>| {
         c.len() >= n && c.iter().all(|p| p.iter().map(|p| &p.scraper).collect::<BTreeSet<_>>().len() == 9)
     };
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    wait_until(&format!("{n} complete collections from both collectors"), Duration::from_secs(60), || {
-        a = collections(ours);
-        b = collections(theirs);
-        complete(&a) && complete(&b)
-    });
-    (a, b)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (collections(ours), collections(theirs));
+        if complete(&a) && complete(&b) {
+            return (a, b);
+        }
+        if Instant::now() > deadline {
+            let scrapers = |c: &Vec<Vec<Point>>| -> Vec<BTreeSet<String>> {
+                c.iter().map(|p| p.iter().map(|p| p.scraper.clone()).collect()).collect()
+            };
+            panic!(
+                "timed out waiting for {n} complete collections from both collectors\nours: {:?}\nupstream: {:?}\nupstream log: {}",
+                scrapers(&a),
+                scrapers(&b),
+                tail(&std::fs::read_to_string(theirs.with_file_name("otelcol.log")).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The end of a long log.
+fn tail(log: &str) -> &str {
+    let start = log.len().saturating_sub(3000);
+    log.get(start..).unwrap_or(log)
 }
 
 fn find<'a>(points: &'a [Point], name: &str, attrs: &[(&str, &str)]) -> &'a Point {
@@ -242,7 +260,7 @@ fn filesystem_size(path: &str) -> f64 {
 
 /// A host root with distinctive values: what upstream reads through `root_path`, we must too.
 fn fixture_root(root: &Path) {
-    let files: [(&str, &str); 12] = [
+    let files: [(&str, &str); 13] = [
         (
             "proc/stat",
             "cpu  300 60 500 700 90 11 13 17 0 0\ncpu0 100 20 200 300 40 5 6 7 0 0\ncpu1 200 40 300 400 50 6 7 10 0 0\nbtime 1700000000\nprocesses 4242\nprocs_running 7\nprocs_blocked 2\n",
@@ -270,6 +288,7 @@ fn fixture_root(root: &Path) {
             "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
         ),
         ("proc/vmstat", "pgpgin 1000\npgpgout 2000\npswpin 3\npswpout 4\npgfault 500\npgmajfault 60\n"),
+        ("proc/filesystems", "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\n\text4\n\txfs\n"),
         ("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"),
         (
             "proc/1/mountinfo",
@@ -302,10 +321,11 @@ fn values_match_upstream_on_a_fixture_root() {
 
     // Upstream reads a few things from the real host whatever root_path says (boot time, uptime,
     // swap devices, per-process statuses); everything else must be the same number.
-    let comparable = |p: &&Point| {
-        p.name != "system.uptime"
-            && !(p.name == "system.processes.count" && !["running", "blocked"].contains(&p.attrs["status"].as_str()))
-            && p.scraper != "filesystemscraper"
+    // Filesystem sizes are the temp dir's, which other processes change between the two reads.
+    let comparable = |p: &&Point| match p.name.as_str() {
+        "system.uptime" => false,
+        "system.processes.count" => ["running", "blocked"].contains(&p.attrs["status"].as_str()),
+        _ => p.scraper != "filesystemscraper",
     };
     let values = |points: &[Point]| -> BTreeMap<(String, Vec<(String, String)>), String> {
         points

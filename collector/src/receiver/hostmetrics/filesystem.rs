@@ -261,6 +261,9 @@ pub fn metrics(usages: &[(Partition, Usage)], stamp: Stamp) -> Vec<Metric> {
 
 /// The first readable mount table under the root: PID 1's, then the collector's own.
 fn read_partitions(root: &HostRoot, all: bool) -> Result<Vec<Partition>, ScrapeError> {
+    // gopsutil requires /proc/filesystems unless virtual filesystems are included, even when
+    // mountinfo (which does not need it) is read; failing the same way keeps the two in step.
+    let device_fs = if all { BTreeSet::new() } else { parse_filesystems(&root.read("/proc/filesystems")?) };
     let mut first_err = None;
     for pid in ["1", "self"] {
         let info = format!("/proc/{pid}/mountinfo");
@@ -270,7 +273,6 @@ fn read_partitions(root: &HostRoot, all: bool) -> Result<Vec<Partition>, ScrapeE
         }
         let mounts = format!("/proc/{pid}/mounts");
         if let Ok(text) = root.read(&mounts) {
-            let device_fs = parse_filesystems(&root.read("/proc/filesystems")?);
             return parse_mounts(&text, all, &device_fs)
                 .map_err(|source| ScrapeError::Parse { path: root.join(&mounts), source });
         }
