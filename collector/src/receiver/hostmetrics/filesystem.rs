@@ -284,11 +284,15 @@ fn read_partitions(root: &HostRoot, all: bool) -> Result<Vec<Partition>, ScrapeE
 }
 
 /// Resolves device names the way gopsutil does: `/dev/mapper/x` to its target, and `/dev/root`
-/// to the real device through `/sys/dev/block/<major:minor>`.
+/// to the real device through `/sys/dev/block/<major:minor>`. Unlike gopsutil, a mapper target
+/// is reported as the host path (`/dev/dm-0`), without the `root_path` prefix.
 fn resolve_device(root: &HostRoot, p: &mut Partition) {
     if p.device.starts_with("/dev/mapper/") {
-        if let Ok(target) = std::fs::canonicalize(root.join(&p.device)) {
-            p.device = target.to_string_lossy().into_owned();
+        if let Ok(target) = std::fs::canonicalize(root.join(&p.device))
+            && let Ok(root_dir) = std::fs::canonicalize(root.path())
+            && let Ok(host_path) = target.strip_prefix(&root_dir)
+        {
+            p.device = Path::new("/").join(host_path).to_string_lossy().into_owned();
         }
     } else if p.device == "/dev/root"
         && let Ok(link) = std::fs::read_link(root.join(&format!("/sys/dev/block/{}", p.dev_id)))
@@ -302,19 +306,22 @@ fn resolve_device(root: &HostRoot, p: &mut Partition) {
 /// cannot be read is reported and skipped; the others are still emitted.
 pub fn scrape(host: &Host, s: &FilesystemSettings) -> Scraped {
     let stamp = host.stamp();
-    let partitions = match read_partitions(&host.root, s.include_virtual) {
+    let mut partitions = match read_partitions(&host.root, s.include_virtual) {
         Ok(p) => p,
         Err(e) => return Scraped::failed(e, METRICS.len()),
     };
+    // Before de-duplication and filtering, as gopsutil resolves them while listing partitions.
+    for p in &mut partitions {
+        resolve_device(&host.root, p);
+    }
     let mut usages = Vec::new();
     let mut errors = Vec::new();
-    for mut p in select(partitions, s) {
+    for p in select(partitions, s) {
         let path = translate_mountpoint(host.root.path(), &p.mountpoint);
         match rustix::fs::statvfs(&path) {
             Ok(v) => {
                 // gopsutil counts blocks in f_bsize units (equal to f_frsize on local filesystems).
                 let u = Usage::from_statvfs(v.f_bsize, v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree);
-                resolve_device(&host.root, &mut p);
                 usages.push((p, u));
             }
             Err(e) => errors.push(ScrapeError::Statvfs { path, source: e.into() }),
@@ -408,6 +415,28 @@ mod tests {
         assert_eq!(translate_mountpoint(root, "/hostfs/boot"), PathBuf::from("/hostfs/boot"));
         assert_eq!(translate_mountpoint(root, "/hostfsx"), PathBuf::from("/hostfs/hostfsx"));
         assert_eq!(translate_mountpoint(Path::new("/"), "/boot"), PathBuf::from("/boot"));
+    }
+
+    #[test]
+    fn dev_root_and_mapper_names_are_resolved_under_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = HostRoot::new(dir.path());
+        for d in ["sys/dev/block", "dev/mapper"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("dev/dm-0"), "").expect("touch");
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, dir.path().join(at)).expect("symlink");
+        link("../../devices/pci0000:00/virtio1/block/vda", "sys/dev/block/254:0");
+        link("../dm-0", "dev/mapper/vg-root");
+        let mut r = Partition { dev_id: "254:0".into(), ..p("/dev/root", "/", "ext4", &["rw"]) };
+        resolve_device(&root, &mut r);
+        assert_eq!(r.device, "/dev/vda");
+        let mut m = p("/dev/mapper/vg-root", "/", "xfs", &["rw"]);
+        resolve_device(&root, &mut m);
+        assert_eq!(m.device, "/dev/dm-0");
+        let mut gone = p("/dev/mapper/missing", "/x", "xfs", &["rw"]);
+        resolve_device(&root, &mut gone);
+        assert_eq!(gone.device, "/dev/mapper/missing", "kept when it cannot be resolved");
     }
 
     #[test]

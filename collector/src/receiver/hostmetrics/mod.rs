@@ -109,12 +109,9 @@ pub fn collect(host: &Host, settings: &Settings) -> Vec<(&'static str, Scraped)>
 }
 
 /// The export request for one collection: one resource per scraper that produced metrics.
-pub fn request(results: &mut [(&'static str, Scraped)]) -> ExportMetricsServiceRequest {
+pub fn request(results: Vec<(&'static str, Scraped)>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
-        resource_metrics: results
-            .iter_mut()
-            .filter_map(|(name, s)| otlp::resource_metrics(name, std::mem::take(&mut s.metrics)))
-            .collect(),
+        resource_metrics: results.into_iter().filter_map(|(name, s)| otlp::resource_metrics(name, s.metrics)).collect(),
     }
 }
 
@@ -172,7 +169,7 @@ pub fn start(
             }
             let (h, s) = (host.clone(), settings.clone());
             // Reading every /proc/<pid>/stat is blocking file I/O; keep it off the runtime's workers.
-            let mut results = match tokio::task::spawn_blocking(move || collect(&h, &s)).await {
+            let results = match tokio::task::spawn_blocking(move || collect(&h, &s)).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(receiver = %id, error = %e, "host metrics collection panicked");
@@ -184,7 +181,7 @@ pub fn start(
                 c.errored.add(scraped.failed_metrics as u64);
                 report(&id, name, scraped, &mut failing);
             }
-            let payload = Payload::Metrics(request(&mut results));
+            let payload = Payload::Metrics(request(results));
             let n = payload.item_count();
             if n == 0 || consumers.is_empty() {
                 continue;

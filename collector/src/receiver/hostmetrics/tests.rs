@@ -54,11 +54,11 @@ fn root_path_gives_exactly_the_values_in_its_files() {
     let s = settings(ALL, dir.path());
     let host = Host::open(HostRoot::new(&s.root_path)).expect("host");
     assert_eq!(host.boot_unix_nano, 1_795_593_669_000_000_000);
-    let mut results = collect(&host, &s);
+    let results = collect(&host, &s);
     for (name, r) in &results {
         assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
     }
-    let req = request(&mut results);
+    let req = request(results);
     let scopes: Vec<String> = req
         .resource_metrics
         .iter()
@@ -116,8 +116,7 @@ fn disabled_metrics_are_left_out() {
         dir.path(),
     );
     let host = Host::open(HostRoot::new(&s.root_path)).expect("host");
-    let mut results = collect(&host, &s);
-    let names: Vec<String> = all_metrics(&request(&mut results)).into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = all_metrics(&request(collect(&host, &s))).into_iter().map(|m| m.name).collect();
     assert_eq!(names, ["system.network.dropped", "system.network.io", "system.network.packets"]);
 }
 
