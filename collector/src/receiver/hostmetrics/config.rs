@@ -158,18 +158,34 @@ impl Matcher {
     }
 }
 
+/// One include or exclude list, whatever its names are called in the config (`devices`,
+/// `interfaces`, `fs_types`, `mount_points`).
+#[derive(Debug)]
+struct List {
+    names: Vec<String>,
+    match_type: Option<String>,
+}
+
 /// Compiles one list; an empty list means "no filter", as upstream.
-fn compile(list: Vec<String>, match_type: Option<String>, path: &str) -> Result<Option<Matcher>, String> {
-    if list.is_empty() {
+fn compile(list: List, path: &str) -> Result<Option<Matcher>, String> {
+    if list.names.is_empty() {
         return Ok(None);
     }
-    match match_type.as_deref() {
-        Some("strict") => Ok(Some(Matcher::Strict(list.into_iter().collect()))),
-        Some("regexp") => regex::RegexSet::new(&list)
+    match list.match_type.as_deref() {
+        Some("strict") => Ok(Some(Matcher::Strict(list.names.into_iter().collect()))),
+        Some("regexp") => regex::RegexSet::new(&list.names)
             .map(|s| Some(Matcher::Regexp(s)))
             .map_err(|e| format!("{path}: invalid regexp: {e}")),
         other => Err(format!("{path}.match_type: must be \"strict\" or \"regexp\", got {:?}", other.unwrap_or(""))),
     }
+}
+
+/// An include and an exclude list under `path`, each with its config key.
+fn filter(path: &str, (inc_key, inc): (&str, List), (exc_key, exc): (&str, List)) -> Result<NameFilter, String> {
+    Ok(NameFilter {
+        include: compile(inc, &format!("{path}.{inc_key}"))?,
+        exclude: compile(exc, &format!("{path}.{exc_key}"))?,
+    })
 }
 
 /// `metrics: {<name>: {enabled: bool}}`, accepted by every scraper.
@@ -251,6 +267,30 @@ struct MountPointsMatch {
     match_type: Option<String>,
 }
 
+impl From<DevicesMatch> for List {
+    fn from(m: DevicesMatch) -> Self {
+        List { names: m.devices, match_type: m.match_type }
+    }
+}
+
+impl From<InterfacesMatch> for List {
+    fn from(m: InterfacesMatch) -> Self {
+        List { names: m.interfaces, match_type: m.match_type }
+    }
+}
+
+impl From<FsTypesMatch> for List {
+    fn from(m: FsTypesMatch) -> Self {
+        List { names: m.fs_types, match_type: m.match_type }
+    }
+}
+
+impl From<MountPointsMatch> for List {
+    fn from(m: MountPointsMatch) -> Self {
+        List { names: m.mount_points, match_type: m.match_type }
+    }
+}
+
 /// Deserializes a scraper body (`cpu:` with nothing after it means defaults).
 fn body<T: DeserializeOwned + Default>(value: Option<&serde_yaml::Value>, path: &str) -> Result<T, String> {
     match value {
@@ -264,9 +304,59 @@ fn body<T: DeserializeOwned + Default>(value: Option<&serde_yaml::Value>, path: 
     }
 }
 
-/// Splits `a.b: msg` style results into the error list, keeping the value when there is one.
-fn collect<T>(errors: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
-    r.map_err(|e| errors.push(e)).ok()
+/// One scraper's typed settings and metric toggles from its config body at `path`.
+fn scraper(name: &str, value: Option<&serde_yaml::Value>, path: &str) -> Result<(Scraper, Toggles), String> {
+    let plain = |s: Scraper| body::<PlainConfig>(value, path).map(|b| (s, b.metrics));
+    match name {
+        "cpu" => plain(Scraper::Cpu),
+        "memory" => plain(Scraper::Memory),
+        "paging" => plain(Scraper::Paging),
+        "processes" => plain(Scraper::Processes),
+        "system" => plain(Scraper::System),
+        "load" => body::<LoadConfig>(value, path).map(|b| (Scraper::Load { cpu_average: b.cpu_average }, b.metrics)),
+        "disk" => {
+            let b: DiskConfig = body(value, path)?;
+            let f = filter(path, ("include", b.include.into()), ("exclude", b.exclude.into()))?;
+            Ok((Scraper::Disk(f), b.metrics))
+        }
+        "network" => {
+            let b: NetworkConfig = body(value, path)?;
+            let f = filter(path, ("include", b.include.into()), ("exclude", b.exclude.into()))?;
+            Ok((Scraper::Network(f), b.metrics))
+        }
+        "filesystem" => {
+            let b: FilesystemConfig = body(value, path)?;
+            let fs = FilesystemSettings {
+                include_virtual: b.include_virtual_filesystems,
+                devices: filter(
+                    path,
+                    ("include_devices", b.include_devices.into()),
+                    ("exclude_devices", b.exclude_devices.into()),
+                )?,
+                fs_types: filter(
+                    path,
+                    ("include_fs_types", b.include_fs_types.into()),
+                    ("exclude_fs_types", b.exclude_fs_types.into()),
+                )?,
+                mount_points: filter(
+                    path,
+                    ("include_mount_points", b.include_mount_points.into()),
+                    ("exclude_mount_points", b.exclude_mount_points.into()),
+                )?,
+            };
+            Ok((Scraper::Filesystem(fs), b.metrics))
+        }
+        // Per-process metrics are one resource per process: a cardinality the pipelines this
+        // collector feeds are not sized for, and they need the host's PID namespace and privileged
+        // reads of /proc/<pid>/io. Refusing beats accepting and silently producing nothing;
+        // `processes` gives the system-wide counts.
+        "process" => Err(format!(
+            "{path}: the per-process scraper is not implemented; remove it (the `processes` scraper reports system-wide process counts)"
+        )),
+        _ => Err(format!(
+            "{path}: unknown scraper (expected one of cpu, disk, filesystem, load, memory, network, paging, processes, system)"
+        )),
+    }
 }
 
 /// Turns the metric toggles into the set of disabled default metrics.
@@ -308,100 +398,12 @@ impl Settings {
         let mut scrapers = Vec::new();
         for (name, value) in &c.scrapers {
             let path = format!("scrapers.{name}");
-            let value = value.as_ref();
-            let parsed = match name.as_str() {
-                "cpu" | "memory" | "paging" | "processes" | "system" => {
-                    collect(&mut errors, body::<PlainConfig>(value, &path)).map(|b| {
-                        let scraper = match name.as_str() {
-                            "cpu" => Scraper::Cpu,
-                            "memory" => Scraper::Memory,
-                            "paging" => Scraper::Paging,
-                            "processes" => Scraper::Processes,
-                            _ => Scraper::System,
-                        };
-                        (scraper, b.metrics)
-                    })
+            match scraper(name, value.as_ref(), &path) {
+                Ok((scraper, t)) => {
+                    let disabled = toggles(&scraper, t, &path, &mut errors);
+                    scrapers.push(ScraperSettings { scraper, disabled });
                 }
-                "load" => collect(&mut errors, body::<LoadConfig>(value, &path))
-                    .map(|b| (Scraper::Load { cpu_average: b.cpu_average }, b.metrics)),
-                "disk" => collect(&mut errors, body::<DiskConfig>(value, &path)).and_then(|b| {
-                    let f = filter(
-                        (b.include.devices, b.include.match_type, format!("{path}.include")),
-                        (b.exclude.devices, b.exclude.match_type, format!("{path}.exclude")),
-                    );
-                    collect(&mut errors, f).map(|f| (Scraper::Disk(f), b.metrics))
-                }),
-                "network" => collect(&mut errors, body::<NetworkConfig>(value, &path)).and_then(|b| {
-                    let f = filter(
-                        (b.include.interfaces, b.include.match_type, format!("{path}.include")),
-                        (b.exclude.interfaces, b.exclude.match_type, format!("{path}.exclude")),
-                    );
-                    collect(&mut errors, f).map(|f| (Scraper::Network(f), b.metrics))
-                }),
-                "filesystem" => collect(&mut errors, body::<FilesystemConfig>(value, &path)).and_then(|b| {
-                    let devices = filter(
-                        (b.include_devices.devices, b.include_devices.match_type, format!("{path}.include_devices")),
-                        (b.exclude_devices.devices, b.exclude_devices.match_type, format!("{path}.exclude_devices")),
-                    );
-                    let fs_types = filter(
-                        (
-                            b.include_fs_types.fs_types,
-                            b.include_fs_types.match_type,
-                            format!("{path}.include_fs_types"),
-                        ),
-                        (
-                            b.exclude_fs_types.fs_types,
-                            b.exclude_fs_types.match_type,
-                            format!("{path}.exclude_fs_types"),
-                        ),
-                    );
-                    let mount_points = filter(
-                        (
-                            b.include_mount_points.mount_points,
-                            b.include_mount_points.match_type,
-                            format!("{path}.include_mount_points"),
-                        ),
-                        (
-                            b.exclude_mount_points.mount_points,
-                            b.exclude_mount_points.match_type,
-                            format!("{path}.exclude_mount_points"),
-                        ),
-                    );
-                    let (devices, fs_types, mount_points) = (
-                        collect(&mut errors, devices),
-                        collect(&mut errors, fs_types),
-                        collect(&mut errors, mount_points),
-                    );
-                    Some((
-                        Scraper::Filesystem(FilesystemSettings {
-                            include_virtual: b.include_virtual_filesystems,
-                            devices: devices?,
-                            fs_types: fs_types?,
-                            mount_points: mount_points?,
-                        }),
-                        b.metrics,
-                    ))
-                }),
-                // Per-process metrics are one resource per process: a cardinality the pipelines
-                // this collector feeds are not sized for, and they need the host's PID namespace and
-                // privileged reads of /proc/<pid>/io. Refusing beats accepting and silently
-                // producing nothing; `processes` gives the system-wide counts.
-                "process" => {
-                    errors.push(format!(
-                        "{path}: the per-process scraper is not implemented; remove it (the `processes` scraper reports system-wide process counts)"
-                    ));
-                    None
-                }
-                _ => {
-                    errors.push(format!(
-                        "{path}: unknown scraper (expected one of cpu, disk, filesystem, load, memory, network, paging, processes, system)"
-                    ));
-                    None
-                }
-            };
-            if let Some((scraper, t)) = parsed {
-                let disabled = toggles(&scraper, t, &path, &mut errors);
-                scrapers.push(ScraperSettings { scraper, disabled });
+                Err(e) => errors.push(e),
             }
         }
         if !errors.is_empty() {
@@ -414,16 +416,6 @@ impl Settings {
             scrapers,
         })
     }
-}
-
-/// An include and an exclude list, each `(names, match_type, config path)`.
-type ListSpec = (Vec<String>, Option<String>, String);
-
-fn filter(include: ListSpec, exclude: ListSpec) -> Result<NameFilter, String> {
-    Ok(NameFilter {
-        include: compile(include.0, include.1, &include.2)?,
-        exclude: compile(exclude.0, exclude.1, &exclude.2)?,
-    })
 }
 
 #[cfg(test)]

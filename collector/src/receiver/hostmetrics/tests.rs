@@ -196,3 +196,31 @@ async fn the_receiver_keeps_collecting_while_a_scraper_fails() {
         ) >= 16 * n
     );
 }
+
+#[test]
+fn the_collector_config_validates_scrapers_with_receiver_paths() {
+    use crate::config::{Config, ConfigError};
+    let yaml = |receiver: &str, scrapers: &str| {
+        format!(
+            "receivers:\n  {receiver}:\n    scrapers: {scrapers}\nexporters:\n  debug: {{}}\nservice:\n  pipelines:\n    metrics:\n      receivers: [{receiver}]\n      exporters: [debug]\n"
+        )
+    };
+    let cfg =
+        Config::from_yaml_str(&yaml("host_metrics", "{cpu: {}}"), &|_| None).expect("upstream v0.155's type name");
+    assert!(cfg.warnings.iter().all(|w| !w.contains("host")), "{:?}", cfg.warnings);
+    match Config::from_yaml_str(&yaml("hostmetrics/node", "{process: {}, disk: {include: {devices: [sda]}}}"), &|_| {
+        None
+    }) {
+        Err(ConfigError::Invalid(e)) => {
+            assert!(
+                e.iter().any(|e| e.starts_with("receivers.hostmetrics/node.scrapers.process: the per-process scraper")),
+                "{e:?}"
+            );
+            assert!(
+                e.iter().any(|e| e.starts_with("receivers.hostmetrics/node.scrapers.disk.include.match_type:")),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected invalid config, got {other:?}"),
+    }
+}
