@@ -15,7 +15,7 @@ pub enum ReceiverConfig {
     Otlp(Box<OtlpReceiverConfig>),
     /// Prometheus scraping receiver.
     Prometheus(Box<PrometheusReceiverConfig>),
-    /// Host metrics receiver (config only).
+    /// Host metrics receiver.
     HostMetrics(Box<HostMetricsConfig>),
 }
 
@@ -144,7 +144,8 @@ pub const REGISTRY: &[Entry] = &[
     Entry {
         kind: Kind::Receiver,
         ty: "hostmetrics",
-        aliases: &[],
+        // v0.155 renamed the type to `host_metrics` (keeping `hostmetrics` as an alias).
+        aliases: &["host_metrics"],
         deprecated_aliases: &[],
         signals: METRICS,
         parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(Box::new(c)))),

@@ -24,7 +24,7 @@ use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
 use crate::processor::{attributes, batch, metricstransform, resource, span};
 use crate::receiver::prometheus as prometheus_receiver;
-use crate::receiver::{Outputs, otlp_grpc, otlp_http};
+use crate::receiver::{Outputs, hostmetrics, otlp_grpc, otlp_http};
 use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
 
@@ -270,8 +270,10 @@ pub async fn run(
                     .map_err(|message| ServiceError::Build { component: format!("receivers.{id}"), message })?;
                 receiver_tasks.push(task);
             }
-            ReceiverConfig::HostMetrics(_) => {
-                tracing::warn!(receiver = %id, "receiver type is accepted but not implemented; it produces no data");
+            ReceiverConfig::HostMetrics(c) => {
+                let task = hostmetrics::start(&id, c, out.metrics.clone(), &telemetry, stop_receivers.clone())
+                    .map_err(|message| ServiceError::Build { component: format!("receivers.{id}"), message })?;
+                receiver_tasks.push(task);
             }
         }
     }

@@ -465,7 +465,7 @@ pub struct RelabelConfig {
     pub action: Option<String>,
 }
 
-/// `hostmetrics` receiver. Accepted and validated; collection is not implemented yet.
+/// `hostmetrics` receiver (`receiver/hostmetrics`); scraper bodies are typed there.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostMetricsConfig {
@@ -477,13 +477,10 @@ pub struct HostMetricsConfig {
     pub initial_delay: Option<Duration>,
     /// Host root mount when running in a container (e.g. `/hostfs`).
     pub root_path: Option<String>,
-    /// Scrapers to run: cpu, disk, load, filesystem, memory, network, paging, processes, process, system.
+    /// Scrapers to run (cpu, disk, filesystem, load, memory, network, paging, processes, system), each
+    /// with its options; typed and validated by `receiver::hostmetrics::config`.
     pub scrapers: BTreeMap<String, Option<Value>>,
 }
-
-/// Scrapers the hostmetrics receiver knows.
-pub const HOSTMETRICS_SCRAPERS: &[&str] =
-    &["cpu", "disk", "load", "filesystem", "memory", "network", "paging", "processes", "process", "system"];
 
 // ---------------------------------------------------------------------------------------------
 // Processors

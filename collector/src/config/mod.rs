@@ -456,17 +456,10 @@ fn validate_semantics(
                 crate::receiver::prometheus::plan(&p, c, errors, warnings);
             }
             ReceiverConfig::HostMetrics(c) => {
-                for name in c.scrapers.keys() {
-                    if !components::HOSTMETRICS_SCRAPERS.contains(&name.as_str()) {
-                        errors.push(format!("{p}.scrapers.{name}: unknown scraper"));
-                    }
+                // Scraper bodies are typed by the receiver itself (filters, metric toggles).
+                if let Err(e) = crate::receiver::hostmetrics::config::Settings::from_config(c) {
+                    errors.extend(e.into_iter().map(|e| format!("{p}.{e}")));
                 }
-                if c.scrapers.is_empty() {
-                    errors.push(format!("{p}.scrapers: must specify at least one scraper"));
-                }
-                warnings.push(format!(
-                    "{p}: host metrics collection is not implemented yet; the receiver is accepted but produces no data"
-                ));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Receivers: the OTLP receiver (gRPC and HTTP) and its pure HTTP body decoder, and the
-//! Prometheus scraping receiver.
+//! Prometheus scraping receiver and the hostmetrics receiver.
 
 pub mod decode;
+pub mod hostmetrics;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod prometheus;
