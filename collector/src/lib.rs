@@ -1,8 +1,8 @@
 //! `telemetry-collector`: an OpenTelemetry Collector in Rust that reads the upstream collector's YAML.
 //!
 //! Layout: [`config`] (pure parsing/validation), [`registry`] (type names → configs),
-//! [`pdata`] (the data model: the opentelemetry-proto request types), [`receiver`], [`processor`],
-//! [`exporter`], [`extension`], [`telemetry`] (own metrics), [`pipeline`] (consumer chains) and
+//! [`pdata`] (the data model: the opentelemetry-proto request types, decoded or still encoded),
+//! [`raw_codec`] (gRPC bodies as bytes), [`receiver`], [`processor`], [`exporter`], [`extension`], [`telemetry`] (own metrics), [`pipeline`] (consumer chains) and
 //! [`service`] (wires everything and handles shutdown).
 
 pub mod config;
@@ -11,6 +11,7 @@ pub mod extension;
 pub mod pdata;
 pub mod pipeline;
 pub mod processor;
+pub mod raw_codec;
 pub mod receiver;
 pub mod registry;
 pub mod service;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::pdata::Payload;
+use crate::pdata::Data;
 
 /// Boxed future used by the dyn-compatible traits below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,22 +32,24 @@ impl ConsumeError {
 }
 
 /// A synchronous processing step (transforms and the memory limiter's admission check).
+/// Transforms call [`Data::decode`]; a step that never looks at items passes encoded data on
+/// untouched.
 pub trait Processor: Send + Sync + fmt::Debug {
-    /// Transforms or refuses one payload.
-    fn process(&self, data: Payload) -> Result<Payload, ConsumeError>;
+    /// Transforms or refuses one unit of data.
+    fn process(&self, data: Data) -> Result<Data, ConsumeError>;
 }
 
 /// The end of a pipeline: something that takes data away (an exporter, possibly queued).
 pub trait Exporter: Send + Sync + fmt::Debug {
-    /// Accepts one payload. Queued exporters return once enqueued.
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>>;
+    /// Accepts one unit of data. Queued exporters return once enqueued.
+    fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>>;
 }
 
 /// Where a chain ends.
 #[derive(Debug)]
 enum Tail {
     /// Hand off to a batch task, which runs the rest of the chain.
-    Batch(mpsc::Sender<Payload>),
+    Batch(mpsc::Sender<Data>),
     /// Deliver to every exporter.
     Fanout(Vec<Arc<dyn Exporter>>),
 }
@@ -65,12 +67,12 @@ impl Consumer {
     }
 
     /// A chain ending in a batch stage fed through `tx`.
-    pub fn batch(processors: Vec<Arc<dyn Processor>>, tx: mpsc::Sender<Payload>) -> Self {
+    pub fn batch(processors: Vec<Arc<dyn Processor>>, tx: mpsc::Sender<Data>) -> Self {
         Self { inner: Arc::new((processors, Tail::Batch(tx))) }
     }
 
-    /// Pushes one payload through the chain.
-    pub async fn consume(&self, mut data: Payload) -> Result<(), ConsumeError> {
+    /// Pushes one unit of data through the chain.
+    pub async fn consume(&self, mut data: Data) -> Result<(), ConsumeError> {
         let (processors, tail) = &*self.inner;
         for p in processors {
             data = p.process(data)?;
@@ -89,7 +91,7 @@ impl Consumer {
 }
 
 /// Delivers to all exporters; the first error is reported (the others still receive the data).
-async fn fanout(exporters: &[Arc<dyn Exporter>], data: Payload) -> Result<(), ConsumeError> {
+async fn fanout(exporters: &[Arc<dyn Exporter>], data: Data) -> Result<(), ConsumeError> {
     match exporters {
         [] => Ok(()),
         [only] => only.consume(data).await,
@@ -102,7 +104,7 @@ async fn fanout(exporters: &[Arc<dyn Exporter>], data: Payload) -> Result<(), Co
 }
 
 /// Delivers one payload to several consumers (one receiver feeding several pipelines).
-pub async fn fanout_consumers(consumers: &[Consumer], data: Payload) -> Result<(), ConsumeError> {
+pub async fn fanout_consumers(consumers: &[Consumer], data: Data) -> Result<(), ConsumeError> {
     match consumers {
         [] => Ok(()),
         [only] => only.consume(data).await,
@@ -131,12 +133,13 @@ async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdata::Payload;
     use std::sync::Mutex;
 
     #[derive(Debug, Default)]
-    struct Sink(Mutex<Vec<Payload>>);
+    struct Sink(Mutex<Vec<Data>>);
     impl Exporter for Sink {
-        fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
             self.0.lock().unwrap().push(data);
             Box::pin(async { Ok(()) })
         }
@@ -144,12 +147,12 @@ mod tests {
     #[derive(Debug)]
     struct Refuse;
     impl Processor for Refuse {
-        fn process(&self, _: Payload) -> Result<Payload, ConsumeError> {
+        fn process(&self, _: Data) -> Result<Data, ConsumeError> {
             Err(ConsumeError::Retryable("full".into()))
         }
     }
 
-    fn one_span() -> Payload {
+    fn one_span() -> Data {
         let mut p = Payload::empty(crate::config::id::Signal::Traces);
         if let Payload::Traces(r) = &mut p {
             r.resource_spans.push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
@@ -160,7 +163,7 @@ mod tests {
                 ..Default::default()
             });
         }
-        p
+        p.into()
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let ct = if sel & 4 == 0 { "application/x-protobuf" } else { "application/json" };
     let ce = if sel & 8 == 0 { None } else { Some("gzip") };
     // A small cap so decompression limits are exercised too.
-    if let Ok((payload, _)) = decode(signal, Some(ct), ce, body, 1 << 20) {
+    if let Ok((payload, _)) = decode(signal, Some(ct), ce, bytes::Bytes::copy_from_slice(body), 1 << 20) {
         let _ = payload.item_count();
     }
 });

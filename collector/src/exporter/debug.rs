@@ -1,7 +1,7 @@
 //! `debug` exporter (and the deprecated `logging` alias): writes what it receives to the log.
 
 use crate::config::components::DebugExporterConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
 
@@ -36,7 +36,12 @@ pub fn summary(data: &Payload) -> String {
 }
 
 impl Exporter for DebugExporter {
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+    fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
+        let data = match data.decode() {
+            Ok(p) => p,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         tracing::info!(exporter = %self.name, "{}", summary(&data));
         match self.verbosity.as_str() {
             "normal" => match &data {

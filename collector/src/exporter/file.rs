@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::sync::Mutex;
 
 use crate::config::components::FileExporterConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
 
@@ -30,7 +30,12 @@ impl FileExporter {
 }
 
 impl Exporter for FileExporter {
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+    fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
+        let data = match data.decode() {
+            Ok(p) => p,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         let line = match &data {
             Payload::Traces(r) => serde_json::to_string(r),
             Payload::Metrics(r) => serde_json::to_string(r),

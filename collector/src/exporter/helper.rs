@@ -8,7 +8,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::components::{QueueConfig, RetryConfig};
-use crate::pdata::Payload;
+use crate::pdata::Data;
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
 
@@ -34,7 +34,7 @@ pub struct SendError {
 /// A protocol-specific sender.
 pub trait Sender: Send + Sync + std::fmt::Debug {
     /// One attempt to deliver `data`.
-    fn send<'a>(&'a self, data: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>>;
+    fn send<'a>(&'a self, data: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>>;
 }
 
 /// Next backoff interval (pure; `rand01` in [0,1) supplies the jitter).
@@ -52,7 +52,7 @@ pub async fn send_with_retry(
     retry: &RetryConfig,
     metrics: &ExporterMetrics,
     name: &str,
-    data: Payload,
+    data: Data,
 ) -> Result<(), ConsumeError> {
     let start = Instant::now();
     let n = data.item_count();
@@ -101,7 +101,7 @@ pub struct QueuedExporter {
     sender: Arc<dyn Sender>,
     retry: RetryConfig,
     metrics: ExporterMetrics,
-    queue: Option<(mpsc::Sender<Payload>, bool)>,
+    queue: Option<(mpsc::Sender<Data>, bool)>,
 }
 
 impl QueuedExporter {
@@ -116,7 +116,7 @@ impl QueuedExporter {
     ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let mut handles = Vec::new();
         let q = if queue.enabled {
-            let (tx, rx) = mpsc::channel::<Payload>(queue.queue_size);
+            let (tx, rx) = mpsc::channel::<Data>(queue.queue_size);
             metrics.queue_capacity.set(queue.queue_size as i64);
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..queue.num_consumers {
@@ -143,7 +143,7 @@ impl QueuedExporter {
 }
 
 impl Exporter for QueuedExporter {
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+    fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             match &self.queue {
                 None => send_with_retry(self.sender.as_ref(), &self.retry, &self.metrics, &self.name, data).await,
@@ -175,6 +175,7 @@ impl Exporter for QueuedExporter {
 mod tests {
     use super::*;
     use crate::config::id::Signal;
+    use crate::pdata::Payload;
     use crate::telemetry::Telemetry;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -201,7 +202,7 @@ mod tests {
         retryable: bool,
     }
     impl Sender for Flaky {
-        fn send<'a>(&'a self, _: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+        fn send<'a>(&'a self, _: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
             let c = self.calls.fetch_add(1, Ordering::SeqCst);
             let fail = c < self.fail_first;
             let retryable = self.retryable;
@@ -215,7 +216,7 @@ mod tests {
         }
     }
 
-    fn payload() -> Payload {
+    fn payload() -> Data {
         let mut p = Payload::empty(Signal::Logs);
         if let Payload::Logs(r) = &mut p {
             r.resource_logs.push(opentelemetry_proto::tonic::logs::v1::ResourceLogs {
@@ -226,7 +227,7 @@ mod tests {
                 ..Default::default()
             });
         }
-        p
+        p.into()
     }
 
     #[tokio::test]
@@ -257,7 +258,7 @@ mod tests {
         #[derive(Debug)]
         struct Stuck;
         impl Sender for Stuck {
-            fn send<'a>(&'a self, _: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+            fn send<'a>(&'a self, _: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
                 Box::pin(std::future::pending())
             }
         }

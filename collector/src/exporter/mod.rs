@@ -6,5 +6,4 @@ pub mod helper;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;
-pub mod raw_codec;
 pub mod tls;

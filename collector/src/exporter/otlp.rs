@@ -17,11 +17,12 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use super::helper::{SendError, SendOk, Sender};
-use super::raw_codec::RawCodec;
 use super::tls;
 use crate::config::components::{BasicClientAuth, Compression, OtlpExporterConfig};
-use crate::pdata::Payload;
+use crate::config::id::Signal;
+use crate::pdata::Data;
 use crate::pipeline::BoxFuture;
+use crate::raw_codec::RawCodec;
 
 /// gRPC OTLP sender.
 #[derive(Debug, Clone)]
@@ -116,17 +117,16 @@ pub fn classify(status: &Status) -> SendError {
 }
 
 impl Sender for OtlpGrpcSender {
-    fn send<'a>(&'a self, data: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+    fn send<'a>(&'a self, data: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
         Box::pin(async move {
-            let (path, body) = match data {
-                Payload::Traces(r) => {
-                    ("/opentelemetry.proto.collector.trace.v1.TraceService/Export", r.encode_to_vec())
-                }
-                Payload::Metrics(r) => {
-                    ("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", r.encode_to_vec())
-                }
-                Payload::Logs(r) => ("/opentelemetry.proto.collector.logs.v1.LogsService/Export", r.encode_to_vec()),
+            let signal = data.signal();
+            let path = match signal {
+                Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
             };
+            // Encoded data goes out as the chunks it arrived in; decoded data is encoded once.
+            let body = data.to_protobuf();
             let fut = async {
                 let mut grpc = tonic::client::Grpc::new(self.channel.clone())
                     .max_decoding_message_size(64 << 20)
@@ -135,12 +135,7 @@ impl Sender for OtlpGrpcSender {
                     grpc = grpc.send_compressed(CompressionEncoding::Gzip);
                 }
                 grpc.ready().await.map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
-                grpc.unary::<Bytes, Bytes, _>(
-                    self.request(Bytes::from(body)),
-                    PathAndQuery::from_static(path),
-                    RawCodec,
-                )
-                .await
+                grpc.unary::<Vec<Bytes>, Bytes, _>(self.request(body), PathAndQuery::from_static(path), RawCodec).await
             };
             let resp = match tokio::time::timeout(self.timeout + Duration::from_millis(500), fut).await {
                 Ok(Ok(resp)) => resp.into_inner(),
@@ -150,16 +145,16 @@ impl Sender for OtlpGrpcSender {
                 }
             };
             // Partial success is optional; an undecodable response body counts as full success.
-            let rejected = match data {
-                Payload::Traces(_) => ExportTraceServiceResponse::decode(resp)
+            let rejected = match signal {
+                Signal::Traces => ExportTraceServiceResponse::decode(resp)
                     .ok()
                     .and_then(|r| r.partial_success)
                     .map_or(0, |p| p.rejected_spans),
-                Payload::Metrics(_) => ExportMetricsServiceResponse::decode(resp)
+                Signal::Metrics => ExportMetricsServiceResponse::decode(resp)
                     .ok()
                     .and_then(|r| r.partial_success)
                     .map_or(0, |p| p.rejected_data_points),
-                Payload::Logs(_) => ExportLogsServiceResponse::decode(resp)
+                Signal::Logs => ExportLogsServiceResponse::decode(resp)
                     .ok()
                     .and_then(|r| r.partial_success)
                     .map_or(0, |p| p.rejected_log_records),

@@ -15,7 +15,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::helper::{SendError, SendOk, Sender};
 use super::tls;
 use crate::config::components::{BasicClientAuth, Compression, OtlpHttpExporterConfig};
-use crate::pdata::Payload;
+use crate::config::id::Signal;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::BoxFuture;
 
 /// HTTP OTLP sender.
@@ -89,39 +90,43 @@ impl OtlpHttpSender {
         })
     }
 
-    fn encode(&self, data: &Payload) -> Result<Vec<u8>, SendError> {
+    fn encode(&self, data: &Data) -> Result<Vec<u8>, SendError> {
         let permanent = |e: String| SendError { retryable: false, throttle: None, message: e };
-        if self.json {
-            match data {
-                Payload::Traces(r) => serde_json::to_vec(r),
-                Payload::Metrics(r) => serde_json::to_vec(r),
-                Payload::Logs(r) => serde_json::to_vec(r),
-            }
-            .map_err(|e| permanent(format!("cannot encode JSON: {e}")))
-        } else {
-            Ok(match data {
-                Payload::Traces(r) => r.encode_to_vec(),
-                Payload::Metrics(r) => r.encode_to_vec(),
-                Payload::Logs(r) => r.encode_to_vec(),
-            })
+        if !self.json {
+            // Encoded data is written as its chunks, one after another.
+            return Ok(data.to_protobuf().concat());
         }
+        let decoded;
+        let payload = match data {
+            Data::Decoded(p) => p,
+            Data::Encoded(_) => {
+                decoded = data.clone().decode().map_err(|e| permanent(e.to_string()))?;
+                &decoded
+            }
+        };
+        match payload {
+            Payload::Traces(r) => serde_json::to_vec(r),
+            Payload::Metrics(r) => serde_json::to_vec(r),
+            Payload::Logs(r) => serde_json::to_vec(r),
+        }
+        .map_err(|e| permanent(format!("cannot encode JSON: {e}")))
     }
 }
 
-fn rejected(data: &Payload, body: &[u8], json: bool) -> u64 {
+fn rejected(signal: Signal, body: &[u8], json: bool) -> u64 {
     // Partial success is optional in responses; undecodable bodies count as full success.
-    match data {
-        Payload::Traces(_) => {
+    match signal {
+        Signal::Traces => {
             let r: Option<ExportTraceServiceResponse> =
                 if json { serde_json::from_slice(body).ok() } else { ExportTraceServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_spans.max(0) as u64)
         }
-        Payload::Metrics(_) => {
+        Signal::Metrics => {
             let r: Option<ExportMetricsServiceResponse> =
                 if json { serde_json::from_slice(body).ok() } else { ExportMetricsServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_data_points.max(0) as u64)
         }
-        Payload::Logs(_) => {
+        Signal::Logs => {
             let r: Option<ExportLogsServiceResponse> =
                 if json { serde_json::from_slice(body).ok() } else { ExportLogsServiceResponse::decode(body).ok() };
             r.and_then(|r| r.partial_success).map_or(0, |p| p.rejected_log_records.max(0) as u64)
@@ -130,12 +135,12 @@ fn rejected(data: &Payload, body: &[u8], json: bool) -> u64 {
 }
 
 impl Sender for OtlpHttpSender {
-    fn send<'a>(&'a self, data: &'a Payload) -> BoxFuture<'a, Result<SendOk, SendError>> {
+    fn send<'a>(&'a self, data: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
         Box::pin(async move {
-            let url = match data {
-                Payload::Traces(_) => &self.urls[0],
-                Payload::Metrics(_) => &self.urls[1],
-                Payload::Logs(_) => &self.urls[2],
+            let url = match data.signal() {
+                Signal::Traces => &self.urls[0],
+                Signal::Metrics => &self.urls[1],
+                Signal::Logs => &self.urls[2],
             };
             let mut body = self.encode(data)?;
             let mut req = self
@@ -165,7 +170,7 @@ impl Sender for OtlpHttpSender {
             let throttle = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let bytes = resp.bytes().await.unwrap_or_default();
             if (200..300).contains(&status) {
-                return Ok(SendOk { rejected: rejected(data, &bytes, self.json) });
+                return Ok(SendOk { rejected: rejected(data.signal(), &bytes, self.json) });
             }
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
             Err(SendError {

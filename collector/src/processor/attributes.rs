@@ -1,10 +1,10 @@
 //! `attributes` processor: attribute actions on spans, log records and metric data points,
 //! restricted by include/exclude.
 
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 
 use crate::config::components::AttributesProcessorConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
 use super::actions::{self, Action, any_to_string};
@@ -28,7 +28,8 @@ impl AttributesProcessor {
 }
 
 impl Processor for AttributesProcessor {
-    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+    fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        let mut data = data.decode()?;
         match &mut data {
             Payload::Traces(r) => {
                 for rs in &mut r.resource_spans {
@@ -72,23 +73,23 @@ impl Processor for AttributesProcessor {
                                 continue;
                             }
                             match &mut m.data {
-                                Some(Data::Gauge(g)) => g
+                                Some(MetricData::Gauge(g)) => g
                                     .data_points
                                     .iter_mut()
                                     .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Sum(s)) => s
+                                Some(MetricData::Sum(s)) => s
                                     .data_points
                                     .iter_mut()
                                     .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Histogram(h)) => h
+                                Some(MetricData::Histogram(h)) => h
                                     .data_points
                                     .iter_mut()
                                     .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::ExponentialHistogram(h)) => h
+                                Some(MetricData::ExponentialHistogram(h)) => h
                                     .data_points
                                     .iter_mut()
                                     .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
-                                Some(Data::Summary(s)) => s
+                                Some(MetricData::Summary(s)) => s
                                     .data_points
                                     .iter_mut()
                                     .for_each(|p| actions::apply(&self.actions, &mut p.attributes)),
@@ -99,6 +100,6 @@ impl Processor for AttributesProcessor {
                 }
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 }

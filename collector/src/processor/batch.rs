@@ -9,14 +9,14 @@ use tokio::time::Instant;
 
 use crate::config::components::BatchConfig;
 use crate::config::id::Signal;
-use crate::pdata::Payload;
+use crate::pdata::Data;
 use crate::pipeline::Consumer;
 use crate::telemetry::Counter;
 
 /// Pure batching state: decides what to emit; the task below only does the waiting.
 #[derive(Debug)]
 pub struct Batcher {
-    buf: Payload,
+    buf: Data,
     count: usize,
     size: usize,
     max: usize,
@@ -25,11 +25,11 @@ pub struct Batcher {
 impl Batcher {
     /// New batcher for one signal.
     pub fn new(signal: Signal, cfg: &BatchConfig) -> Self {
-        Self { buf: Payload::empty(signal), count: 0, size: cfg.send_batch_size.max(1), max: cfg.send_batch_max_size }
+        Self { buf: Data::empty(signal), count: 0, size: cfg.send_batch_size.max(1), max: cfg.send_batch_max_size }
     }
 
     /// Adds data and returns the batches that are now full.
-    pub fn add(&mut self, data: Payload) -> Vec<Payload> {
+    pub fn add(&mut self, data: Data) -> Vec<Data> {
         self.count += data.item_count();
         self.buf.append(data);
         let mut out = Vec::new();
@@ -40,7 +40,7 @@ impl Batcher {
     }
 
     /// Emits everything buffered (timeout or shutdown), split at the max size.
-    pub fn flush(&mut self) -> Vec<Payload> {
+    pub fn flush(&mut self) -> Vec<Data> {
         let mut out = Vec::new();
         while self.count > 0 {
             out.push(self.take_one());
@@ -53,7 +53,7 @@ impl Batcher {
         self.count == 0
     }
 
-    fn take_one(&mut self) -> Payload {
+    fn take_one(&mut self) -> Data {
         if self.max > 0 && self.count > self.max {
             let head = self.buf.split_off_front(self.max);
             self.count = self.buf.item_count();
@@ -61,7 +61,7 @@ impl Batcher {
         } else {
             let signal = self.buf.signal();
             self.count = 0;
-            std::mem::replace(&mut self.buf, Payload::empty(signal))
+            std::mem::replace(&mut self.buf, Data::empty(signal))
         }
     }
 }
@@ -73,9 +73,9 @@ pub fn spawn(
     next: Consumer,
     sent_batches: Counter,
     name: String,
-) -> (mpsc::Sender<Payload>, JoinHandle<()>) {
+) -> (mpsc::Sender<Data>, JoinHandle<()>) {
     // A small channel is enough: the batch task is fast, and a full channel pushes back on receivers.
-    let (tx, mut rx) = mpsc::channel::<Payload>(64);
+    let (tx, mut rx) = mpsc::channel::<Data>(64);
     let mut batcher = Batcher::new(signal, cfg);
     let timeout = cfg.timeout;
     let handle = tokio::spawn(async move {
@@ -122,7 +122,7 @@ pub fn spawn(
     (tx, handle)
 }
 
-async fn send(next: &Consumer, batch: Payload, sent_batches: &Counter, name: &str) {
+async fn send(next: &Consumer, batch: Data, sent_batches: &Counter, name: &str) {
     sent_batches.add(1);
     let n = batch.item_count();
     if let Err(e) = next.consume(batch).await {
@@ -134,8 +134,9 @@ async fn send(next: &Consumer, batch: Payload, sent_batches: &Counter, name: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdata::Payload;
 
-    fn traces(n: usize) -> Payload {
+    fn traces(n: usize) -> Data {
         let mut p = Payload::empty(Signal::Traces);
         if let Payload::Traces(r) = &mut p {
             r.resource_spans.push(opentelemetry_proto::tonic::trace::v1::ResourceSpans {
@@ -146,7 +147,7 @@ mod tests {
                 ..Default::default()
             });
         }
-        p
+        p.into()
     }
 
     #[test]
@@ -155,9 +156,9 @@ mod tests {
         let mut b = Batcher::new(Signal::Traces, &cfg);
         assert!(b.add(traces(4)).is_empty());
         let out = b.add(traces(30));
-        let sizes: Vec<usize> = out.iter().map(Payload::item_count).collect();
+        let sizes: Vec<usize> = out.iter().map(Data::item_count).collect();
         assert_eq!(sizes, vec![15, 15]);
-        assert_eq!(b.flush().iter().map(Payload::item_count).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(b.flush().iter().map(Data::item_count).collect::<Vec<_>>(), vec![4]);
         assert!(b.is_empty());
     }
 
@@ -166,6 +167,6 @@ mod tests {
         let cfg = BatchConfig { send_batch_size: 10, send_batch_max_size: 0, ..Default::default() };
         let mut b = Batcher::new(Signal::Traces, &cfg);
         let out = b.add(traces(25));
-        assert_eq!(out.iter().map(Payload::item_count).collect::<Vec<_>>(), vec![25]);
+        assert_eq!(out.iter().map(Data::item_count).collect::<Vec<_>>(), vec![25]);
     }
 }

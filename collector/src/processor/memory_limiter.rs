@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::task::JoinHandle;
 
 use crate::config::components::MemoryLimiterConfig;
-use crate::pdata::Payload;
+use crate::pdata::Data;
 use crate::pipeline::{ConsumeError, Processor};
 
 const MIB: u64 = 1024 * 1024;
@@ -109,7 +109,7 @@ impl MemoryLimiter {
 pub struct MemoryLimiterProcessor(pub Arc<MemoryLimiter>);
 
 impl Processor for MemoryLimiterProcessor {
-    fn process(&self, data: Payload) -> Result<Payload, ConsumeError> {
+    fn process(&self, data: Data) -> Result<Data, ConsumeError> {
         if self.0.is_refusing() {
             return Err(ConsumeError::Retryable("data refused due to high memory usage".into()));
         }
@@ -137,8 +137,8 @@ mod tests {
         let l = MemoryLimiter { refusing: AtomicBool::new(false), soft: 80, hard: 100, last_rss: AtomicU64::new(0) };
         let p = MemoryLimiterProcessor(Arc::new(l));
         p.0.observe(90);
-        assert!(p.process(Payload::empty(crate::config::id::Signal::Logs)).unwrap_err().is_retryable());
+        assert!(p.process(Data::empty(crate::config::id::Signal::Logs)).unwrap_err().is_retryable());
         p.0.observe(50);
-        assert!(p.process(Payload::empty(crate::config::id::Signal::Logs)).is_ok());
+        assert!(p.process(Data::empty(crate::config::id::Signal::Logs)).is_ok());
     }
 }

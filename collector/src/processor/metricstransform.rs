@@ -4,7 +4,7 @@
 use regex::Regex;
 
 use crate::config::components::MetricsTransformConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
 #[derive(Debug)]
@@ -40,7 +40,8 @@ impl MetricsTransform {
 }
 
 impl Processor for MetricsTransform {
-    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+    fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        let mut data = data.decode()?;
         if let Payload::Metrics(r) = &mut data {
             for m in r
                 .resource_metrics
@@ -60,6 +61,6 @@ impl Processor for MetricsTransform {
                 }
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 }

@@ -1,7 +1,7 @@
 //! `resource` processor: attribute actions on the resource of every span, metric and log batch.
 
 use crate::config::components::ResourceProcessorConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
 use super::actions::{self, Action};
@@ -20,7 +20,8 @@ impl ResourceProcessor {
 }
 
 impl Processor for ResourceProcessor {
-    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+    fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        let mut data = data.decode()?;
         let resources: Vec<&mut Option<opentelemetry_proto::tonic::resource::v1::Resource>> = match &mut data {
             Payload::Traces(r) => r.resource_spans.iter_mut().map(|x| &mut x.resource).collect(),
             Payload::Metrics(r) => r.resource_metrics.iter_mut().map(|x| &mut x.resource).collect(),
@@ -30,6 +31,6 @@ impl Processor for ResourceProcessor {
             let res = res.get_or_insert_with(Default::default);
             actions::apply(&self.actions, &mut res.attributes);
         }
-        Ok(data)
+        Ok(data.into())
     }
 }

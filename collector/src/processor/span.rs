@@ -4,7 +4,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use regex::Regex;
 
 use crate::config::components::SpanProcessorConfig;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
 use super::actions::{any_to_string, get};
@@ -84,7 +84,8 @@ pub fn extract_from_name(name: &mut String, attrs: &mut Vec<KeyValue>, rules: &[
 }
 
 impl Processor for SpanProcessor {
-    fn process(&self, mut data: Payload) -> Result<Payload, ConsumeError> {
+    fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        let mut data = data.decode()?;
         if let Payload::Traces(r) = &mut data {
             for rs in &mut r.resource_spans {
                 let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
@@ -105,7 +106,7 @@ impl Processor for SpanProcessor {
                 }
             }
         }
-        Ok(data)
+        Ok(data.into())
     }
 }
 

@@ -1,16 +1,14 @@
 //! Pure decoding of OTLP/HTTP request bodies: content type, gzip with a decompressed-size cap,
-//! protobuf or JSON. Every failure maps to the HTTP status the receiver must answer.
+//! protobuf (validated and kept encoded where the signal allows, see `pdata::wire`) or JSON.
+//! Every failure maps to the HTTP status the receiver must answer.
 
 use std::io::Read as _;
 
+use bytes::Bytes;
 use flate2::read::GzDecoder;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
 
 use crate::config::id::Signal;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 
 /// Body encodings the receiver understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,42 +94,44 @@ pub fn decode(
     signal: Signal,
     content_type: Option<&str>,
     content_encoding: Option<&str>,
-    body: &[u8],
+    body: Bytes,
     max: u64,
-) -> Result<(Payload, Encoding), DecodeError> {
+) -> Result<(Data, Encoding), DecodeError> {
     let enc = encoding_of(content_type)?;
-    let raw = decompress(body, content_encoding, max)?;
-    let payload = match enc {
-        Encoding::Protobuf => {
-            let bad = |e: prost::DecodeError| DecodeError::BadProtobuf(e.to_string());
-            match signal {
-                Signal::Traces => Payload::Traces(ExportTraceServiceRequest::decode(raw.as_ref()).map_err(bad)?),
-                Signal::Metrics => Payload::Metrics(ExportMetricsServiceRequest::decode(raw.as_ref()).map_err(bad)?),
-                Signal::Logs => Payload::Logs(ExportLogsServiceRequest::decode(raw.as_ref()).map_err(bad)?),
-            }
-        }
+    let raw = match decompress(&body, content_encoding, max)? {
+        std::borrow::Cow::Borrowed(_) => body.clone(),
+        std::borrow::Cow::Owned(inflated) => Bytes::from(inflated),
+    };
+    let data = match enc {
+        Encoding::Protobuf => Data::from_protobuf(signal, raw).map_err(DecodeError::BadProtobuf)?,
         Encoding::Json => {
             let bad = |e: serde_json::Error| DecodeError::BadJson(e.to_string());
-            match signal {
+            Data::Decoded(match signal {
                 Signal::Traces => Payload::Traces(serde_json::from_slice(&raw).map_err(bad)?),
                 Signal::Metrics => Payload::Metrics(serde_json::from_slice(&raw).map_err(bad)?),
                 Signal::Logs => Payload::Logs(serde_json::from_slice(&raw).map_err(bad)?),
-            }
+            })
         }
     };
-    Ok((payload, enc))
+    Ok((data, enc))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use flate2::write::GzEncoder;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
     use std::io::Write as _;
 
     fn gzip(b: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
         e.write_all(b).unwrap();
         e.finish().unwrap()
+    }
+
+    fn b(x: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(x)
     }
 
     fn sample() -> ExportTraceServiceRequest {
@@ -142,15 +142,17 @@ mod tests {
     fn decodes_protobuf_json_and_gzip() {
         let req = sample();
         let pb = req.encode_to_vec();
-        let (p, e) = decode(Signal::Traces, Some("application/x-protobuf"), None, &pb, 1 << 20).unwrap();
+        let (p, e) = decode(Signal::Traces, Some("application/x-protobuf"), None, b(&pb), 1 << 20).unwrap();
         assert_eq!(e, Encoding::Protobuf);
-        assert_eq!(p, Payload::Traces(req.clone()));
-        let (p, _) = decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), &gzip(&pb), 1 << 20).unwrap();
-        assert_eq!(p, Payload::Traces(req.clone()));
+        assert!(matches!(p, Data::Encoded(_)), "protobuf traces stay encoded");
+        assert_eq!(p.decode().unwrap(), Payload::Traces(req.clone()));
+        let (p, _) =
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b(&gzip(&pb)), 1 << 20).unwrap();
+        assert_eq!(p.decode().unwrap(), Payload::Traces(req.clone()));
         let js = serde_json::to_vec(&req).unwrap();
-        let (p, e) = decode(Signal::Traces, Some("application/json; charset=utf-8"), None, &js, 1 << 20).unwrap();
+        let (p, e) = decode(Signal::Traces, Some("application/json; charset=utf-8"), None, b(&js), 1 << 20).unwrap();
         assert_eq!(e, Encoding::Json);
-        assert_eq!(p, Payload::Traces(req));
+        assert_eq!(p, Data::Decoded(Payload::Traces(req)));
     }
 
     #[test]
@@ -162,27 +164,29 @@ mod tests {
     #[test]
     fn errors_map_to_statuses() {
         let pb = sample().encode_to_vec();
-        assert_eq!(decode(Signal::Traces, Some("text/plain"), None, &pb, 1 << 20).unwrap_err().http_status(), 415);
+        assert_eq!(decode(Signal::Traces, Some("text/plain"), None, b(&pb), 1 << 20).unwrap_err().http_status(), 415);
         assert_eq!(
-            decode(Signal::Traces, Some("application/x-protobuf"), None, &pb[..pb.len() - 3], 1 << 20)
+            decode(Signal::Traces, Some("application/x-protobuf"), None, b(&pb[..pb.len() - 3]), 1 << 20)
                 .unwrap_err()
                 .http_status(),
             400
         );
         assert_eq!(
-            decode(Signal::Traces, Some("application/json"), None, b"{not json", 1 << 20).unwrap_err().http_status(),
+            decode(Signal::Traces, Some("application/json"), None, b(b"{not json"), 1 << 20).unwrap_err().http_status(),
             400
         );
         assert_eq!(
-            decode(Signal::Traces, Some("application/x-protobuf"), None, &pb, 10).unwrap_err().http_status(),
+            decode(Signal::Traces, Some("application/x-protobuf"), None, b(&pb), 10).unwrap_err().http_status(),
             413
         );
         assert_eq!(
-            decode(Signal::Traces, Some("application/x-protobuf"), Some("br"), &pb, 1 << 20).unwrap_err().http_status(),
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("br"), b(&pb), 1 << 20)
+                .unwrap_err()
+                .http_status(),
             415
         );
         assert_eq!(
-            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b"nope", 1 << 20)
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b(b"nope"), 1 << 20)
                 .unwrap_err()
                 .http_status(),
             400
@@ -194,7 +198,7 @@ mod tests {
         let bomb = gzip(&vec![0u8; 50 << 20]);
         assert!(bomb.len() < 1 << 20);
         assert_eq!(
-            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), &bomb, 4 << 20).unwrap_err(),
+            decode(Signal::Traces, Some("application/x-protobuf"), Some("gzip"), b(&bomb), 4 << 20).unwrap_err(),
             DecodeError::TooLarge(4 << 20)
         );
     }

@@ -1,26 +1,30 @@
 //! OTLP/gRPC receiver: the three collector services on one tonic server, gzip accepted,
-//! `max_recv_msg_size_mib` enforced; pipeline refusals become `Unavailable` (retryable).
+//! `max_recv_msg_size_mib` enforced; malformed requests get `InvalidArgument`, pipeline refusals
+//! `Unavailable` (retryable).
+//!
+//! The services take request bodies as bytes ([`RawCodec`]) instead of tonic's generated stubs,
+//! so a request is validated and counted without being decoded ([`Data::from_protobuf`]); the
+//! service and method names are those of the generated code.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::Outputs;
 use crate::config::components::GrpcServerConfig;
 use crate::config::id::Signal;
-use crate::pdata::Payload;
-use crate::pipeline::{ConsumeError, fanout_consumers};
+use crate::pdata::Data;
+use crate::pipeline::{BoxFuture, ConsumeError, fanout_consumers};
+use crate::raw_codec::RawCodec;
 use crate::telemetry::ReceiverMetrics;
 
-/// The service implementation shared by the three gRPC services.
+/// What the three services share: where data goes and the receiver's own metrics.
 #[derive(Debug, Clone)]
 pub struct OtlpGrpc {
     outputs: Outputs,
@@ -28,9 +32,8 @@ pub struct OtlpGrpc {
 }
 
 impl OtlpGrpc {
-    async fn push(&self, payload: Payload) -> Result<(), Status> {
-        let signal = payload.signal();
-        let n = payload.item_count();
+    /// Validates one request body and pushes it into the signal's pipelines.
+    async fn export(&self, signal: Signal, body: Bytes) -> Result<(), Status> {
         let consumers = match signal {
             Signal::Traces => &self.outputs.traces,
             Signal::Metrics => &self.outputs.metrics,
@@ -42,7 +45,10 @@ impl OtlpGrpc {
                 signal.as_str()
             )));
         }
-        match fanout_consumers(consumers, payload).await {
+        let data = Data::from_protobuf(signal, body)
+            .map_err(|e| Status::invalid_argument(format!("invalid {} request: {e}", signal.as_str())))?;
+        let n = data.item_count();
+        match fanout_consumers(consumers, data).await {
             Ok(()) => {
                 self.metrics.accepted(signal, n);
                 Ok(())
@@ -58,36 +64,104 @@ impl OtlpGrpc {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        req: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.push(Payload::Traces(req.into_inner())).await?;
-        Ok(Response::new(ExportTraceServiceResponse::default()))
+/// Names one collector service, as the generated servers do.
+pub trait ServiceName: Send + Sync + 'static {
+    /// The gRPC service name.
+    const NAME: &'static str;
+    /// The signal it carries.
+    const SIGNAL: Signal;
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+#[derive(Debug)]
+pub enum TraceService {}
+impl ServiceName for TraceService {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: Signal = Signal::Traces;
+}
+
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
+#[derive(Debug)]
+pub enum MetricsService {}
+impl ServiceName for MetricsService {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: Signal = Signal::Metrics;
+}
+
+/// `opentelemetry.proto.collector.logs.v1.LogsService`.
+#[derive(Debug)]
+pub enum LogsService {}
+impl ServiceName for LogsService {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: Signal = Signal::Logs;
+}
+
+/// One collector service's `Export` method over raw bodies.
+#[derive(Debug)]
+pub struct ExportServer<S> {
+    inner: OtlpGrpc,
+    max_decoding: usize,
+    compression: EnabledCompressionEncodings,
+    _service: PhantomData<S>,
+}
+
+impl<S> Clone for ExportServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            max_decoding: self.max_decoding,
+            compression: self.compression,
+            _service: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        req: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.push(Payload::Metrics(req.into_inner())).await?;
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
+impl<S: ServiceName> NamedService for ExportServer<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// The unary handler tonic drives for `Export`.
+struct ExportMethod<S>(OtlpGrpc, PhantomData<S>);
+
+impl<S: ServiceName> UnaryService<Bytes> for ExportMethod<S> {
+    // An empty Export*ServiceResponse (no partial success) encodes as zero bytes.
+    type Response = Vec<Bytes>;
+    type Future = BoxFuture<'static, Result<Response<Vec<Bytes>>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            inner.export(S::SIGNAL, request.into_inner()).await?;
+            Ok(Response::new(Vec::new()))
+        })
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        req: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.push(Payload::Logs(req.into_inner())).await?;
-        Ok(Response::new(ExportLogsServiceResponse::default()))
+impl<S, B> tonic::codegen::Service<http::Request<B>> for ExportServer<S>
+where
+    S: ServiceName,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let expected = format!("/{}/Export", S::NAME);
+        if req.uri().path() != expected {
+            // Same answer the generated servers give for an unknown method.
+            return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
+        }
+        let method = ExportMethod::<S>(self.inner.clone(), PhantomData);
+        let mut grpc = tonic::server::Grpc::new(RawCodec)
+            .apply_compression_config(self.compression, self.compression)
+            .apply_max_message_size_config(Some(self.max_decoding), None);
+        Box::pin(async move { Ok(grpc.unary(method, req).await) })
     }
 }
 
@@ -99,8 +173,13 @@ pub async fn serve(
     metrics: ReceiverMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = OtlpGrpc { outputs, metrics };
-    let max = (cfg.max_recv_msg_size_mib.max(1) as usize) << 20;
+    let inner = OtlpGrpc { outputs, metrics };
+    let max_decoding = (cfg.max_recv_msg_size_mib.max(1) as usize) << 20;
+    let mut compression = EnabledCompressionEncodings::default();
+    compression.enable(CompressionEncoding::Gzip);
+    fn server<S>(inner: &OtlpGrpc, max_decoding: usize, compression: EnabledCompressionEncodings) -> ExportServer<S> {
+        ExportServer { inner: inner.clone(), max_decoding, compression, _service: PhantomData }
+    }
     // HTTP/2's 64 KiB default windows throttle many concurrent ~100 KiB exports to one
     // WINDOW_UPDATE round trip per window; let hyper size them from the measured BDP instead.
     let mut builder = tonic::transport::Server::builder().http2_adaptive_window(Some(true));
@@ -108,24 +187,9 @@ pub async fn serve(
         builder = builder.max_concurrent_streams(n);
     }
     builder
-        .add_service(
-            TraceServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max),
-        )
-        .add_service(
-            MetricsServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max),
-        )
-        .add_service(
-            LogsServiceServer::new(svc)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max),
-        )
+        .add_service(server::<TraceService>(&inner, max_decoding, compression))
+        .add_service(server::<MetricsService>(&inner, max_decoding, compression))
+        .add_service(server::<LogsService>(&inner, max_decoding, compression))
         .serve_with_incoming_shutdown(
             // Accepted sockets need TCP_NODELAY: small gRPC responses must not wait for Nagle.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -100,7 +100,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request<Body>, signal:
         }
     };
     let ce = header_str(&parts.headers, header::CONTENT_ENCODING);
-    let (payload, enc) = match decode::decode(signal, ct.as_deref(), ce, &bytes, state.max_body) {
+    let (payload, enc) = match decode::decode(signal, ct.as_deref(), ce, bytes, state.max_body) {
         Ok(x) => x,
         Err(e) => {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 
 use crate::config::components::PrometheusExporterConfig;
 use crate::config::id::Signal;
-use crate::pdata::Payload;
+use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::{Counter, ExporterMetrics, Telemetry};
 
@@ -103,7 +103,12 @@ impl PrometheusExporter {
 }
 
 impl Exporter for PrometheusExporter {
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
+    fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
+        let data = match data.decode() {
+            Ok(p) => p,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         if let Payload::Metrics(req) = &data {
             let outcome = {
                 let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -187,7 +187,7 @@ pub fn start(
                 continue;
             }
             tokio::select! {
-                r = fanout_consumers(&consumers, payload) => match r {
+                r = fanout_consumers(&consumers, payload.into()) => match r {
                     Ok(()) => receiver_metrics.accepted(Signal::Metrics, n),
                     Err(e) => {
                         receiver_metrics.refused(Signal::Metrics, n);

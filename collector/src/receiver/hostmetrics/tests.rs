@@ -150,8 +150,8 @@ fn a_root_without_proc_is_refused_at_start() {
 struct Sink(Mutex<Vec<Payload>>);
 
 impl Exporter for Sink {
-    fn consume(&self, data: Payload) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        self.0.lock().expect("lock").push(data);
+    fn consume(&self, data: crate::pdata::Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        self.0.lock().expect("lock").push(data.decode().expect("metrics arrive decoded"));
         Box::pin(async { Ok(()) })
     }
 }

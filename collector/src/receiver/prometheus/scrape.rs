@@ -153,7 +153,7 @@ pub async fn run(job: Arc<Job>, target: Target, client: reqwest::Client, sink: S
         };
         let payload = Payload::Metrics(request);
         let n = payload.item_count();
-        match fanout_consumers(&sink.consumers, payload).await {
+        match fanout_consumers(&sink.consumers, payload.into()).await {
             Ok(()) => sink.metrics.accepted(Signal::Metrics, n),
             Err(e) => {
                 sink.metrics.refused(Signal::Metrics, n);

@@ -1,14 +1,21 @@
 //! The internal data model: the opentelemetry-proto export requests themselves, wrapped in one
-//! enum so pipelines can be generic over the signal. Counting, merging and splitting live here.
+//! enum so pipelines can be generic over the signal ([`Payload`]), or still in their validated
+//! protobuf encoding ([`wire::Encoded`]); [`Data`] is either. Counting, merging and splitting
+//! live here.
+
+mod data;
+pub mod wire;
+
+pub use data::Data;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data as MetricData};
 
 use crate::config::id::Signal;
 
-/// A unit of telemetry flowing through a pipeline.
+/// Decoded telemetry of one signal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// Spans.
@@ -103,11 +110,11 @@ impl Payload {
 /// Number of data points in one metric.
 pub fn data_point_count(m: &Metric) -> usize {
     match &m.data {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
+        Some(MetricData::Gauge(g)) => g.data_points.len(),
+        Some(MetricData::Sum(s)) => s.data_points.len(),
+        Some(MetricData::Histogram(h)) => h.data_points.len(),
+        Some(MetricData::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(MetricData::Summary(s)) => s.data_points.len(),
         None => 0,
     }
 }
@@ -168,7 +175,7 @@ fn split_nested<R: Clone, S: Clone, I>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 

@@ -1,0 +1,545 @@
+//! OTLP requests kept in their protobuf encoding: a validating walk over the wire format and the
+//! [`Encoded`] form that carries the checked bytes through a pipeline undecoded.
+//!
+//! Why: in the common pipeline (receive → batch → export over OTLP) nothing looks inside a span,
+//! yet decoding into `ExportTraceServiceRequest` and encoding it again allocates every string and
+//! was most of the collector's CPU. The walk here checks everything prost's decoder checks (wire
+//! types of known fields, varints, lengths, UTF-8 of string fields, skipping of unknown fields and
+//! groups, the recursion limit of 100) without allocating, and counts the items on the way. So a
+//! request is accepted or refused exactly as a full decode would do it (the `wire_validate` fuzz
+//! target and the tests below compare the two), and a pipeline stage that does need the structure
+//! decodes the already-checked bytes on demand.
+//!
+//! Concatenated encodings of a message are one valid encoding of the merged message (protobuf
+//! appends repeated fields), which makes batching encoded requests a matter of keeping a list of
+//! byte chunks. No well-kept crate does schema-driven validation without decoding (prost-reflect
+//! decodes into dynamic messages, which allocates as much as prost), hence the tables below.
+
+use bytes::Bytes;
+
+use crate::config::id::Signal;
+
+/// How a known field is encoded.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Not in the schema: skipped like any unknown field.
+    Unknown,
+    /// int32, int64, uint32, uint64, bool, enum (wire type 0).
+    Varint,
+    /// fixed32 (wire type 5).
+    Fixed32,
+    /// fixed64, sfixed64, double (wire type 1).
+    Fixed64,
+    /// string: length-delimited, must be UTF-8.
+    Str,
+    /// bytes: length-delimited, anything.
+    Bytes,
+    /// A nested message.
+    Message(&'static Schema),
+}
+
+/// One message type: its fields indexed by field number, and which field's occurrences are the
+/// items upstream counts (spans, log records).
+#[derive(Debug)]
+struct Schema {
+    fields: &'static [Kind],
+    items: u32,
+}
+
+impl Schema {
+    fn field(&self, tag: u32) -> Kind {
+        self.fields.get(tag as usize).copied().unwrap_or(Kind::Unknown)
+    }
+}
+
+use Kind::{Bytes as B, Fixed32 as F32, Fixed64 as F64, Message as M, Str as S, Unknown as U, Varint as V};
+
+// The tables mirror opentelemetry-proto's generated prost types (common, resource, trace, logs and
+// the collector requests); index = field number.
+static ANY_VALUE: Schema = Schema { fields: &[U, S, V, V, F64, M(&ARRAY_VALUE), M(&KEY_VALUE_LIST), B, V], items: 0 };
+static ARRAY_VALUE: Schema = Schema { fields: &[U, M(&ANY_VALUE)], items: 0 };
+static KEY_VALUE_LIST: Schema = Schema { fields: &[U, M(&KEY_VALUE)], items: 0 };
+static KEY_VALUE: Schema = Schema { fields: &[U, S, M(&ANY_VALUE), V], items: 0 };
+static SCOPE: Schema = Schema { fields: &[U, S, S, M(&KEY_VALUE), V], items: 0 };
+static ENTITY_REF: Schema = Schema { fields: &[U, S, S, S, S], items: 0 };
+static RESOURCE: Schema = Schema { fields: &[U, M(&KEY_VALUE), V, M(&ENTITY_REF)], items: 0 };
+
+static EVENT: Schema = Schema { fields: &[U, F64, S, M(&KEY_VALUE), V], items: 0 };
+static LINK: Schema = Schema { fields: &[U, B, B, S, M(&KEY_VALUE), V, F32], items: 0 };
+static STATUS: Schema = Schema { fields: &[U, U, S, V], items: 0 };
+static SPAN: Schema = Schema {
+    fields: &[
+        U,
+        B,             // 1 trace_id
+        B,             // 2 span_id
+        S,             // 3 trace_state
+        B,             // 4 parent_span_id
+        S,             // 5 name
+        V,             // 6 kind
+        F64,           // 7 start_time_unix_nano
+        F64,           // 8 end_time_unix_nano
+        M(&KEY_VALUE), // 9 attributes
+        V,             // 10 dropped_attributes_count
+        M(&EVENT),     // 11 events
+        V,             // 12 dropped_events_count
+        M(&LINK),      // 13 links
+        V,             // 14 dropped_links_count
+        M(&STATUS),    // 15 status
+        F32,           // 16 flags
+    ],
+    items: 0,
+};
+static SCOPE_SPANS: Schema = Schema { fields: &[U, M(&SCOPE), M(&SPAN), S], items: 2 };
+static RESOURCE_SPANS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_SPANS), S], items: 0 };
+static TRACES_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_SPANS)], items: 0 };
+
+static LOG_RECORD: Schema = Schema {
+    fields: &[
+        U,
+        F64,           // 1 time_unix_nano
+        V,             // 2 severity_number
+        S,             // 3 severity_text
+        U,             // 4 (reserved)
+        M(&ANY_VALUE), // 5 body
+        M(&KEY_VALUE), // 6 attributes
+        V,             // 7 dropped_attributes_count
+        F32,           // 8 flags
+        B,             // 9 trace_id
+        B,             // 10 span_id
+        F64,           // 11 observed_time_unix_nano
+        S,             // 12 event_name
+    ],
+    items: 0,
+};
+static SCOPE_LOGS: Schema = Schema { fields: &[U, M(&SCOPE), M(&LOG_RECORD), S], items: 2 };
+static RESOURCE_LOGS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_LOGS), S], items: 0 };
+static LOGS_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_LOGS)], items: 0 };
+
+/// prost's nesting limit for decoding.
+const RECURSION_LIMIT: u32 = 100;
+
+/// Why bytes are not a valid encoding of the request (the same cases prost's decoder refuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The buffer ends inside a field.
+    #[error("buffer underflow at byte {0}")]
+    Truncated(usize),
+    /// A varint is longer than 10 bytes or overflows 64 bits.
+    #[error("invalid varint at byte {0}")]
+    BadVarint(usize),
+    /// A field key is out of range, has field number 0, or wire type 6 or 7.
+    #[error("invalid field key at byte {0}")]
+    BadKey(usize),
+    /// A known field arrives with another wire type than its schema's.
+    #[error("field {tag} has wire type {got}, expected {expected} (at byte {at})")]
+    WrongWireType {
+        /// The field number.
+        tag: u32,
+        /// The wire type found.
+        got: u8,
+        /// The wire type the schema says.
+        expected: u8,
+        /// Offset of the field's key.
+        at: usize,
+    },
+    /// A string field is not UTF-8.
+    #[error("string field {tag} is not valid UTF-8 (at byte {at})")]
+    BadUtf8 {
+        /// The field number.
+        tag: u32,
+        /// Offset of the string.
+        at: usize,
+    },
+    /// Messages (or groups) are nested deeper than 100 levels.
+    #[error("recursion limit reached at byte {0}")]
+    TooDeep(usize),
+    /// A group's end does not match its start.
+    #[error("unexpected end-group tag at byte {0}")]
+    BadGroup(usize),
+}
+
+/// A cursor over one message's bytes; offsets in errors are relative to the whole request.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl Reader<'_> {
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let start = self.pos;
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&byte) = self.buf[..self.end].get(self.pos) else { return Err(WireError::BadVarint(start)) };
+            self.pos += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                // The tenth byte may only carry the 64th bit.
+                return if i == 9 && byte > 1 { Err(WireError::BadVarint(start)) } else { Ok(value) };
+            }
+        }
+        Err(WireError::BadVarint(start))
+    }
+
+    fn take(&mut self, len: u64) -> Result<usize, WireError> {
+        let start = self.pos;
+        if len > (self.end - self.pos) as u64 {
+            return Err(WireError::Truncated(start));
+        }
+        self.pos += len as usize;
+        Ok(start)
+    }
+
+    /// Reads a field key: (field number, wire type).
+    fn key(&mut self) -> Result<(u32, u8), WireError> {
+        let at = self.pos;
+        let key = self.varint()?;
+        let wire_type = (key & 7) as u8;
+        if key > u64::from(u32::MAX) || wire_type > 5 || key >> 3 == 0 {
+            return Err(WireError::BadKey(at));
+        }
+        Ok(((key >> 3) as u32, wire_type))
+    }
+}
+
+/// Walks one message's fields in `r` up to `r.end`, counting items into `items`. `budget` is
+/// prost's remaining recursion allowance for this message's fields.
+fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> Result<(), WireError> {
+    while r.pos < r.end {
+        let at = r.pos;
+        let (tag, wire_type) = r.key()?;
+        let kind = schema.field(tag);
+        let expected = match kind {
+            Kind::Unknown => {
+                skip(r, tag, wire_type, budget)?;
+                continue;
+            }
+            Kind::Varint => 0,
+            Kind::Fixed64 => 1,
+            Kind::Str | Kind::Bytes | Kind::Message(_) => 2,
+            Kind::Fixed32 => 5,
+        };
+        if wire_type != expected {
+            return Err(WireError::WrongWireType { tag, got: wire_type, expected, at });
+        }
+        match kind {
+            Kind::Varint => {
+                r.varint()?;
+            }
+            Kind::Fixed64 => {
+                r.take(8)?;
+            }
+            Kind::Fixed32 => {
+                r.take(4)?;
+            }
+            Kind::Bytes => {
+                let len = r.varint()?;
+                r.take(len)?;
+            }
+            Kind::Str => {
+                let len = r.varint()?;
+                let start = r.take(len)?;
+                if std::str::from_utf8(&r.buf[start..r.pos]).is_err() {
+                    return Err(WireError::BadUtf8 { tag, at: start });
+                }
+            }
+            Kind::Message(inner) => {
+                if budget == 0 {
+                    return Err(WireError::TooDeep(at));
+                }
+                let len = r.varint()?;
+                let start = r.take(len)?;
+                let mut sub = Reader { buf: r.buf, pos: start, end: r.pos };
+                walk(&mut sub, inner, budget - 1, items)?;
+                if tag == schema.items {
+                    *items += 1;
+                }
+            }
+            Kind::Unknown => unreachable!("handled above"),
+        }
+    }
+    Ok(())
+}
+
+/// Skips an unknown field the way prost does, groups included.
+fn skip(r: &mut Reader<'_>, tag: u32, wire_type: u8, budget: u32) -> Result<(), WireError> {
+    let at = r.pos;
+    if budget == 0 {
+        return Err(WireError::TooDeep(at));
+    }
+    match wire_type {
+        0 => {
+            r.varint()?;
+        }
+        1 => {
+            r.take(8)?;
+        }
+        2 => {
+            let len = r.varint()?;
+            r.take(len)?;
+        }
+        3 => loop {
+            let (inner_tag, inner_type) = r.key()?;
+            if inner_type == 4 {
+                if inner_tag != tag {
+                    return Err(WireError::BadGroup(at));
+                }
+                break;
+            }
+            skip(r, inner_tag, inner_type, budget - 1)?;
+        },
+        4 => return Err(WireError::BadGroup(at)),
+        _ => {
+            r.take(4)?;
+        }
+    }
+    Ok(())
+}
+
+fn request_schema(signal: Signal) -> Option<&'static Schema> {
+    match signal {
+        Signal::Traces => Some(&TRACES_REQUEST),
+        Signal::Logs => Some(&LOGS_REQUEST),
+        // Metrics are decoded on receipt: their items (data points) sit under five different
+        // point types, and no metrics pipeline is hot enough yet to be worth a second schema.
+        Signal::Metrics => None,
+    }
+}
+
+/// Whether `signal` can travel encoded.
+pub fn supports(signal: Signal) -> bool {
+    request_schema(signal).is_some()
+}
+
+/// Checks that `buf` is a valid `Export{Trace,Logs}ServiceRequest` encoding and returns its item
+/// count. `None` when the signal has no wire schema (decode it instead).
+pub fn validate(signal: Signal, buf: &[u8]) -> Option<Result<usize, WireError>> {
+    let schema = request_schema(signal)?;
+    let mut items = 0;
+    let mut r = Reader { buf, pos: 0, end: buf.len() };
+    Some(walk(&mut r, schema, RECURSION_LIMIT, &mut items).map(|()| items))
+}
+
+/// Validated protobuf encodings of requests of one signal, in order. Each chunk is a whole,
+/// checked request; together they encode the merged request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    signal: Signal,
+    chunks: Vec<Chunk>,
+    items: usize,
+}
+
+/// One validated request and its item count.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Chunk {
+    pub(super) bytes: Bytes,
+    pub(super) items: usize,
+}
+
+impl Encoded {
+    /// Validates `bytes` as a request of `signal`. `None` when the signal has no wire schema.
+    pub fn new(signal: Signal, bytes: Bytes) -> Option<Result<Self, WireError>> {
+        Some(validate(signal, &bytes)?.map(|items| Self { signal, chunks: vec![Chunk { bytes, items }], items }))
+    }
+
+    /// Wraps a chunk already known to be valid (encoded by prost, or split from a valid one).
+    pub(super) fn from_trusted(signal: Signal, bytes: Bytes, items: usize) -> Self {
+        Self { signal, chunks: vec![Chunk { bytes, items }], items }
+    }
+
+    /// The signal.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// Items across all chunks.
+    pub fn item_count(&self) -> usize {
+        self.items
+    }
+
+    /// The chunks' bytes, in order: written one after another they are the merged request.
+    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &Bytes> {
+        self.chunks.iter().map(|c| &c.bytes)
+    }
+
+    /// Total encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes.len()).sum()
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends another encoding of the same signal.
+    pub fn append(&mut self, other: Encoded) {
+        debug_assert_eq!(self.signal, other.signal, "pipelines are typed by signal");
+        self.items += other.items;
+        self.chunks.extend(other.chunks);
+    }
+
+    /// The chunks themselves, for splitting (see `Data::split_off_front`).
+    pub(super) fn into_chunks(self) -> Vec<Chunk> {
+        self.chunks
+    }
+
+    /// Rebuilds from chunks (their counts are trusted).
+    pub(super) fn from_chunks(signal: Signal, chunks: Vec<Chunk>) -> Self {
+        let items = chunks.iter().map(|c| c.items).sum();
+        Self { signal, chunks, items }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    use prost::Message as _;
+
+    fn kv(k: &str, v: Value) -> KeyValue {
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    }
+
+    /// A request touching every kind of field of the trace schema.
+    fn traces() -> ExportTraceServiceRequest {
+        let attrs = vec![
+            kv("s", Value::StringValue("ü".into())),
+            kv("b", Value::BoolValue(true)),
+            kv("i", Value::IntValue(-3)),
+            kv("d", Value::DoubleValue(1.5)),
+            kv("bytes", Value::BytesValue(vec![0xff, 0])),
+            kv("arr", Value::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(Value::IntValue(1)) }] })),
+        ];
+        let spans = (0..3)
+            .map(|i| Span {
+                trace_id: vec![i; 16],
+                span_id: vec![i; 8],
+                name: format!("span {i}"),
+                kind: 2,
+                flags: 257,
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                attributes: attrs.clone(),
+                events: vec![span::Event { name: "e".into(), time_unix_nano: 3, ..Default::default() }],
+                links: vec![span::Link { trace_id: vec![9; 16], flags: 1, ..Default::default() }],
+                status: Some(opentelemetry_proto::tonic::trace::v1::Status { message: "m".into(), code: 2 }),
+                ..Default::default()
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans { spans, schema_url: "u".into(), ..Default::default() }; 2],
+                schema_url: "r".into(),
+            }],
+        }
+    }
+
+    /// What prost says about the same bytes: the item count, or that they don't decode.
+    fn prost_count(signal: Signal, b: &[u8]) -> Option<usize> {
+        match signal {
+            Signal::Traces => ExportTraceServiceRequest::decode(b)
+                .ok()
+                .map(|r| r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|s| s.spans.len()).sum()),
+            Signal::Logs => ExportLogsServiceRequest::decode(b)
+                .ok()
+                .map(|r| r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).map(|s| s.log_records.len()).sum()),
+            Signal::Metrics => None,
+        }
+    }
+
+    fn agrees(signal: Signal, b: &[u8]) {
+        let ours = validate(signal, b).expect("schema").ok();
+        assert_eq!(ours, prost_count(signal, b), "validate and prost disagree on {b:02x?}");
+    }
+
+    #[test]
+    fn counts_items_of_valid_requests() {
+        let b = traces().encode_to_vec();
+        assert_eq!(validate(Signal::Traces, &b), Some(Ok(6)));
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            body: Some(AnyValue { value: Some(Value::StringValue("x".into())) }),
+                            ..Default::default()
+                        };
+                        4
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert_eq!(validate(Signal::Logs, &logs.encode_to_vec()), Some(Ok(4)));
+        assert_eq!(validate(Signal::Metrics, &b), None);
+    }
+
+    #[test]
+    fn concatenation_is_the_merged_request() {
+        let a = traces().encode_to_vec();
+        let mut both = a.clone();
+        both.extend_from_slice(&a);
+        assert_eq!(validate(Signal::Traces, &both), Some(Ok(12)));
+        let merged = ExportTraceServiceRequest::decode(both.as_slice()).unwrap();
+        assert_eq!(merged.resource_spans.len(), 2);
+    }
+
+    #[test]
+    fn refuses_what_prost_refuses() {
+        let good = traces().encode_to_vec();
+        // Every truncation, and every single-byte corruption at a few values, must get the same
+        // verdict from both (this covers wrong wire types, bad lengths, bad UTF-8, bad keys).
+        for cut in 0..good.len() {
+            agrees(Signal::Traces, &good[..cut]);
+        }
+        for i in 0..good.len() {
+            for v in [0x00, 0x01, 0x07, 0x08, 0x7f, 0x80, 0xc3, 0xff] {
+                let mut b = good.clone();
+                b[i] = v;
+                agrees(Signal::Traces, &b);
+                agrees(Signal::Logs, &b);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_groups_are_skipped_like_prost() {
+        // field 99 varint, field 98 fixed32, field 97 group holding a varint, then a valid request.
+        let mut b = vec![0x98, 0x06, 0x01, 0x95, 0x06, 1, 2, 3, 4, 0x8b, 0x06, 0x08, 0x05, 0x8c, 0x06];
+        b.extend(traces().encode_to_vec());
+        agrees(Signal::Traces, &b);
+        assert_eq!(validate(Signal::Traces, &b), Some(Ok(6)));
+        // A group closed with the wrong field number, and a lone end-group.
+        agrees(Signal::Traces, &[0x8b, 0x06, 0x94, 0x06]);
+        agrees(Signal::Traces, &[0x8c, 0x06]);
+        // Overlong and overflowing varints.
+        agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+        agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
+    }
+
+    #[test]
+    fn nesting_limit_matches_prost() {
+        // AnyValue → ArrayValue → AnyValue → ... inside one span attribute, around prost's limit.
+        for depth in [40, 45, 46, 47, 48, 60] {
+            let mut v = AnyValue { value: Some(Value::IntValue(1)) };
+            for _ in 0..depth {
+                v = AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })) };
+            }
+            let mut req = traces();
+            req.resource_spans[0].scope_spans[0].spans[0].attributes =
+                vec![KeyValue { key: "deep".into(), value: Some(v), ..Default::default() }];
+            agrees(Signal::Traces, &req.encode_to_vec());
+        }
+    }
+}
