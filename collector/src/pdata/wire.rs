@@ -166,16 +166,32 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Keys and most lengths are one byte.
+        match self.buf[..self.end].get(self.pos) {
+            Some(&byte) if byte < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.varint_slow(),
+        }
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let start = self.pos;
+        let bytes = &self.buf[start..self.end];
         let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&byte) = self.buf[..self.end].get(self.pos) else { return Err(WireError::BadVarint(start)) };
-            self.pos += 1;
+        for (i, &byte) in bytes.iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte < 0x80 {
                 // The tenth byte may only carry the 64th bit.
-                return if i == 9 && byte > 1 { Err(WireError::BadVarint(start)) } else { Ok(value) };
+                if i == 9 && byte > 1 {
+                    return Err(WireError::BadVarint(start));
+                }
+                self.pos += i + 1;
+                return Ok(value);
             }
         }
         Err(WireError::BadVarint(start))
@@ -239,7 +255,9 @@ fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> 
             Kind::Str => {
                 let len = r.varint()?;
                 let start = r.take(len)?;
-                if std::str::from_utf8(&r.buf[start..r.pos]).is_err() {
+                let text = &r.buf[start..r.pos];
+                // Attribute keys and values are nearly always ASCII, which is much cheaper to check.
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                     return Err(WireError::BadUtf8 { tag, at: start });
                 }
             }
