@@ -28,11 +28,9 @@ fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static 
         return None;
     }
     let found = cache.get(key, Instant::now());
-    if let Some(mut span) =
-        state.telemetry.child_span("cache.get", SpanKind::Internal, vec![KeyValue::new("cache.name", cache_name)])
-    {
-        let hit = found.is_some();
-        span.set_attribute(KeyValue::new("cache.hit", hit));
+    let hit = found.is_some();
+    let attrs = vec![KeyValue::new("cache.name", cache_name), KeyValue::new("cache.hit", hit)];
+    if let Some(mut span) = state.telemetry.child_span("cache.get", SpanKind::Internal, attrs) {
         span.add_event(if hit { "cache.hit" } else { "cache.miss" }, vec![KeyValue::new("cache.key", key.to_owned())]);
     }
     found

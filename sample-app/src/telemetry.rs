@@ -22,6 +22,9 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, Span};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The W3C trace-context request header.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Default `service.name` when neither `OTEL_SERVICE_NAME` nor
 /// `OTEL_RESOURCE_ATTRIBUTES` names the service.
 pub const DEFAULT_SERVICE_NAME: &str = "reviews-service";
@@ -242,7 +245,11 @@ impl Telemetry {
     /// Parent context from an incoming request's `traceparent`.
     pub fn extract(&self, headers: &HeaderMap) -> Context {
         match &self.inner {
-            Some(e) => e.propagator.extract(&HeaderExtractor(headers)),
+            // Without `traceparent` there is nothing to extract (`tracestate`
+            // alone is ignored by the spec), so skip the propagator's header
+            // scan: the result would be the current context anyway.
+            Some(e) if headers.contains_key(&TRACEPARENT) => e.propagator.extract(&HeaderExtractor(headers)),
+            Some(_) => Context::current(),
             None => Context::new(),
         }
     }
