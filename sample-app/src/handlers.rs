@@ -42,13 +42,7 @@ fn parse_body(body: &Bytes) -> Result<model::ReviewInput, ApiError> {
 }
 
 fn record_rating(state: &AppState, review: &Review, created: bool) {
-    if let Some(ins) = state.telemetry.instruments() {
-        let attrs = [KeyValue::new("entity_type", review.entity_type.clone())];
-        if created {
-            ins.created.add(1, &attrs);
-        }
-        ins.rating.record(review.rating as u64, &attrs);
-    }
+    state.telemetry.record_review(&review.entity_type, review.rating as u64, created);
 }
 
 /// `GET /health`: the process is alive.
