@@ -17,6 +17,7 @@ time (socket I/O, including the export's) is not counted.
 
 Usage: after run.sh has built the binaries,
   python3 bench/sample-app/instructions.py        (BENCH_CG_DURATION, default 8s)
+BENCH_BINARY=path measures another build of the service (before/after).
 Needs valgrind (Debian package) and wrk.
 """
 
@@ -61,7 +62,7 @@ def measure(tmp, mode, endpoint, path, script, otlp_port, dead_port):
         "OTEL_SERVICE_NAME": "reviews-bench",
     }
     out = os.path.join(tmp, f"callgrind.{port}")
-    binary = os.path.join(bench.TARGET_DIR, "release", "reviews-service")
+    binary = os.environ.get("BENCH_BINARY") or os.path.join(bench.TARGET_DIR, "release", "reviews-service")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
