@@ -320,7 +320,7 @@ async fn drain<E: SpanExporter>(exporter: &E, shared: &Shared, health: &mut Heal
     let size = shared.settings.max_export_batch_size.max(1);
     // The buffer is swapped for one that already has a batch's capacity
     // (allocated outside the lock), so the request threads pushing into it
-    // never pay for growing it (each growth copies every queued span).
+    // do not regrow it from empty (each growth copies every queued span).
     let mut spans = Vec::with_capacity(size);
     std::mem::swap(&mut spans, &mut *shared.lock());
     if spans.len() <= size {
