@@ -13,6 +13,13 @@ POST /api/v1/reviews. The server is pinned to CPU 0 (one core each, so the
 Rust runtime and uvicorn's single worker get the same hardware), wrk and the
 collector to CPU 1. The collector is the upstream `otelcol` when built
 (tools/build.sh), else the crate's `otlp_sink` example.
+
+Besides wrk's requests/s and latencies, each run reads the server's CPU time
+(utime + stime of all its threads, /proc/PID/stat) before and after, and
+reports CPU microseconds per request: on a shared machine this moves far
+less than requests/s, because it does not depend on how much of the core
+the server got, only on what each request cost it (export work included:
+the export tasks run in the same process).
 """
 
 import json
@@ -35,6 +42,17 @@ SEED = int(os.environ.get("BENCH_SEED_ROWS", "200"))
 TOOLS_BIN = os.environ.get("TELEMETRY_TOOLS_BIN", os.path.expanduser("~/.cache/thereview-telemetry/bin"))
 PYTHON = os.environ.get("TELEMETRY_PYTHON", os.path.expanduser("~/.cache/thereview-telemetry/venv/bin/python"))
 HAVE_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+# Where run.sh's `cargo build --release` put the binaries.
+TARGET_DIR = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (all threads, live and exited)."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def pinned(cpu, argv):
@@ -97,7 +115,7 @@ def start_collector(tmp):
         proc = subprocess.Popen(pinned(1, [otelcol, "--config", cfg]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         name = "otelcol"
     else:
-        sink = os.path.join(ROOT, "target", "release", "examples", "otlp_sink")
+        sink = os.path.join(TARGET_DIR, "release", "examples", "otlp_sink")
         proc = subprocess.Popen(pinned(1, [sink, f"127.0.0.1:{port}"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         name = "otlp_sink"
     wait_port(port)
@@ -115,7 +133,7 @@ def start_rust(tmp, telemetry, otlp_port):
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_SERVICE_NAME": "reviews-bench",
     }
-    binary = os.path.join(ROOT, "target", "release", "reviews-service")
+    binary = os.path.join(TARGET_DIR, "release", "reviews-service")
     proc = subprocess.Popen(pinned(0, [binary]), env=env, stdout=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{port}/health")
     return proc, port
@@ -155,10 +173,12 @@ def parse_wrk(out):
         return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
         "p50": latency(50),
         "p99": latency(99),
         "bad": int(non2xx.group(1)) if non2xx else 0,
@@ -166,12 +186,18 @@ def parse_wrk(out):
     }
 
 
-def wrk(url, script=None, duration=DURATION):
+def wrk(url, script=None, duration=DURATION, server_pid=None):
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}", "--latency"]
     if script:
         argv += ["-s", script]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run(pinned(1, argv + [url]), capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+    r = parse_wrk(out)
+    if server_pid and r["requests"]:
+        r["cpu_us"] = (cpu_seconds(server_pid) - cpu_before) * 1e6 / r["requests"]
+    else:
+        r["cpu_us"] = float("nan")
+    return r
 
 
 ENDPOINTS = (
@@ -219,10 +245,11 @@ def main():
                         url = f"http://127.0.0.1:{ports[name]}{path}"
                         if rnd == 0:
                             wrk(url, script, duration="2s")  # warm-up
-                        r = wrk(url, script)
+                        r = wrk(url, script, server_pid=procs[name].pid)
                         raw[name][endpoint].append(r)
                         print(f"  round {rnd + 1} {name:14} {endpoint:22} {r['rps']:10.0f} req/s  "
-                              f"p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  non-2xx {r['bad']}", flush=True)
+                              f"p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_us']:7.2f} us/req  "
+                              f"non-2xx {r['bad']}", flush=True)
         finally:
             for p in procs.values():
                 stop(p)
@@ -234,6 +261,7 @@ def main():
                 "rps": median([r["rps"] for r in runs]),
                 "p50": median([r["p50"] for r in runs]),
                 "p99": median([r["p99"] for r in runs]),
+                "cpu_us": median([r["cpu_us"] for r in runs]),
                 "bad": sum(r["bad"] for r in runs),
             }
             for endpoint, runs in eps.items()
@@ -241,21 +269,24 @@ def main():
         for name, eps in raw.items()
     }
     print()
-    print("| mode | endpoint | req/s | p50 ms | p99 ms | non-2xx | req/s vs rust/off | p99 vs rust/off | rust/on-up req/s ÷ this |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mode | endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | req/s vs rust/off "
+          "| p99 vs rust/off | CPU/req vs rust/off | rust/on-up req/s ÷ this |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in results:
         for endpoint, r in results[name].items():
             base = results["rust/off"][endpoint]
             on = results["rust/on-up"][endpoint]
             print(f"| {name} | {endpoint} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['bad']} | "
-                  f"{r['rps'] / base['rps']:.3f} | {r['p99'] / base['p99']:.2f} | {on['rps'] / r['rps']:.1f}x |")
+                  f"{r['cpu_us']:.2f} | {r['rps'] / base['rps']:.3f} | {r['p99'] / base['p99']:.2f} | "
+                  f"{r['cpu_us'] / base['cpu_us']:.3f} | {on['rps'] / r['rps']:.1f}x |")
     print()
     for endpoint in results["rust/off"]:
         off = results["rust/off"][endpoint]
         for mode in ("rust/on-up", "rust/on-down"):
             r = results[mode][endpoint]
             print(f"{endpoint}: {mode}: throughput cost {100 * (1 - r['rps'] / off['rps']):+.1f}% "
-                  f"(target <= 5%), p99 change {100 * (r['p99'] / off['p99'] - 1):+.1f}% (target <= 10%)")
+                  f"(target <= 5%), p99 change {100 * (r['p99'] / off['p99'] - 1):+.1f}% (target <= 10%), "
+                  f"server CPU per request {100 * (r['cpu_us'] / off['cpu_us'] - 1):+.1f}%")
         fa = results["fastapi/on-up"][endpoint]
         on = results["rust/on-up"][endpoint]
         print(f"{endpoint}: rust/on-up vs fastapi/on-up: {on['rps'] / fa['rps']:.1f}x requests/s (target >= 20x)")

@@ -7,6 +7,7 @@ use crate::handlers;
 use crate::http_metrics::HttpMetrics;
 use crate::middleware::observe;
 use crate::model::{Page, Review};
+use crate::routes::RouteRegistry;
 use crate::telemetry::Telemetry;
 use crate::upstream::Upstream;
 use axum::Router;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// Prometheus HTTP metrics.
     pub http_metrics: HttpMetrics,
+    /// Per-route labels, span names and bound instruments.
+    pub routes: RouteRegistry,
     /// Whether `/metrics` is served and HTTP metrics recorded.
     pub metrics_enabled: bool,
     /// Single reviews by id.
@@ -45,6 +48,7 @@ impl AppState {
     ) -> Self {
         Self {
             db,
+            routes: RouteRegistry::new(telemetry.clone()),
             telemetry,
             http_metrics: HttpMetrics::default(),
             metrics_enabled,

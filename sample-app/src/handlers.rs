@@ -28,11 +28,9 @@ fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static 
         return None;
     }
     let found = cache.get(key, Instant::now());
-    if let Some(mut span) =
-        state.telemetry.child_span("cache.get", SpanKind::Internal, vec![KeyValue::new("cache.name", cache_name)])
-    {
-        let hit = found.is_some();
-        span.set_attribute(KeyValue::new("cache.hit", hit));
+    let hit = found.is_some();
+    let attrs = vec![KeyValue::new("cache.name", cache_name), KeyValue::new("cache.hit", hit)];
+    if let Some(mut span) = state.telemetry.child_span("cache.get", SpanKind::Internal, attrs) {
         span.add_event(if hit { "cache.hit" } else { "cache.miss" }, vec![KeyValue::new("cache.key", key.to_owned())]);
     }
     found
@@ -44,13 +42,7 @@ fn parse_body(body: &Bytes) -> Result<model::ReviewInput, ApiError> {
 }
 
 fn record_rating(state: &AppState, review: &Review, created: bool) {
-    if let Some(ins) = state.telemetry.instruments() {
-        let attrs = [KeyValue::new("entity_type", review.entity_type.clone())];
-        if created {
-            ins.created.add(1, &attrs);
-        }
-        ins.rating.record(review.rating as u64, &attrs);
-    }
+    state.telemetry.record_review(&review.entity_type, review.rating as u64, created);
 }
 
 /// `GET /health`: the process is alive.

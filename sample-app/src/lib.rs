@@ -14,6 +14,7 @@ pub mod http_metrics;
 pub mod logging;
 pub mod middleware;
 pub mod model;
+pub mod routes;
 pub mod server;
 pub mod span_processor;
 pub mod telemetry;

@@ -4,13 +4,15 @@
 //! carrying trace and span ids.
 
 use crate::app::AppState;
+use crate::routes::RouteEntry;
+use crate::telemetry::TRACEPARENT;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{HOST, USER_AGENT};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,23 +23,22 @@ pub const UNMATCHED_HANDLER: &str = "none";
 /// (client disconnect), so the gauges never drift.
 struct InFlight<'a> {
     state: &'a AppState,
-    handler: &'a str,
-    method: &'a str,
+    entry: &'a RouteEntry,
     start: Instant,
     status: u16,
-    attrs: Option<[KeyValue; 2]>,
+    /// Whether `reviews.active_requests` was incremented for this request.
+    counted: bool,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
         if self.state.metrics_enabled {
-            self.state.http_metrics.finish(self.handler, self.method, self.status, self.start.elapsed());
+            self.state.http_metrics.finish(self.entry.handler, self.entry.method, self.status, elapsed);
         }
-        if let (Some(ins), Some(attrs)) = (self.state.telemetry.instruments(), &self.attrs) {
-            ins.active_requests.add(-1, attrs);
-            let mut with_status = attrs.to_vec();
-            with_status.push(KeyValue::new("http.response.status_code", i64::from(self.status)));
-            ins.processing_time.record(self.start.elapsed().as_secs_f64() * 1000.0, &with_status);
+        if let (true, Some(ins)) = (self.counted, &self.entry.instruments) {
+            ins.active.add(-1);
+            ins.record_processing_time(self.status, elapsed.as_secs_f64() * 1000.0);
         }
     }
 }
@@ -46,12 +47,12 @@ impl Drop for InFlight<'_> {
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method: &'static str = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let handler = route.as_deref().unwrap_or(UNMATCHED_HANDLER).to_owned();
+    let entry = state.routes.get(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), method);
+    let handler = entry.handler;
     if state.metrics_enabled {
-        state.http_metrics.start(&handler, method);
+        state.http_metrics.start(handler, method);
     }
-    let mut guard = InFlight { state: &state, handler: &handler, method, start, status: 500, attrs: None };
+    let mut guard = InFlight { state: &state, entry: &entry, start, status: 500, counted: false };
 
     let Some(tracer) = state.telemetry.tracer() else {
         let resp = next.run(req).await;
@@ -63,11 +64,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         return resp;
     };
 
-    let inst_attrs = [KeyValue::new("http.request.method", method), KeyValue::new("http.route", handler.clone())];
-    if let Some(ins) = state.telemetry.instruments() {
-        ins.active_requests.add(1, &inst_attrs);
+    if let Some(ins) = &entry.instruments {
+        ins.active.add(1);
+        guard.counted = true;
     }
-    guard.attrs = Some(inst_attrs);
 
     if state.telemetry.stats.export_paused() {
         // Span export is backing off (collector down): the span would be
@@ -76,7 +76,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         // still record (they are aggregated, not queued).
         state.telemetry.stats.spans_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // An incoming trace context is still passed on to upstream calls.
-        let resp = if req.headers().contains_key("traceparent") {
+        let resp = if req.headers().contains_key(&TRACEPARENT) {
             let parent = state.telemetry.extract(req.headers());
             next.run(req).with_context(parent).await
         } else {
@@ -91,18 +91,51 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     }
 
     let parent = state.telemetry.extract(req.headers());
-    let name = match &route {
-        Some(r) => format!("{method} {r}"),
-        None => method.to_owned(),
+    let span = tracer
+        .span_builder(entry.span_name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(request_attributes(&req, &entry))
+        .start_with_context(tracer, &parent);
+    let cx = parent.with_span(span);
+
+    let resp = next.run(req).with_context(cx.clone()).await;
+    let status = resp.status().as_u16();
+    guard.status = status;
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+    if status >= 500 {
+        // Server spans: only 5xx are errors (4xx are the client's fault).
+        span.set_attribute(KeyValue::new("error.type", status.to_string()));
+        span.set_status(Status::error(format!("HTTP {status}")));
+    }
+    span.end();
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        let sc = span.span_context();
+        tracing::info!(target: "access", trace_id = %sc.trace_id(), span_id = %sc.span_id(),
+            method = %method, route = %handler, status = status,
+            duration_ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+    }
+    resp
+}
+
+/// The server span's request attributes (HTTP semantic conventions). Fixed
+/// strings are `&'static str` and the vector has room for the attributes
+/// added when the response is known, so the only allocations are for the
+/// values that come from the request itself.
+fn request_attributes(req: &Request, entry: &RouteEntry) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(12);
+    let path = req.uri().path();
+    attrs.push(KeyValue::new("http.request.method", entry.method));
+    // A route without parameters is its own path: no copy needed.
+    let path: Value = match entry.route {
+        Some(r) if r == path => r.into(),
+        _ => path.to_owned().into(),
     };
-    let mut attrs = vec![
-        KeyValue::new("http.request.method", method),
-        KeyValue::new("url.path", req.uri().path().to_owned()),
-        KeyValue::new("url.scheme", "http"),
-        KeyValue::new("network.protocol.version", protocol_version(&req)),
-    ];
-    if let Some(r) = &route {
-        attrs.push(KeyValue::new("http.route", r.clone()));
+    attrs.push(KeyValue::new("url.path", path));
+    attrs.push(KeyValue::new("url.scheme", "http"));
+    attrs.push(KeyValue::new("network.protocol.version", protocol_version(req)));
+    if let Some(r) = entry.route {
+        attrs.push(KeyValue::new("http.route", r));
     }
     if let Some(q) = req.uri().query() {
         attrs.push(KeyValue::new("url.query", q.to_owned()));
@@ -117,31 +150,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     if let Some(ua) = req.headers().get(USER_AGENT).and_then(|h| h.to_str().ok()) {
         attrs.push(KeyValue::new("user_agent.original", ua.to_owned()));
     }
-    let span = tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Server)
-        .with_attributes(attrs)
-        .start_with_context(tracer, &parent);
-    let cx = parent.with_span(span);
-
-    let resp = next.run(req).with_context(cx.clone()).await;
-    let status = resp.status().as_u16();
-    guard.status = status;
-    let span = cx.span();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
-    if status >= 500 {
-        // Server spans: only 5xx are errors (4xx are the client's fault).
-        span.set_attribute(KeyValue::new("error.type", status.to_string()));
-        span.set_status(Status::error(format!("HTTP {status}")));
-    }
-    let sc = span.span_context().clone();
-    span.end();
-    if tracing::enabled!(target: "access", tracing::Level::INFO) {
-        tracing::info!(target: "access", trace_id = %sc.trace_id(), span_id = %sc.span_id(),
-            method = %method, route = %handler, status = status,
-            duration_ms = start.elapsed().as_secs_f64() * 1000.0, "request");
-    }
-    resp
+    attrs
 }
 
 /// Method label: the standard methods as themselves, anything else as

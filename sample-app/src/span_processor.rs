@@ -317,8 +317,16 @@ async fn export<E: SpanExporter>(
 
 /// Takes everything buffered and exports it in batches.
 async fn drain<E: SpanExporter>(exporter: &E, shared: &Shared, health: &mut Health) {
-    let spans = std::mem::take(&mut *shared.lock());
     let size = shared.settings.max_export_batch_size.max(1);
+    // The buffer is swapped for one that already has a batch's capacity
+    // (allocated outside the lock), so the request threads pushing into it
+    // do not regrow it from empty (each growth copies every queued span).
+    let mut spans = Vec::with_capacity(size);
+    std::mem::swap(&mut spans, &mut *shared.lock());
+    if spans.len() <= size {
+        // The common case: at most one batch, exported as it is.
+        return export(exporter, &mut spans, shared.settings.export_timeout, &shared.stats, health).await;
+    }
     let mut spans = spans.into_iter().peekable();
     while spans.peek().is_some() {
         let mut batch: Vec<SpanData> = spans.by_ref().take(size).collect();

@@ -7,7 +7,9 @@
 
 use crate::span_processor::{BackoffSampler, BatchSettings, BoundedBatchProcessor, ExportStats};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter};
+use opentelemetry::metrics::{
+    BoundCounter, BoundHistogram, Counter, Histogram, Meter, MeterProvider as _, UpDownCounter,
+};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
@@ -19,8 +21,11 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, Span};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// The W3C trace-context request header.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Default `service.name` when neither `OTEL_SERVICE_NAME` nor
 /// `OTEL_RESOURCE_ATTRIBUTES` names the service.
@@ -110,6 +115,20 @@ impl Instruments {
     }
 }
 
+/// How many entity types get bound `reviews.created`/`reviews.rating`
+/// handles. Entity types come from request bodies, so the bound set is
+/// capped; reviews of further types are recorded through the unbound
+/// instruments (same data, just the per-measurement attribute lookup).
+const MAX_BOUND_ENTITY_TYPES: usize = 64;
+
+/// `reviews.created` and `reviews.rating` bound to one `entity_type`.
+#[derive(Debug)]
+struct EntityTypeInstruments {
+    entity_type: Box<str>,
+    created: BoundCounter<u64>,
+    rating: BoundHistogram<u64>,
+}
+
 #[derive(Debug)]
 struct Enabled {
     tracer: SdkTracer,
@@ -117,6 +136,7 @@ struct Enabled {
     meter_provider: SdkMeterProvider,
     propagator: TraceContextPropagator,
     instruments: Instruments,
+    by_entity_type: RwLock<Vec<EntityTypeInstruments>>,
 }
 
 /// The service's telemetry handle; see the module docs.
@@ -220,6 +240,7 @@ impl Telemetry {
                 meter_provider,
                 propagator: TraceContextPropagator::new(),
                 instruments,
+                by_entity_type: RwLock::new(Vec::new()),
             }),
         })
     }
@@ -239,10 +260,51 @@ impl Telemetry {
         self.inner.as_ref().map(|e| &e.instruments)
     }
 
+    /// Records a stored review: its rating in `reviews.rating` and, when
+    /// `created`, one `reviews.created`, both by entity type.
+    pub fn record_review(&self, entity_type: &str, rating: u64, created: bool) {
+        let Some(e) = &self.inner else { return };
+        let record = |b: &EntityTypeInstruments| {
+            if created {
+                b.created.add(1);
+            }
+            b.rating.record(rating);
+        };
+        {
+            let bound = e.by_entity_type.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = bound.iter().find(|b| &*b.entity_type == entity_type) {
+                return record(b);
+            }
+        }
+        let mut bound = e.by_entity_type.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = bound.iter().find(|b| &*b.entity_type == entity_type) {
+            return record(b);
+        }
+        let attrs = [KeyValue::new("entity_type", entity_type.to_owned())];
+        if bound.len() >= MAX_BOUND_ENTITY_TYPES {
+            drop(bound);
+            if created {
+                e.instruments.created.add(1, &attrs);
+            }
+            return e.instruments.rating.record(rating, &attrs);
+        }
+        let b = EntityTypeInstruments {
+            entity_type: entity_type.into(),
+            created: e.instruments.created.bind(&attrs),
+            rating: e.instruments.rating.bind(&attrs),
+        };
+        record(&b);
+        bound.push(b);
+    }
+
     /// Parent context from an incoming request's `traceparent`.
     pub fn extract(&self, headers: &HeaderMap) -> Context {
         match &self.inner {
-            Some(e) => e.propagator.extract(&HeaderExtractor(headers)),
+            // Without `traceparent` there is nothing to extract (`tracestate`
+            // alone is ignored by the spec), so skip the propagator's header
+            // scan: the result would be the current context anyway.
+            Some(e) if headers.contains_key(&TRACEPARENT) => e.propagator.extract(&HeaderExtractor(headers)),
+            Some(_) => Context::current(),
             None => Context::new(),
         }
     }
