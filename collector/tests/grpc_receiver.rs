@@ -93,7 +93,12 @@ async fn malformed_requests_get_invalid_argument_and_good_ones_arrive_intact() {
         ("invalid UTF-8 in a string field", EXPORT, bad_utf8, Code::InvalidArgument),
         ("wrong wire type", EXPORT, vec![0x08, 0x01], Code::InvalidArgument),
         ("over max_recv_msg_size_mib", EXPORT, vec![0u8; 2 << 20], Code::OutOfRange),
-        ("unknown method", "/opentelemetry.proto.collector.trace.v1.TraceService/Nope", good_bytes.clone(), Code::Unimplemented),
+        (
+            "unknown method",
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Nope",
+            good_bytes.clone(),
+            Code::Unimplemented,
+        ),
     ];
     for (what, path, body, want) in cases {
         assert_eq!(send_raw(&channel, path, body).await, want, "{what}");
