@@ -17,58 +17,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as V};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use telemetry_collector::raw_codec::RawCodec;
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const SPANS_PER_REQUEST: u64 = 100;
 
-// ---------------------------------------------------------------------------------------------
-// Raw bytes codec: the generator sends pre-encoded requests, the sink never decodes them.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-#[derive(Debug)]
-struct RawEnc;
-#[derive(Debug)]
-struct RawDec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEnc;
-    type Decoder = RawDec;
-    fn encoder(&mut self) -> RawEnc {
-        RawEnc
-    }
-    fn decoder(&mut self) -> RawDec {
-        RawDec
-    }
-}
-
-impl Encoder for RawEnc {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}
+// The generator sends pre-encoded requests and the sink never decodes them, both through the
+// collector's own bytes codec (`RawCodec`).
 
 /// Reads a protobuf varint.
 fn varint(b: &mut &[u8]) -> Option<u64> {
@@ -140,11 +103,11 @@ impl tonic::server::NamedService for Sink {
 struct Count(Arc<AtomicU64>);
 
 impl tonic::server::UnaryService<Bytes> for Count {
-    type Response = Bytes;
-    type Future = std::future::Ready<Result<Response<Bytes>, Status>>;
+    type Response = Vec<Bytes>;
+    type Future = std::future::Ready<Result<Response<Vec<Bytes>>, Status>>;
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         self.0.fetch_add(count_spans(req.get_ref()), Ordering::Relaxed);
-        std::future::ready(Ok(Response::new(Bytes::new())))
+        std::future::ready(Ok(Response::new(Vec::new())))
     }
 }
 
@@ -282,7 +245,7 @@ async fn load(endpoint: SocketAddr, dur: Duration, conns: usize, inflight: usize
                     let body = payloads[i % payloads.len()].clone();
                     i += 1;
                     let path = http::uri::PathAndQuery::from_static(PATH);
-                    match grpc.unary::<Bytes, Bytes, _>(Request::new(body), path, RawCodec).await {
+                    match grpc.unary::<Vec<Bytes>, Bytes, _>(Request::new(vec![body]), path, RawCodec).await {
                         Ok(_) => stats.ok.fetch_add(SPANS_PER_REQUEST, Ordering::Relaxed),
                         Err(_) => stats.err.fetch_add(1, Ordering::Relaxed),
                     };

@@ -36,6 +36,9 @@ impl Encoder for RawEncoder {
     type Item = Vec<Bytes>;
     type Error = Status;
     fn encode(&mut self, chunks: Vec<Bytes>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        // One allocation for the whole batch: growing by doubling would copy a multi-MiB
+        // batch several times over.
+        buf.reserve(chunks.iter().map(Bytes::len).sum());
         for chunk in chunks {
             buf.put(chunk);
         }

@@ -192,16 +192,7 @@ mod tests {
     use crate::pdata::tests::traces;
 
     fn names(d: Data) -> Vec<String> {
-        match d.decode().unwrap() {
-            Payload::Traces(r) => r
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| s.name.clone())
-                .collect(),
-            _ => vec![],
-        }
+        crate::pdata::tests::names(&d.decode().unwrap())
     }
 
     fn encoded(resources: usize, scopes: usize, spans: usize) -> Data {

@@ -197,7 +197,8 @@ pub(crate) mod tests {
         })
     }
 
-    fn names(p: &Payload) -> Vec<String> {
+    /// Span names in order.
+    pub(crate) fn names(p: &Payload) -> Vec<String> {
         match p {
             Payload::Traces(r) => r
                 .resource_spans

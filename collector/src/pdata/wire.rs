@@ -158,18 +158,23 @@ pub enum WireError {
     BadGroup(usize),
 }
 
-/// A cursor over one message's bytes; offsets in errors are relative to the whole request.
+/// A cursor over one message's bytes. `base` is where they start in the whole request, so errors
+/// name offsets into what the client sent.
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
-    end: usize,
+    base: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn at(&self) -> usize {
+        self.base + self.pos
+    }
+
     #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
         // Keys and most lengths are one byte.
-        match self.buf[..self.end].get(self.pos) {
+        match self.buf.get(self.pos) {
             Some(&byte) if byte < 0x80 => {
                 self.pos += 1;
                 Ok(u64::from(byte))
@@ -180,10 +185,9 @@ impl Reader<'_> {
 
     #[cold]
     fn varint_slow(&mut self) -> Result<u64, WireError> {
-        let start = self.pos;
-        let bytes = &self.buf[start..self.end];
+        let start = self.at();
         let mut value = 0u64;
-        for (i, &byte) in bytes.iter().take(10).enumerate() {
+        for (i, &byte) in self.buf[self.pos..].iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte < 0x80 {
                 // The tenth byte may only carry the 64th bit.
@@ -197,18 +201,28 @@ impl Reader<'_> {
         Err(WireError::BadVarint(start))
     }
 
-    fn take(&mut self, len: u64) -> Result<usize, WireError> {
-        let start = self.pos;
-        if len > (self.end - self.pos) as u64 {
-            return Err(WireError::Truncated(start));
+    /// Advances over `len` bytes and returns them.
+    #[inline]
+    fn take(&mut self, len: u64) -> Result<&'a [u8], WireError> {
+        let rest = &self.buf[self.pos..];
+        if len > rest.len() as u64 {
+            return Err(WireError::Truncated(self.at()));
         }
         self.pos += len as usize;
-        Ok(start)
+        Ok(&rest[..len as usize])
+    }
+
+    /// A length-delimited field's contents.
+    #[inline]
+    fn delimited(&mut self) -> Result<&'a [u8], WireError> {
+        let len = self.varint()?;
+        self.take(len)
     }
 
     /// Reads a field key: (field number, wire type).
+    #[inline]
     fn key(&mut self) -> Result<(u32, u8), WireError> {
-        let at = self.pos;
+        let at = self.at();
         let key = self.varint()?;
         let wire_type = (key & 7) as u8;
         if key > u64::from(u32::MAX) || wire_type > 5 || key >> 3 == 0 {
@@ -218,62 +232,51 @@ impl Reader<'_> {
     }
 }
 
-/// Walks one message's fields in `r` up to `r.end`, counting items into `items`. `budget` is
-/// prost's remaining recursion allowance for this message's fields.
+/// Walks one message's fields, counting items into `items`. `budget` is prost's remaining
+/// recursion allowance for this message's fields.
 fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> Result<(), WireError> {
-    while r.pos < r.end {
-        let at = r.pos;
+    while r.pos < r.buf.len() {
+        let at = r.at();
         let (tag, wire_type) = r.key()?;
-        let kind = schema.field(tag);
-        let expected = match kind {
-            Kind::Unknown => {
-                skip(r, tag, wire_type, budget)?;
-                continue;
-            }
-            Kind::Varint => 0,
-            Kind::Fixed64 => 1,
-            Kind::Str | Kind::Bytes | Kind::Message(_) => 2,
-            Kind::Fixed32 => 5,
-        };
-        if wire_type != expected {
-            return Err(WireError::WrongWireType { tag, got: wire_type, expected, at });
-        }
-        match kind {
-            Kind::Varint => {
+        let wrong = |expected| WireError::WrongWireType { tag, got: wire_type, expected, at };
+        match (schema.field(tag), wire_type) {
+            (Kind::Unknown, _) => skip(r, tag, wire_type, budget)?,
+            (Kind::Varint, 0) => {
                 r.varint()?;
             }
-            Kind::Fixed64 => {
+            (Kind::Fixed64, 1) => {
                 r.take(8)?;
             }
-            Kind::Fixed32 => {
+            (Kind::Fixed32, 5) => {
                 r.take(4)?;
             }
-            Kind::Bytes => {
-                let len = r.varint()?;
-                r.take(len)?;
+            (Kind::Bytes, 2) => {
+                r.delimited()?;
             }
-            Kind::Str => {
-                let len = r.varint()?;
-                let start = r.take(len)?;
-                let text = &r.buf[start..r.pos];
+            (Kind::Str, 2) => {
+                let start = r.at();
+                let text = r.delimited()?;
                 // Attribute keys and values are nearly always ASCII, which is much cheaper to check.
                 if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                     return Err(WireError::BadUtf8 { tag, at: start });
                 }
             }
-            Kind::Message(inner) => {
+            (Kind::Message(inner), 2) => {
                 if budget == 0 {
                     return Err(WireError::TooDeep(at));
                 }
                 let len = r.varint()?;
-                let start = r.take(len)?;
-                let mut sub = Reader { buf: r.buf, pos: start, end: r.pos };
+                let base = r.at();
+                let mut sub = Reader { buf: r.take(len)?, pos: 0, base };
                 walk(&mut sub, inner, budget - 1, items)?;
                 if tag == schema.items {
                     *items += 1;
                 }
             }
-            Kind::Unknown => unreachable!("handled above"),
+            (Kind::Varint, _) => return Err(wrong(0)),
+            (Kind::Fixed64, _) => return Err(wrong(1)),
+            (Kind::Fixed32, _) => return Err(wrong(5)),
+            (Kind::Bytes | Kind::Str | Kind::Message(_), _) => return Err(wrong(2)),
         }
     }
     Ok(())
@@ -281,7 +284,7 @@ fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> 
 
 /// Skips an unknown field the way prost does, groups included.
 fn skip(r: &mut Reader<'_>, tag: u32, wire_type: u8, budget: u32) -> Result<(), WireError> {
-    let at = r.pos;
+    let at = r.at();
     if budget == 0 {
         return Err(WireError::TooDeep(at));
     }
@@ -293,8 +296,7 @@ fn skip(r: &mut Reader<'_>, tag: u32, wire_type: u8, budget: u32) -> Result<(), 
             r.take(8)?;
         }
         2 => {
-            let len = r.varint()?;
-            r.take(len)?;
+            r.delimited()?;
         }
         3 => loop {
             let (inner_tag, inner_type) = r.key()?;
@@ -334,7 +336,7 @@ pub fn supports(signal: Signal) -> bool {
 pub fn validate(signal: Signal, buf: &[u8]) -> Option<Result<usize, WireError>> {
     let schema = request_schema(signal)?;
     let mut items = 0;
-    let mut r = Reader { buf, pos: 0, end: buf.len() };
+    let mut r = Reader { buf, pos: 0, base: 0 };
     Some(walk(&mut r, schema, RECURSION_LIMIT, &mut items).map(|()| items))
 }
 
