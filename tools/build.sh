@@ -11,7 +11,7 @@
 # a temporary folder first and is renamed into place, so an interrupted build never
 # leaves a half-filled cache entry behind.
 #
-# Usage: tools/build.sh [all|etcd|kubernetes|kwok|helm|otelcol]...
+# Usage: tools/build.sh [all|etcd|kubernetes|kwok|helm|otelcol|coredns]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,7 +75,9 @@ build_kubernetes() {
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -91,6 +93,10 @@ build_otelcol() {
   (cd "$here/otelcol/dist" && go build -ldflags "-s -w" -o "$1/otelcol" .)
 }
 
+build_coredns() {
+  (cd "$here/coredns" && go build -ldflags "-s -w" -o "$1/coredns" .)
+}
+
 build_helm() {
   GOBIN=$1 go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
@@ -101,12 +107,13 @@ build() {
     etcd) install_build etcd v3.6 "$(key_of build_etcd "$here"/etcd/go.* "$here"/etcd/main.go)" build_etcd ;;
     kwok) install_build kwok "$KWOK_VERSION" "$(key_of build_kwok)" build_kwok ;;
     helm) install_build helm "$HELM_VERSION" "$(key_of build_helm)" build_helm ;;
+    coredns) install_build coredns v1.15.0 "$(key_of build_coredns "$here"/coredns/*)" build_coredns ;;
     otelcol) install_build otelcol v0.155.0 "$(key_of build_otelcol "$here"/otelcol/dist/*)" build_otelcol ;;
     *) log "unknown target: $1"; exit 2 ;;
   esac
 }
 
 targets=${*:-all}
-[ "$targets" = all ] && targets="etcd kubernetes kwok helm otelcol"
+[ "$targets" = all ] && targets="etcd kubernetes kwok helm otelcol coredns"
 for target in $targets; do build "$target"; done
 echo "$cache/bin"
