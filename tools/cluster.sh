@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Starts a real local Kubernetes control plane on loopback and keeps it running in the
-# foreground until SIGINT/SIGTERM, then stops every process it started and removes its
-# state. Two kinds:
+# Starts a real local Kubernetes cluster and keeps it running in the foreground until
+# SIGINT/SIGTERM, then stops every process it started and removes its state. Three kinds:
 #
 #   tools/cluster.sh apiserver [--dir DIR]   etcd + kube-apiserver only (integration tests):
 #                                            real API machinery, no controllers, no nodes.
 #   tools/cluster.sh kwok [--dir DIR]        kwokctl "binary" cluster (end-to-end tests, demo):
 #                                            apiserver, controller-manager, scheduler, kwok
 #                                            with fake nodes, so Deployments become Available.
+#   tools/cluster.sh node [--dir DIR]        a real node (root only): the control plane plus
+#                                            containerd, runc, kubelet, kube-proxy, CNI bridge
+#                                            and CoreDNS, in a network namespace of its own,
+#                                            with the images of tools/images.sh imported, so
+#                                            pods really run (tools/node/node.sh).
 #
-# Both pick free ports, write DIR/kubeconfig, and print "READY DIR/kubeconfig" on stdout
-# once /readyz answers ok. DIR defaults to a new temporary folder, removed on exit.
-# Binaries come from tools/build.sh (built on demand).
+# Each writes DIR/kubeconfig and prints "READY DIR/kubeconfig" on stdout once the cluster is
+# usable (the API server's /readyz; for a node also the node Ready and CoreDNS Available).
+# DIR defaults to a new temporary folder, removed on exit. Binaries come from tools/build.sh
+# (built on demand).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,11 +31,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $kind in
-  apiserver | kwok) ;;
-  *) echo "usage: tools/cluster.sh apiserver|kwok [--dir DIR]" >&2; exit 2 ;;
+  apiserver | kwok | node) ;;
+  *) echo "usage: tools/cluster.sh apiserver|kwok|node [--dir DIR]" >&2; exit 2 ;;
 esac
 
 bin=$("$here/build.sh" etcd kubernetes $([ "$kind" = kwok ] && echo kwok) | tail -n 1)
+# shellcheck source=node/node.sh
+source "$here/node/node.sh"
 [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/telemetry-cluster.XXXXXX")
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -44,18 +51,9 @@ log() { printf '[cluster] %s\n' "$*" >&2; }
 # readiness wait below would surface as a start-up failure with the log path.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-stopped=false
-stop() {
-  $stopped && return
-  stopped=true
-  trap - INT TERM EXIT
-  log "stopping $kind cluster"
-  [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true
-  if [ "$kind" = kwok ]; then
-    KWOK_WORKDIR="$dir/kwok" "$bin/kwokctl" delete cluster --name "$cluster_name" >/dev/null 2>&1 || true
-  fi
-  # Newest first (the API server before its etcd); a throwaway cluster gets 5 s to
-  # exit gracefully and is then killed, so stopping never hangs on watch draining.
+# Newest first (the API server before its etcd); a throwaway cluster gets 5 s to
+# exit gracefully and is then killed, so stopping never hangs on watch draining.
+stop_processes() {
   local i pid deadline
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     pid=${pids[i]}
@@ -65,6 +63,23 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  pids=()
+}
+
+stopped=false
+stop() {
+  $stopped && return
+  stopped=true
+  trap - INT TERM EXIT
+  # Teardown goes on past any failing step: a cluster half stopped is worse than a warning.
+  set +e +o pipefail
+  log "stopping $kind cluster"
+  [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true
+  case $kind in
+    kwok) KWOK_WORKDIR="$dir/kwok" "$bin/kwokctl" delete cluster --name "$cluster_name" >/dev/null 2>&1 || true ;;
+    node) stop_node ;;
+  esac
+  stop_processes
   $keep || rm -rf "$dir"
 }
 trap stop EXIT

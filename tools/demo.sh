@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# The main job: what a platform team does with this project, end to end, on a local
-# cluster built from real Kubernetes binaries (no container engine needed).
+# The main job: what a platform team does with this project, end to end, on a real single-node
+# Kubernetes cluster built on this machine (no container engine, no registry, no internet):
 #
-#   1. builds the control plane, helm, the operator and the collector;
-#   2. starts a kwok cluster (real apiserver, controller-manager, scheduler; fake nodes);
-#   3. `helm install`s charts/telemetry-operator (CRDs, RBAC, the operator Deployment);
-#   4. runs the operator binary against the cluster (kwok nodes run no containers, so the
-#      in-cluster replicas are stand-ins; the real process runs here, with the same RBAC-free
-#      admin kubeconfig a developer would use);
-#   5. `kubectl apply`s examples/: the reviews Deployment, a TelemetryPipeline, an
-#      InstrumentedService; waits for both to be Ready;
-#   6. shows what the operator made: the collector's objects, its validated config (also
-#      checked by our collector's and the upstream collector's own `validate`), and the env and annotations
-#      injected into the reviews Deployment.
+#   1. builds the Kubernetes binaries, helm, the upstream collector and CoreDNS from Go modules,
+#      and our three programs as container images (tools/build.sh, tools/images.sh; cached);
+#   2. starts a real node (tools/cluster.sh node: containerd, kubelet, kube-proxy, CoreDNS) in
+#      a network namespace of its own;
+#   3. `helm install`s charts/telemetry-operator: the operator runs as a pod;
+#   4. starts an Alloy stand-in (the upstream collector receiving OTLP, tools/node/alloy-standin.yaml)
+#      and `kubectl apply`s examples/ with the Grafana Cloud exporter switched off, so nothing
+#      leaves the machine: the reviews service, the `main` TelemetryPipeline, its InstrumentedService,
+#      and an `agent` pipeline (DaemonSet with host metrics);
+#   5. sends traffic to the reviews Service from a pod;
+#   6. shows what arrived: spans at the Alloy stand-in, and PromQL results from a real Prometheus
+#      server scraping the collector's :8889 (request rate by route, host CPU).
 #
+# Needs root (network namespace, containerd, kubelet).
 # Usage: tools/demo.sh [--keep]   (--keep leaves the cluster running until Ctrl-C)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 keep=false
 [ "${1:-}" = --keep ] && keep=true
+[ "$(id -u)" -eq 0 ] || { echo "tools/demo.sh runs a real node and needs root" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/telemetry-demo.XXXXXX")
+chmod 755 "$work"
 pids=()
 cleanup() {
   local pid
@@ -34,22 +38,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+start=$SECONDS
+say() { printf '\n\033[1m==> %s\033[0m (%ss)\n' "$*" "$((SECONDS - start))"; }
+# until_true SECONDS WHAT COMMAND...: waits for COMMAND to succeed (never a fixed sleep).
+until_true() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out after ${timeout}s waiting for $what" >&2; return 1; }
+    sleep 1
+  done
+}
 
-say "Building kube-apiserver, etcd, kwok, helm, otelcol (cached after the first run)"
+say "Building Kubernetes, helm, otelcol and CoreDNS from Go modules (first run: ~20 min; cached after)"
 bin=$("$root/tools/build.sh" all | tail -n 1)
 export PATH="$bin:$PATH"
+say "Building our images: telemetry-operator, telemetry-collector, reviews-service (first run: ~8 min)"
+CARGO_TERM_PROGRESS_WHEN=never "$root/tools/images.sh" | tail -n 1 >/dev/null
 
-say "Building telemetry-operator and telemetry-collector"
-cargo build --release --locked -p telemetry-operator -p telemetry-collector --manifest-path "$root/Cargo.toml" 2>&1 | tail -n 2
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-operator="$target_dir/release/telemetry-operator"
-collector="$target_dir/release/telemetry-collector"
-
-say "Starting a kwok cluster"
+say "Starting a real node (containerd, kubelet, kube-proxy, CoreDNS)"
 mkfifo "$work/cluster.out"
-bash "$root/tools/cluster.sh" kwok --dir "$work/cluster" >"$work/cluster.out" 2>"$work/cluster.log" &
+NODE_IMAGES_SKIP_CARGO=1 bash "$root/tools/cluster.sh" node --dir "$work/cluster" >"$work/cluster.out" 2>"$work/cluster.log" &
 pids+=($!)
 read -r ready kubeconfig <"$work/cluster.out" || true
 if [ "${ready:-}" != READY ]; then
@@ -57,51 +66,106 @@ if [ "${ready:-}" != READY ]; then
   exit 1
 fi
 export KUBECONFIG=$kubeconfig
-kubectl version | tail -n 1
-kubectl get nodes
+kubectl get nodes -o wide
 
-say "helm install charts/telemetry-operator"
+say "helm install charts/telemetry-operator (the operator runs as a pod)"
 helm install telemetry-operator "$root/charts/telemetry-operator" \
-  --namespace telemetry-system --create-namespace --wait --timeout 2m
-kubectl get crd | grep telemetry.thereview.dev
-kubectl -n telemetry-system get deployment
+  --namespace telemetry-system --create-namespace --wait --timeout 3m
+kubectl -n telemetry-system get pods -o wide
 
-say "Running the operator against the cluster (log: $work/operator.log)"
-RUST_LOG=info "$operator" run --metrics-addr 127.0.0.1:0 --lease-namespace telemetry-system \
-  >"$work/operator.log" 2>&1 &
-pids+=($!)
+say "An Alloy stand-in in namespace monitoring (the upstream collector, receiving OTLP)"
+mkdir -p "$work/alloy" && chmod 777 "$work/alloy"
+kubectl create namespace monitoring >/dev/null
+sed "s#@OUT_DIR@#$work/alloy#" "$root/tools/node/alloy-standin.yaml" | kubectl -n monitoring apply -f - >/dev/null
+kubectl -n monitoring rollout status deployment/alloy --timeout=2m
 
-say "kubectl apply -f examples/"
+say "kubectl apply -f examples/ (the Grafana Cloud exporter switched off: nothing leaves this machine)"
 kubectl create namespace demo
 kubectl -n demo apply -f "$root/examples/reviews-deployment.yaml"
-kubectl -n demo apply -f "$root/examples/pipeline.yaml"
+# Every exporter of the example that points outside the cluster (https://...) is removed.
+kubectl create --dry-run=client -o json -f "$root/examples/pipeline.yaml" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for item in doc.get("items", [doc]):
+    exporters = item.get("spec", {}).get("exporters", {})
+    if "otlp" in exporters:
+        exporters["otlp"] = [e for e in exporters["otlp"] if not e["endpoint"].startswith("https://")]
+    if item["kind"] == "TelemetryPipeline":
+        item["spec"]["receivers"]["prometheus"]["scrapeInterval"] = "5s"
+json.dump(doc, sys.stdout)' | kubectl -n demo apply -f -
 kubectl -n demo apply -f "$root/examples/instrumented-service.yaml"
+# The node agent: one collector per node reporting the node's own CPU, memory and filesystems.
+kubectl -n demo apply -f - <<'EOF'
+apiVersion: telemetry.thereview.dev/v1alpha1
+kind: TelemetryPipeline
+metadata: {name: agent}
+spec:
+  mode: daemonset
+  receivers:
+    otlp: {enabled: false}
+    hostMetrics: {collectionInterval: 5s, scrapers: [cpu, memory, filesystem, load]}
+  exporters:
+    otlp:
+      - {name: alloy, protocol: grpc, endpoint: "http://alloy.monitoring.svc:4317", tls: {insecure: true}}
+    prometheus: {}
+EOF
+kubectl -n demo wait --for=condition=Ready telemetrypipeline/main telemetrypipeline/agent instrumentedservice/reviews --timeout=3m
+kubectl -n demo rollout status deployment/reviews --timeout=2m
+kubectl -n demo get telemetrypipelines,instrumentedservices,pods
 
-say "Waiting for the pipeline and the instrumented service to be Ready"
-if ! kubectl -n demo wait --for=condition=Ready telemetrypipeline/main instrumentedservice/reviews --timeout=120s; then
-  kubectl -n demo get telemetrypipeline,instrumentedservice -o yaml
-  tail -n 40 "$work/operator.log"
-  exit 1
-fi
-kubectl -n demo get telemetrypipelines,instrumentedservices
-kubectl -n demo get configmap,deployment,service,serviceaccount,role,rolebinding -l app.kubernetes.io/managed-by=telemetry-operator
+say "Traffic: 40 requests to http://reviews.demo.svc:8000 from a pod"
+kubectl -n demo run traffic --image=localhost/thereview/busybox:1.35 --image-pull-policy=Never --restart=Never \
+  --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"traffic","image":"localhost/thereview/busybox:1.35","imagePullPolicy":"Never","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}},"command":["sh","-c","for i in $(seq 1 20); do wget -q -O /dev/null --header content-type:application/json --post-data \"{\\\"entity_type\\\":\\\"product\\\",\\\"entity_id\\\":\\\"p-$i\\\",\\\"rating\\\":5,\\\"title\\\":\\\"great\\\",\\\"comment\\\":\\\"works\\\",\\\"author\\\":\\\"demo\\\"}\" http://reviews.demo.svc:8000/api/v1/reviews && wget -q -O /dev/null http://reviews.demo.svc:8000/api/v1/reviews; done; echo sent 40"]}]}}' \
+  >/dev/null
+until_true 120 "the traffic pod" sh -c '[ "$(kubectl -n demo get pod traffic -o jsonpath={.status.phase})" = Succeeded ]'
+kubectl -n demo logs traffic
 
-say "The collector config the operator rendered and validated"
-kubectl -n demo get configmap main-collector -o jsonpath='{.data.collector\.yaml}' >"$work/collector.yaml"
-cat "$work/collector.yaml"
-say "Checked by our collector and by the upstream OpenTelemetry Collector's own validate command"
-# The config reads credentials from env vars the collector Pod gets from the Secret;
-# validation needs them set, so give it placeholders.
-placeholders=$(grep -o '\${env:[A-Z0-9_]*}' "$work/collector.yaml" | sort -u | sed 's/\${env:\(.*\)}/\1=placeholder/')
-env $placeholders "$collector" validate --config "$work/collector.yaml" && echo "telemetry-collector validate: ok"
-env $placeholders otelcol validate --config "$work/collector.yaml" && echo "otelcol validate: ok"
+say "What arrived at the Alloy stand-in"
+show() { python3 "$root/tools/node/show_otlp.py" "$work/alloy/alloy.jsonl" "$@"; }
+until_true 120 "spans at the Alloy stand-in" sh -c "[ \$(python3 '$root/tools/node/show_otlp.py' '$work/alloy/alloy.jsonl' --count spans) -gt 0 ]"
+until_true 120 "scraped /metrics at the Alloy stand-in" sh -c "[ \$(python3 '$root/tools/node/show_otlp.py' '$work/alloy/alloy.jsonl' --count scraped) -gt 0 ]"
+show --spans 3
 
-say "What the InstrumentedService injected into the reviews Deployment"
-kubectl -n demo get deployment reviews -o jsonpath='{range .spec.template.spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}'
-kubectl -n demo get deployment reviews -o jsonpath='{.spec.template.metadata.annotations}{"\n"}'
+say "A real Prometheus server scraping the collectors' :8889, queried with PromQL"
+main_ip=$(kubectl -n demo get service main-collector -o jsonpath='{.spec.clusterIP}')
+agent_ip=$(kubectl -n demo get service agent-collector -o jsonpath='{.spec.clusterIP}')
+prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/prometheus.yml" <<EOF
+global: {scrape_interval: 5s}
+scrape_configs:
+  - job_name: telemetry-collector
+    static_configs: [{targets: ["$main_ip:8889", "$agent_ip:8889"]}]
+EOF
+prometheus --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prometheus" \
+  --web.listen-address "127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+promql() {
+  curl -fsS --get "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["data"]["result"]:
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if k not in ("job", "instance"))
+    print(f"    {{{labels}}} {float(r[\"value\"][1]):.3f}")'
+}
+has_result() { [ -n "$(promql "$1")" ]; }
+requests='sum by (handler, method) (rate(reviews_http_requests_total[1m]))'
+cpu='sum by (state) (rate(system_cpu_time_seconds_total[1m]))'
+until_true 120 "request rates in Prometheus" has_result "$requests"
+until_true 120 "host CPU in Prometheus" has_result "$cpu"
+echo "  $requests"
+promql "$requests"
+echo "  $cpu"
+promql "$cpu"
 
-say "Demo complete"
+say "Done in $((SECONDS - start))s"
+printf '  spans at Alloy: %s; OTLP metric items: %s; scraped metric items: %s; Prometheus series from :8889: %s\n' \
+  "$(show --count spans)" "$(show --count metrics)" "$(show --count scraped)" \
+  "$(curl -fsS "http://127.0.0.1:$prom_port/api/v1/query?query=count(%7Bjob%3D%22telemetry-collector%22%7D)" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')"
 if $keep; then
-  echo "Cluster kept: export KUBECONFIG=$KUBECONFIG   (Ctrl-C stops everything)"
+  echo
+  echo "The cluster is kept (Ctrl-C stops everything). Look around:"
+  echo "  export KUBECONFIG=$KUBECONFIG"
+  echo "  kubectl get pods -A; kubectl -n demo get tp,isvc; kubectl -n demo logs deploy/main-collector"
+  echo "  Prometheus: http://127.0.0.1:$prom_port   Alloy stand-in output: $work/alloy/alloy.jsonl"
   wait "${pids[0]}"
 fi

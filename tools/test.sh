@@ -2,10 +2,12 @@
 # Runs every test of the project on this machine, installing what the tests need first:
 #
 #   1. Debian packages listed in tools/apt-packages.txt (promtool, wrk, ...), if missing;
-#   2. the Go-built binaries (tools/build.sh: kube-apiserver, etcd, kwok, helm, otelcol);
-#   3. a Python virtualenv with tools/requirements.txt (OpenTelemetry SDK, FastAPI peer);
-#   4. `cargo fmt --check`, then `cargo test --workspace` (unit, integration against a real API server, end-to-end
-#      on a kwok cluster; each test binary starts the clusters it needs by itself).
+#   2. the Go-built binaries (tools/build.sh: kube-apiserver, kubelet, etcd, kwok, helm, otelcol, CoreDNS);
+#   3. the container images the real node runs (tools/images.sh: release builds of our three
+#      programs, then OCI archives), so no test waits on a release build inside `cargo test`;
+#   4. a Python virtualenv with tools/requirements.txt (OpenTelemetry SDK, FastAPI peer);
+#   5. `cargo fmt --check`, then `cargo test --workspace` (unit, integration against a real API server, end-to-end
+#      on a kwok cluster and on a real node; each test binary starts the clusters it needs by itself).
 #
 # Ends with one summary line, `tests: N passed, N failed`, and exits non-zero on any failure.
 # Arguments replace `--workspace` for `cargo test` (e.g. `tools/test.sh -p telemetry-operator`).
@@ -33,6 +35,11 @@ fi
 step "Go-built binaries (tools/build.sh)"
 export TELEMETRY_TOOLS_BIN
 TELEMETRY_TOOLS_BIN=$("$root/tools/build.sh" all | tail -n 1)
+
+step "Container images (tools/images.sh)"
+"$root/tools/images.sh" >/dev/null
+# The node fixture imports these archives; they are current, so it need not run cargo itself.
+export NODE_IMAGES_SKIP_CARGO=1
 
 step "Python virtualenv (tools/requirements.txt)"
 # Keyed by the requirements' hash: a changed pin makes a new venv, an unchanged one is reused.

@@ -52,6 +52,15 @@ pub async fn kwok() -> &'static Cluster {
     shared(&KWOK, "kwok").await
 }
 
+/// The real single-node cluster of this test binary (`tools/cluster.sh node`: containerd,
+/// kubelet, kube-proxy, CNI bridge and CoreDNS, with our images imported), started on first
+/// use. Pods really run; the kubeconfig works from the host, and pod and Service IPs are
+/// routed from the host to the node. Needs root.
+pub async fn node() -> &'static Cluster {
+    static NODE: OnceLock<Cluster> = OnceLock::new();
+    shared(&NODE, "node").await
+}
+
 async fn shared(cell: &'static OnceLock<Cluster>, kind: &'static str) -> &'static Cluster {
     // Starting blocks on the script's output; tests of other runtimes wait on the lock.
     tokio::task::spawn_blocking(move || cell.get_or_init(|| Cluster::start(kind)))

@@ -15,12 +15,18 @@
 //!   apply, watches; no controllers, so no garbage collection and no ReplicaSets.
 //! - [`kwok()`]: a kwok cluster with controller-manager, scheduler and fake nodes, so
 //!   Deployments roll out and become Available and owner references are collected.
+//! - [`node()`]: a real node (containerd, kubelet, kube-proxy, CNI, CoreDNS) in a network
+//!   namespace of its own, with our images imported: pods really run, Services and cluster
+//!   DNS work, and the host reaches pod and Service IPs.
 
+mod cli;
 mod cluster;
+mod examples;
 mod supervise;
 mod tools;
 mod wait;
 
-pub use cluster::{Cluster, TestNamespace, apiserver, kwok};
+pub use examples::local_only_example_pipeline;
+pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node};
 pub use tools::{python, repo_root, tool, tools_bin};
 pub use wait::wait_for;

@@ -1,180 +1,120 @@
-//! End to end, the way a platform team uses the stack, on a real kube-apiserver:
+//! End to end on a real node (`telemetry_tests::node()`), nothing substituted: the chart runs the
+//! operator as a pod, the examples run the reviews service and our collector as pods, and an Alloy
+//! stand-in pod (the upstream collector receiving OTLP, `tools/node/alloy-standin.yaml`) writes
+//! what it receives to a host folder the test reads. Traffic comes from a pod, through the reviews
+//! Service's cluster DNS name. A real Prometheus server (Debian's) scrapes the collectors' `:8889`
+//! and is queried with PromQL.
 //!
-//! 1. a `TelemetryPipeline` and an `InstrumentedService` are applied and the operator (in-process)
-//!    renders the collector's config and wires the reviews Deployment;
-//! 2. our collector runs the rendered config as-is, and the reviews service runs with exactly the
-//!    environment the operator injected into the pod template;
-//! 3. a Pod is created from the wired template, as the ReplicaSet controller and kubelet would
-//!    (there are none here): its IP is the loopback address, where the service listens;
-//! 4. requests to the service must reach "Grafana Alloy" — the upstream OpenTelemetry Collector
-//!    receiving OTLP and writing what it gets to a file — as traces and OTLP metrics carrying the
-//!    injected resource attributes and the pipeline's own, and as the service's `/metrics`,
-//!    found through pod discovery and scraped by the pipeline.
-//!
-//! The one substitution is name resolution: the injected endpoint is the collector Service's
-//! cluster DNS name, which is asserted and then pointed at the local collector's port.
+//! - [`app_telemetry_reaches_alloy_and_prometheus`]: spans (server + database child, with the
+//!   injected and the pipeline's resource attributes), OTLP metrics and the scraped `/metrics`
+//!   (with `namespace`/`pod` from pod discovery) arrive at Alloy and in Prometheus; an agent
+//!   (DaemonSet) pipeline reports the node's own CPU, memory and root filesystem.
+//! - [`a_collector_rollout_loses_no_span`]: the pipeline changes while traffic flows; every span
+//!   the service reports as exported arrives exactly once.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use telemetry_operator::context::Config;
-use telemetry_operator::metrics::Metrics;
-use telemetry_operator::resources::CONFIG_KEY;
-use telemetry_tests::{apiserver, tool, wait_for};
+use telemetry_tests::{Cluster, local_only_example_pipeline, node, repo_root, wait_for};
 
-/// Generous: a cold 2-core machine may be compiling while this runs.
-const T: Duration = Duration::from_secs(60);
+/// Generous: pods start in seconds, but a 2-core machine may be compiling meanwhile.
+const T: Duration = Duration::from_secs(180);
 
 #[tokio::test]
-async fn app_telemetry_reaches_alloy_through_the_operator_wired_pipeline() {
-    let cluster = apiserver().await;
-    let ns = cluster.namespace().await;
-    let (client, namespace) = (ns.client.clone(), ns.name.clone());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let [grpc, http, alloy_port, app_port] = free_ports();
+async fn app_telemetry_reaches_alloy_and_prometheus() {
+    let cluster = node().await;
+    let client = cluster.client().await;
+    install_operator(cluster).await;
+    // The examples' exporter names `alloy.monitoring.svc`: the stand-in lives there.
+    let alloy = AlloyStandIn::start(cluster, "monitoring").await;
 
-    // "Grafana Alloy": the upstream collector, OTLP in, everything it receives to a file.
-    let alloy_out = dir.path().join("alloy.jsonl");
-    let alloy_config = dir.path().join("alloy.yaml");
-    std::fs::write(&alloy_config, alloy_config_yaml(alloy_port, &alloy_out)).expect("write alloy config");
-    let mut procs = Processes::default();
-    procs.spawn("alloy (otelcol)", dir.path(), Command::new(tool("otelcol")).arg("--config").arg(&alloy_config));
+    let ns = "demo";
+    cluster.kubectl(&["create", "namespace", ns]);
+    apply_file(cluster, ns, "examples/reviews-deployment.yaml");
+    let mut pipeline = local_only_example_pipeline(cluster);
+    for item in pipeline["items"].as_array_mut().expect("items") {
+        if item["kind"] == "TelemetryPipeline" {
+            item["spec"]["receivers"]["prometheus"]["scrapeInterval"] = json!("2s");
+            item["spec"]["processors"]["batch"]["timeout"] = json!("200ms");
+        }
+    }
+    cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &pipeline.to_string());
+    apply_file(cluster, ns, "examples/instrumented-service.yaml");
+    cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &agent_pipeline("alloy.monitoring.svc").to_string());
+    cluster.kubectl(&[
+        "-n",
+        ns,
+        "wait",
+        "--for=condition=Ready",
+        "telemetrypipeline/main",
+        "telemetrypipeline/agent",
+        "instrumentedservice/reviews",
+        "--timeout=180s",
+    ]);
+    cluster.kubectl(&["-n", ns, "rollout", "status", "deployment/reviews", "--timeout=180s"]);
+    let reviews_pod = only_pod(&client, ns, "app=reviews").await;
 
-    // The operator, the pipeline, the app's Deployment and its InstrumentedService.
-    install_crds(&client).await;
-    let operator = tokio::spawn(telemetry_operator::run_controllers(
-        client.clone(),
-        Config { namespace: Some(namespace.clone()), ..Config::default() },
-        Metrics::default(),
-    ));
-    let _abort_operator = AbortOnDrop(operator);
-    apply(&client, &namespace, &pipeline(grpc, http, alloy_port)).await;
-    apply(&client, &namespace, &reviews_deployment(app_port)).await;
-    apply(&client, &namespace, &instrumented_service(app_port)).await;
-    wait_ready(&client, &namespace, "InstrumentedService", "reviews").await;
+    run_traffic(cluster, &client, ns, "traffic", 10, "0").await;
 
-    // The collector runs the config the operator rendered, untouched.
-    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let rendered = wait_for("the rendered collector ConfigMap", T, || async {
-        configs.get("main-collector").await.ok()?.data?.get(CONFIG_KEY).cloned()
-    })
-    .await;
-    let collector_config = dir.path().join("collector.yaml");
-    std::fs::write(&collector_config, rendered).expect("write collector config");
-    procs.spawn(
-        "collector",
-        dir.path(),
-        Command::new(workspace_binary("telemetry-collector"))
-            .arg("--config")
-            .arg(&collector_config)
-            .env("KUBECONFIG", cluster.kubeconfig()),
-    );
-
-    // The app runs with the environment the operator injected.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let wired = deployments.get("reviews").await.expect("reviews Deployment");
-    let template = wired.spec.expect("spec").template;
-    let env = injected_env(&template);
-    assert_eq!(env.get("ENABLE_TELEMETRY").map(String::as_str), Some("true"));
-    let injected_endpoint = format!("http://main-collector.{namespace}.svc:{grpc}");
-    assert_eq!(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"), Some(&injected_endpoint));
-    let mut app = Command::new(workspace_binary("reviews-service"));
-    app.envs(&env)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{grpc}"))
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
-        .env("LISTEN_ADDR", format!("127.0.0.1:{app_port}"))
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("reviews.db").display()));
-    procs.spawn("reviews-service", dir.path(), &mut app);
-
-    // The Pod the ReplicaSet controller would create from the wired template, "running" on loopback
-    // (and the namespace's default ServiceAccount, which admission requires and a controller would make).
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
-    let default_account = serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("account");
-    accounts.create(&PostParams::default(), &default_account).await.expect("default ServiceAccount");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let mut pod: Pod = serde_json::from_value(json!({"metadata": {"name": "reviews-0"}})).expect("pod");
-    pod.metadata.labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
-    pod.metadata.annotations = template.metadata.as_ref().and_then(|m| m.annotations.clone());
-    pod.spec = template.spec.clone();
-    pods.create(&PostParams::default(), &pod).await.expect("create pod");
-    let status = json!({"status": {
-        "phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-        "conditions": [{"type": "Ready", "status": "True"}],
-    }});
-    pods.patch_status("reviews-0", &PatchParams::default(), &Patch::Merge(&status)).await.expect("pod status");
-
-    // Traffic: one review created, then read back.
-    let http_client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{app_port}");
-    wait_for("the reviews service to create a review", T, || async {
-        let body = r#"{"entity_type":"product","entity_id":"p-1","rating":5,"title":"great","comment":"works","author":"e2e"}"#;
-        let response = http_client
-            .post(format!("{base}/api/v1/reviews"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .ok()?;
-        (response.status() == 201).then_some(())
-    })
-    .await;
-    let listed = http_client.get(format!("{base}/api/v1/reviews")).send().await.expect("GET reviews");
-    assert_eq!(listed.status(), 200);
-
-    // Everything arrives at Alloy.
+    // At Alloy: traces with the database child, OTLP metrics, scraped /metrics.
     let resource_ok = |resource: &Value| {
         attr(resource, "service.name") == Some("reviews")
             && attr(resource, "service.namespace") == Some("thereview")
-            && attr(resource, "k8s.namespace.name") == Some(namespace.as_str())
-            && attr(resource, "deployment.environment") == Some("e2e")
+            && attr(resource, "k8s.namespace.name") == Some(ns)
+            && attr(resource, "k8s.deployment.name") == Some("reviews")
+            && attr(resource, "deployment.environment") == Some("demo")
     };
-    let exported = || std::fs::read_to_string(&alloy_out).unwrap_or_default();
-    wait_for("the POST's server span at Alloy, with injected and pipeline resource attributes", T, || async {
-        lines(&exported())
+    wait_for("the POST's server span with its database child span at Alloy", T, || async {
+        let exported = alloy.received();
+        let spans: Vec<(&Value, &Value)> = exported
             .iter()
-            .any(|l| {
-                resources(l, "resourceSpans").any(|(resource, rs)| {
-                    resource_ok(resource)
-                        && items(rs, "scopeSpans", "spans").any(|s| s["name"] == "POST /api/v1/reviews")
-                })
+            .flat_map(|line| resources(line, "resourceSpans"))
+            .flat_map(|(resource, rs)| items(rs, "scopeSpans", "spans").map(move |span| (resource, span)))
+            .collect();
+        spans
+            .iter()
+            .any(|(resource, server)| {
+                resource_ok(resource)
+                    && server["name"] == "POST /api/v1/reviews"
+                    && spans.iter().any(|(_, child)| child["parentSpanId"] == server["spanId"])
             })
             .then_some(())
     })
     .await;
     wait_for("the app's OTLP metric reviews.created at Alloy", T, || async {
-        lines(&exported())
+        alloy
+            .received()
             .iter()
-            .any(|l| {
-                resources(l, "resourceMetrics").any(|(resource, rm)| {
-                    resource_ok(resource)
-                        && items(rm, "scopeMetrics", "metrics").any(|m| m["name"] == "reviews.created")
+            .any(|line| {
+                resources(line, "resourceMetrics").any(|(resource, rm)| {
+                    resource_ok(resource) && items(rm, "scopeMetrics", "metrics").any(|m| m["name"] == "reviews.created")
                 })
             })
             .then_some(())
     })
     .await;
-    let job = format!("telemetry-pipeline/{namespace}/main");
-    wait_for("the app's /metrics, discovered through its Pod and scraped by the pipeline, at Alloy", T, || async {
-        lines(&exported())
+    let job = format!("telemetry-pipeline/{ns}/main");
+    let reviews_pod_name = reviews_pod.name_any();
+    wait_for("the app's /metrics, found by pod discovery and scraped, at Alloy", T, || async {
+        alloy
+            .received()
             .iter()
-            .any(|l| {
-                resources(l, "resourceMetrics").any(|(resource, rm)| {
+            .any(|line| {
+                resources(line, "resourceMetrics").any(|(resource, rm)| {
                     attr(resource, "service.name") == Some(job.as_str())
-                        && attr(resource, "deployment.environment") == Some("e2e")
                         && items(rm, "scopeMetrics", "metrics").any(|m| {
-                            m["name"] == "http_requests_total"
-                                && m["sum"]["dataPoints"].as_array().into_iter().flatten().any(|p| {
-                                    attr(p, "pod") == Some("reviews-0")
-                                        && attr(p, "namespace") == Some(namespace.as_str())
+                            // examples/pipeline.yaml renames http_requests_total.
+                            m["name"] == "reviews_http_requests_total"
+                                && data_points(m).any(|p| {
+                                    attr(p, "pod") == Some(reviews_pod_name.as_str()) && attr(p, "namespace") == Some(ns)
                                 })
                         })
                 })
@@ -182,114 +122,348 @@ async fn app_telemetry_reaches_alloy_through_the_operator_wired_pipeline() {
             .then_some(())
     })
     .await;
-    drop(procs);
+
+    // The agent's host metrics are the node's: its memory adds up to this machine's, its
+    // filesystem is the node's root as mounted at /hostfs.
+    let mem_total = host_mem_total_bytes();
+    wait_for("the node's memory, CPU and root filesystem from the agent at Alloy", T, || async {
+        let received = alloy.received();
+        let metric = |name: &str| -> Vec<Value> {
+            received
+                .iter()
+                .flat_map(|line| resources(line, "resourceMetrics"))
+                .flat_map(|(_, rm)| items(rm, "scopeMetrics", "metrics"))
+                .filter(|m| m["name"] == name)
+                .cloned()
+                .collect()
+        };
+        let memory = metric("system.memory.usage");
+        let last_total: f64 = memory.last().map(|m| data_points(m).map(int_value).sum())?;
+        let within = (last_total - mem_total).abs() / mem_total < 0.1;
+        let root_fs = metric("system.filesystem.usage").iter().any(|m| data_points(m).any(|p| attr(p, "mountpoint") == Some("/")));
+        let cpu = !metric("system.cpu.time").is_empty();
+        (within && root_fs && cpu).then_some(())
+    })
+    .await;
+
+    // A real Prometheus server scraping both collectors' :8889, queried with PromQL.
+    let main_ip = cluster_ip(&client, ns, "main-collector").await;
+    let agent_ip = cluster_ip(&client, ns, "agent-collector").await;
+    let prometheus = PrometheusServer::start(&[format!("{main_ip}:8889"), format!("{agent_ip}:8889")]);
+    let by_pod = prometheus
+        .wait_for_result(&format!(r#"sum by (pod, namespace) (reviews_http_requests_total{{namespace="{ns}"}})"#))
+        .await;
+    assert!(
+        by_pod.iter().any(|r| r["metric"]["pod"] == reviews_pod_name.as_str()),
+        "Prometheus has the scraped series with the pod label: {by_pod:?}"
+    );
+    prometheus.wait_for_result(r#"sum(reviews_created_total) > 0"#).await;
+    prometheus.wait_for_result(r#"sum by (state) (system_cpu_time_seconds_total)"#).await;
+    prometheus.wait_for_result(r#"system_memory_usage_bytes{state="used"}"#).await;
 }
 
-// --- the objects a user applies -------------------------------------------------------------
-
-fn pipeline(grpc: u16, http: u16, alloy: u16) -> Value {
-    json!({
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_rollout_loses_no_span() {
+    let cluster = node().await;
+    let client = cluster.client().await;
+    install_operator(cluster).await;
+    let ns = "rollout";
+    cluster.kubectl(&["create", "namespace", ns]);
+    let alloy = AlloyStandIn::start(cluster, ns).await;
+    apply_file(cluster, ns, "examples/reviews-deployment.yaml");
+    let pipeline = json!({
         "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
-        "metadata": {"name": "main"},
+        "metadata": {"name": "gateway"},
         "spec": {
-            "receivers": {"otlp": {"grpcPort": grpc, "httpPort": http}, "prometheus": {"scrapeInterval": "1s"}},
-            "processors": {"batch": {"timeout": "200ms"}, "resourceAttributes": {"deployment.environment": "e2e"}},
-            "exporters": {"otlp": [{"name": "alloy", "protocol": "grpc", "endpoint": format!("http://127.0.0.1:{alloy}"),
-                                    "tls": {"insecure": true}}]},
+            "receivers": {"otlp": {}},
+            "processors": {"batch": {"timeout": "200ms"}},
+            "exporters": {"otlp": [{"name": "alloy", "protocol": "grpc",
+                                    "endpoint": format!("http://alloy.{ns}.svc:4317"), "tls": {"insecure": true}}]},
         },
-    })
-}
-
-fn reviews_deployment(port: u16) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "reviews"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "reviews"}},
-            "template": {
-                "metadata": {"labels": {"app": "reviews"}},
-                "spec": {"containers": [{"name": "reviews", "image": "reviews-service:e2e",
-                                         "ports": [{"name": "http", "containerPort": port}]}]},
-            },
-        },
-    })
-}
-
-fn instrumented_service(port: u16) -> Value {
-    json!({
+    });
+    let isvc = json!({
         "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
         "metadata": {"name": "reviews"},
+        "spec": {"pipelineRef": {"name": "gateway"}, "target": {"kind": "Deployment", "name": "reviews"},
+                 "sampling": {"sampler": "always_on"}},
+    });
+    cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &pipeline.to_string());
+    cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &isvc.to_string());
+    cluster.kubectl(&["-n", ns, "wait", "--for=condition=Ready", "telemetrypipeline/gateway", "instrumentedservice/reviews", "--timeout=180s"]);
+    cluster.kubectl(&["-n", ns, "rollout", "status", "deployment/reviews", "--timeout=180s"]);
+    let first_collector = only_pod(&client, ns, "app.kubernetes.io/instance=gateway").await;
+
+    // Traffic for ~30 s; the collector rolls in the middle of it.
+    let traffic = {
+        let client = client.clone();
+        tokio::spawn(async move { run_traffic(node().await, &client, ns, "traffic", 150, "0.2").await })
+    };
+    wait_for("the first spans at Alloy", T, || async { (!span_ids(&alloy.received()).is_empty()).then_some(()) }).await;
+    cluster.kubectl(&[
+        "-n",
+        ns,
+        "patch",
+        "telemetrypipeline/gateway",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"processors":{"batch":{"timeout":"300ms"}}}}"#,
+    ]);
+    wait_for("the collector to roll onto a new pod", T, || async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/instance=gateway")).await.ok()?;
+        let [pod] = list.items.as_slice() else { return None };
+        (pod.uid() != first_collector.uid() && is_ready(pod)).then_some(())
+    })
+    .await;
+    traffic.await.expect("traffic task");
+
+    // Sent = what the service counted as exported; it must all be at Alloy, once each.
+    let service_ip = cluster_ip(&client, ns, "reviews").await;
+    let (exported, failed, dropped, received, duplicates) = wait_for("every exported span at Alloy", T, || async {
+        let stats = reviews_export_stats(&service_ip).await?;
+        let ids = span_ids(&alloy.received());
+        let received = ids.len() as u64;
+        let duplicates = ids.values().filter(|&&n| n > 1).count();
+        // Traffic is over; wait until the last batch is exported and has arrived.
+        (stats.0 > 0 && received >= stats.0).then_some((stats.0, stats.1, stats.2, received, duplicates))
+    })
+    .await;
+    eprintln!(
+        "rollout: the service exported {exported} spans (failed {failed}, dropped {dropped}); Alloy received {received}, {duplicates} more than once"
+    );
+    assert_eq!((failed, dropped), (0, 0), "no span export failed or was dropped across the rollout");
+    assert_eq!(received, exported, "every exported span arrived");
+    assert_eq!(duplicates, 0, "no span arrived twice");
+}
+
+// --- the cluster side ----------------------------------------------------------------------------
+
+/// `helm install` of the chart with its default values, once per test binary (its CRDs and
+/// cluster roles are cluster-wide), waiting until the operator pod is Available.
+async fn install_operator(cluster: &'static Cluster) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        INSTALLED.get_or_init(|| {
+            let chart = repo_root().join("charts/telemetry-operator");
+            cluster.helm(&[
+                "install",
+                "telemetry-operator",
+                chart.to_str().expect("UTF-8 path"),
+                "-n",
+                "telemetry-system",
+                "--create-namespace",
+                "--wait",
+                "--timeout",
+                "3m",
+            ]);
+        });
+    })
+    .await
+    .expect("helm install task");
+}
+
+fn apply_file(cluster: &Cluster, namespace: &str, file: &str) {
+    let path = repo_root().join(file);
+    cluster.kubectl(&["-n", namespace, "apply", "-f", path.to_str().expect("UTF-8 path")]);
+}
+
+/// A DaemonSet pipeline reporting the node's host metrics to Alloy and on :8889.
+fn agent_pipeline(alloy_host: &str) -> Value {
+    json!({
+        "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "agent"},
         "spec": {
-            "pipelineRef": {"name": "main"},
-            "target": {"kind": "Deployment", "name": "reviews"},
-            "resourceAttributes": {"service.namespace": "thereview"},
-            "metrics": {"port": port, "path": "/metrics"},
+            "mode": "daemonset",
+            "receivers": {"otlp": {"enabled": false},
+                          "hostMetrics": {"collectionInterval": "2s", "scrapers": ["cpu", "memory", "filesystem"]}},
+            "exporters": {"otlp": [{"name": "alloy", "protocol": "grpc", "endpoint": format!("http://{alloy_host}:4317"),
+                                    "tls": {"insecure": true}}],
+                          "prometheus": {}},
         },
     })
 }
 
-fn alloy_config_yaml(port: u16, out: &Path) -> String {
-    format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\n\
-         exporters:\n  file:\n    path: {out}\n    flush_interval: 100ms\n\
-         service:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n\
-         \x20   traces: {{receivers: [otlp], exporters: [file]}}\n\
-         \x20   metrics: {{receivers: [otlp], exporters: [file]}}\n",
-        out = out.display()
-    )
+/// Runs a busybox pod sending `rounds` × (one POST, one GET) to the reviews Service by its DNS
+/// name, `pause` seconds apart, and waits until it has succeeded.
+async fn run_traffic(cluster: &Cluster, client: &Client, ns: &str, name: &str, rounds: u32, pause: &str) {
+    let body = r#"{\"entity_type\":\"product\",\"entity_id\":\"p-$i\",\"rating\":5,\"title\":\"great\",\"comment\":\"works\",\"author\":\"e2e\"}"#;
+    let base = format!("http://reviews.{ns}.svc.cluster.local:8000/api/v1/reviews");
+    let script = format!(
+        "for i in $(seq 1 {rounds}); do \
+           wget -q -O /dev/null --header content-type:application/json --post-data \"{body}\" {base} || exit 1; \
+           wget -q -O /dev/null {base} || exit 1; sleep {pause}; \
+         done"
+    );
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "traffic", "image": "localhost/thereview/busybox:1.35", "imagePullPolicy": "Never",
+                "command": ["sh", "-c", script],
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    });
+    cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &pod.to_string());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let phase = wait_for("the traffic pod to finish", T, || async {
+        let phase = pods.get(name).await.ok()?.status?.phase?;
+        (phase == "Succeeded" || phase == "Failed").then_some(phase)
+    })
+    .await;
+    assert_eq!(phase, "Succeeded", "every request of the traffic pod succeeded: {}", cluster.kubectl(&["-n", ns, "logs", name]));
 }
 
-// --- cluster helpers ------------------------------------------------------------------------
+async fn only_pod(client: &Client, ns: &str, selector: &str) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_for(&format!("one Ready pod {selector}"), T, || async {
+        let list = pods.list(&ListParams::default().labels(selector)).await.ok()?;
+        let [pod] = list.items.as_slice() else { return None };
+        is_ready(pod).then(|| pod.clone())
+    })
+    .await
+}
 
-async fn install_crds(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in telemetry_operator::crdgen::crds() {
-        let name = crd.metadata.name.clone().expect("CRD name");
-        api.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&crd)).await.expect("install CRD");
-        wait_for(&format!("CRD {name} Established"), T, || async {
-            let crd = api.get(&name).await.ok()?;
-            crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
-        })
-        .await;
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn cluster_ip(client: &Client, ns: &str, service: &str) -> String {
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    wait_for(&format!("Service {service}"), T, || async { services.get(service).await.ok()?.spec?.cluster_ip }).await
+}
+
+/// The reviews service's own span export counters from its `/metrics` (through its Service IP,
+/// which the host reaches over the node): (exported, failed, dropped).
+async fn reviews_export_stats(service_ip: &str) -> Option<(u64, u64, u64)> {
+    let text = reqwest::get(format!("http://{service_ip}:8000/metrics")).await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some((
+        value("telemetry_spans_exported_total")?,
+        value("telemetry_spans_export_failed_total")?,
+        value("telemetry_spans_dropped_total")?,
+    ))
+}
+
+fn host_mem_total_bytes() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal");
+    kib * 1024.0
+}
+
+// --- the Alloy stand-in and Prometheus ------------------------------------------------------------
+
+/// The Alloy stand-in pod of `tools/node/alloy-standin.yaml`, writing into a host folder.
+struct AlloyStandIn {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+impl AlloyStandIn {
+    async fn start(cluster: &Cluster, ns: &str) -> AlloyStandIn {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The stand-in runs as a non-root user and writes here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let manifest = std::fs::read_to_string(repo_root().join("tools/node/alloy-standin.yaml")).expect("manifest");
+        let manifest = manifest.replace("@OUT_DIR@", dir.path().to_str().expect("UTF-8 path"));
+        if cluster.kubectl(&["get", "namespace", ns, "--ignore-not-found"]).is_empty() {
+            cluster.kubectl(&["create", "namespace", ns]);
+        }
+        cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &manifest);
+        cluster.kubectl(&["-n", ns, "rollout", "status", "deployment/alloy", "--timeout=180s"]);
+        let out = dir.path().join("alloy.jsonl");
+        AlloyStandIn { _dir: dir, out }
+    }
+
+    /// Every request received so far, one OTLP JSON document per line.
+    fn received(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
     }
 }
 
-fn dynamic_api(client: &kube::Client, namespace: &str, doc: &Value) -> Api<DynamicObject> {
-    let (group, version) = doc["apiVersion"].as_str().expect("apiVersion").rsplit_once('/').unwrap_or(("", "v1"));
-    let gvk = GroupVersionKind::gvk(group, version, doc["kind"].as_str().expect("kind"));
-    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+/// Span ids received, with how many times each arrived.
+fn span_ids(received: &[Value]) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for (_, rs) in received.iter().flat_map(|line| resources(line, "resourceSpans")) {
+        for span in items(rs, "scopeSpans", "spans") {
+            let id = format!("{}/{}", span["traceId"].as_str().unwrap_or(""), span["spanId"].as_str().unwrap_or(""));
+            *ids.entry(id).or_insert(0) += 1;
+        }
+    }
+    ids
 }
 
-async fn apply(client: &kube::Client, namespace: &str, doc: &Value) {
-    let name = doc["metadata"]["name"].as_str().expect("name");
-    dynamic_api(client, namespace, doc)
-        .patch(name, &PatchParams::apply("e2e-user"), &Patch::Apply(doc))
+/// Debian's Prometheus server on loopback, scraping the given targets every second.
+struct PrometheusServer {
+    _dir: tempfile::TempDir,
+    child: Child,
+    url: String,
+}
+
+impl PrometheusServer {
+    fn start(targets: &[String]) -> PrometheusServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: collectors\n    static_configs: [{{targets: [{}]}}]\n",
+                targets.join(", ")
+            ),
+        )
+        .expect("write prometheus.yml");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus (Debian package `prometheus`) starts");
+        PrometheusServer { _dir: dir, child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Waits until the PromQL `query` has a non-empty result, and returns it.
+    async fn wait_for_result(&self, query: &str) -> Vec<Value> {
+        let http = reqwest::Client::new();
+        wait_for(&format!("a Prometheus result for {query}"), T, || async {
+            let response = http.get(format!("{}/api/v1/query", self.url)).query(&[("query", query)]).send().await.ok()?;
+            let body: Value = response.json().await.ok()?;
+            assert_ne!(body["status"], "error", "PromQL {query} is valid: {body}");
+            let result = body["data"]["result"].as_array()?.clone();
+            (!result.is_empty()).then_some(result)
+        })
         .await
-        .unwrap_or_else(|e| panic!("apply {} {name}: {e}", doc["kind"]));
+    }
 }
 
-async fn wait_ready(client: &kube::Client, namespace: &str, kind: &str, name: &str) {
-    let doc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": kind});
-    let api = dynamic_api(client, namespace, &doc);
-    wait_for(&format!("{kind} {name} Ready"), T, || async {
-        let obj = api.get(name).await.ok()?;
-        let conditions = obj.data["status"]["conditions"].as_array()?.clone();
-        conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())
-    })
-    .await;
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-/// The plain `name=value` variables of the template's first container.
-fn injected_env(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> BTreeMap<String, String> {
-    let container = &template.spec.as_ref().expect("pod spec").containers[0];
-    container.env.iter().flatten().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect()
-}
-
-// --- OTLP JSON (the file exporter's output) ---------------------------------------------------
-
-fn lines(text: &str) -> Vec<Value> {
-    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-}
+// --- OTLP JSON (the file exporter's output) -----------------------------------------------------
 
 /// `(resource, resource-level object)` pairs of one exported request.
 fn resources<'a>(line: &'a Value, key: &str) -> impl Iterator<Item = (&'a Value, &'a Value)> {
@@ -301,73 +475,17 @@ fn items<'a>(resource: &'a Value, scopes: &str, key: &'a str) -> impl Iterator<I
     resource[scopes].as_array().into_iter().flatten().flat_map(move |s| s[key].as_array().into_iter().flatten())
 }
 
+/// The data points of a sum or gauge metric.
+fn data_points(metric: &Value) -> impl Iterator<Item = &Value> {
+    let points = if metric["sum"].is_object() { &metric["sum"]["dataPoints"] } else { &metric["gauge"]["dataPoints"] };
+    points.as_array().into_iter().flatten()
+}
+
+fn int_value(point: &Value) -> f64 {
+    point["asInt"].as_str().and_then(|v| v.parse().ok()).or_else(|| point["asDouble"].as_f64()).unwrap_or(0.0)
+}
+
 /// A string attribute of a resource or data point.
 fn attr<'a>(holder: &'a Value, key: &str) -> Option<&'a str> {
     holder["attributes"].as_array()?.iter().find(|a| a["key"] == key)?["value"]["stringValue"].as_str()
-}
-
-// --- processes ------------------------------------------------------------------------------
-
-/// Child processes killed when the test ends, however it ends; their output goes to files in the
-/// test's directory and the tail is printed when a child is still running at a failure.
-#[derive(Default)]
-struct Processes(Vec<(String, PathBuf, Child)>);
-
-impl Processes {
-    fn spawn(&mut self, name: &str, dir: &Path, command: &mut Command) {
-        let log = dir.join(format!("{}.log", name.replace([' ', '(', ')'], "_")));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.0.push((name.to_string(), log, child));
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for (name, log, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-            if std::thread::panicking() {
-                let text = std::fs::read_to_string(log.as_path()).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                eprintln!("--- last lines of {name} ---");
-                for line in tail.iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    // Hold all listeners until every port is chosen, so the N ports differ.
-    let listeners: Vec<_> = (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    std::array::from_fn(|i| listeners[i].local_addr().expect("addr").port())
-}
-
-/// A binary of this workspace, built now if needed (cargo is not holding the build directory
-/// while tests run), so the test never runs a stale collector or service.
-fn workspace_binary(name: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--bin", name])
-        .current_dir(telemetry_tests::repo_root())
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building {name} failed");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent().and_then(Path::parent).expect("target profile dir").join(name)
 }

@@ -74,7 +74,7 @@ pub fn example(file: &str) -> Vec<Value> {
 /// API resource of the kinds the examples and tests use.
 pub fn api_resource(kind: &str) -> ApiResource {
     let gvk = match kind {
-        "Secret" => GroupVersionKind::gvk("", "v1", "Secret"),
+        "Secret" | "Service" => GroupVersionKind::gvk("", "v1", kind),
         "Deployment" | "StatefulSet" | "DaemonSet" => GroupVersionKind::gvk("apps", "v1", kind),
         "TelemetryPipeline" | "InstrumentedService" => {
             GroupVersionKind::gvk("telemetry.thereview.dev", "v1alpha1", kind)
