@@ -50,6 +50,9 @@ until_true() {
   done
 }
 
+say "Debian packages: containerd, runc, CNI plugins, Prometheus, ... (tools/packages.sh)"
+"$root/tools/packages.sh"
+
 say "Building Kubernetes, helm, otelcol and CoreDNS from Go modules (first run: ~20 min; cached after)"
 bin=$("$root/tools/build.sh" all | tail -n 1)
 export PATH="$bin:$PATH"
@@ -85,8 +88,14 @@ kubectl -n demo apply -f "$root/examples/reviews-deployment.yaml"
 # Every exporter of the example that points outside the cluster (https://...) is removed.
 kubectl create --dry-run=client -o json -f "$root/examples/pipeline.yaml" | python3 -c '
 import json, sys
-doc = json.load(sys.stdin)
-for item in doc.get("items", [doc]):
+text, decoder, items = sys.stdin.read(), json.JSONDecoder(), []
+while text.strip():  # one JSON document per object of the file
+    item, end = decoder.raw_decode(text.lstrip())
+    items.append(item)
+    text = text.lstrip()[end:]
+doc = {"apiVersion": "v1", "kind": "List", "items": items}
+for item in items:
+    item["metadata"].pop("namespace", None)  # the dry run fills in the current namespace
     exporters = item.get("spec", {}).get("exporters", {})
     if "otlp" in exporters:
         exporters["otlp"] = [e for e in exporters["otlp"] if not e["endpoint"].startswith("https://")]

@@ -53,7 +53,8 @@ if [ ! -x "$pause" ]; then
 fi
 
 busybox=/bin/busybox
-[ -x "$busybox" ] && ldd "$busybox" 2>&1 | grep -q 'not a dynamic' || {
+# ldd fails on a static binary: that is the one wanted (the image has no libc for it).
+[ -x "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1 || {
   log "$busybox is not the static busybox: install the busybox-static package (tools/apt-packages.txt)"
   exit 1
 }
@@ -62,6 +63,7 @@ busybox=/bin/busybox
 image() {
   local file=$1 ref=$2 binary=$3
   shift 3
+  [ -x "$binary" ] || { log "$binary is missing (build it: tools/images.sh without --skip-cargo)"; exit 1; }
   local key
   key=$({ sha256sum "$binary" "$here/oci_image.py"; echo "$ref $*"; } | sha256sum | cut -c1-16)
   local archive="$images/$key/$file.tar"
@@ -72,12 +74,23 @@ image() {
   ln -sfn "$archive" "$images/current/$file.tar"
 }
 
+# Our release binaries carry line tables (profile.release debug = "line-tables-only"); the images
+# get them without debug sections (symbol names stay, for backtraces), as the Dockerfiles do.
+stripped="$images/stripped"
+mkdir -p "$stripped"
+strip_debug() {
+  local binary=$1 out
+  [ -x "$binary" ] || { log "$binary is missing (build it: tools/images.sh without --skip-cargo)"; exit 1; }
+  out="$stripped/$(basename "$binary")-$(sha256sum "$binary" | cut -c1-16)"
+  [ -x "$out" ] || { strip --strip-debug -o "$out.partial" "$binary" && mv "$out.partial" "$out"; }
+  echo "$out"
+}
 release="$target/release"
-image telemetry-operator "ghcr.io/thereview/telemetry-operator:$version" "$release/telemetry-operator" \
+image telemetry-operator "ghcr.io/thereview/telemetry-operator:$version" "$(strip_debug "$release/telemetry-operator")" --name telemetry-operator \
   --port 8080 --arg run
-image telemetry-collector "ghcr.io/thereview/telemetry-collector:$version" "$release/telemetry-collector" \
+image telemetry-collector "ghcr.io/thereview/telemetry-collector:$version" "$(strip_debug "$release/telemetry-collector")" --name telemetry-collector \
   --port 4317 --port 4318 --port 8888 --port 8889 --port 13133
-image reviews-service "ghcr.io/thereview/reviews-service:$version" "$release/reviews-service" \
+image reviews-service "ghcr.io/thereview/reviews-service:$version" "$(strip_debug "$release/reviews-service")" --name reviews-service \
   --port 8000 --dir /data --env LISTEN_ADDR=0.0.0.0:8000 --env DATABASE_URL=sqlite:///data/reviews.db \
   --env LOG_FORMAT=json
 image otelcol localhost/thereview/otelcol:0.155.0 "$bin/otelcol" --port 4317 --port 4318

@@ -19,18 +19,8 @@ export TELEMETRY_TOOLS_DIR=$cache
 start=$SECONDS
 step() { printf '\n==> %s (%ss)\n' "$*" "$((SECONDS - start))" >&2; }
 
-step "Debian packages"
-packages=()
-while read -r package; do
-  [ -n "$package" ] && [ "${package:0:1}" != "#" ] || continue
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
-done < "$root/tools/apt-packages.txt"
-if [ ${#packages[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-fi
+step "Debian packages (tools/packages.sh)"
+"$root/tools/packages.sh"
 
 step "Go-built binaries (tools/build.sh)"
 export TELEMETRY_TOOLS_BIN

@@ -21,11 +21,13 @@
 
 mod cli;
 mod cluster;
+mod dashboards;
 mod examples;
 mod supervise;
 mod tools;
 mod wait;
 
+pub use dashboards::{DashboardQuery, dashboard_queries, dashboards, metric_names};
 pub use examples::local_only_example_pipeline;
 pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node};
 pub use tools::{python, repo_root, tool, tools_bin};

@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use telemetry_tests::{Cluster, local_only_example_pipeline, node, repo_root, wait_for};
+use telemetry_tests::{Cluster, dashboard_queries, local_only_example_pipeline, metric_names, node, repo_root, wait_for};
 
 /// Generous: pods start in seconds, but a 2-core machine may be compiling meanwhile.
 const T: Duration = Duration::from_secs(180);
@@ -149,7 +149,9 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
     // A real Prometheus server scraping both collectors' :8889, queried with PromQL.
     let main_ip = cluster_ip(&client, ns, "main-collector").await;
     let agent_ip = cluster_ip(&client, ns, "agent-collector").await;
-    let prometheus = PrometheusServer::start(&[format!("{main_ip}:8889"), format!("{agent_ip}:8889")]);
+    // :8889 is the prometheus exporter, :8888 the collector's own metrics (the collector dashboard).
+    let targets: Vec<String> = [&main_ip, &agent_ip].iter().flat_map(|ip| [format!("{ip}:8889"), format!("{ip}:8888")]).collect();
+    let prometheus = PrometheusServer::start(&targets);
     let by_pod = prometheus
         .wait_for_result(&format!(r#"sum by (pod, namespace) (reviews_http_requests_total{{namespace="{ns}"}})"#))
         .await;
@@ -160,6 +162,14 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
     prometheus.wait_for_result(r#"sum(reviews_created_total) > 0"#).await;
     prometheus.wait_for_result(r#"sum by (state) (system_cpu_time_seconds_total)"#).await;
     prometheus.wait_for_result(r#"system_memory_usage_bytes{state="used"}"#).await;
+
+    // Every metric the chart's Grafana dashboards read exists here, after this traffic.
+    for query in dashboard_queries(ns) {
+        for name in metric_names(&query.expr) {
+            eprintln!("dashboard {} / {}: {name}", query.dashboard, query.panel);
+            prometheus.wait_for_result(&format!(r#"count({{__name__="{name}"}})"#)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -447,7 +457,7 @@ impl PrometheusServer {
         let http = reqwest::Client::new();
         wait_for(&format!("a Prometheus result for {query}"), T, || async {
             let response = http.get(format!("{}/api/v1/query", self.url)).query(&[("query", query)]).send().await.ok()?;
-            let body: Value = response.json().await.ok()?;
+            let body: Value = serde_json::from_str(&response.text().await.ok()?).ok()?;
             assert_ne!(body["status"], "error", "PromQL {query} is valid: {body}");
             let result = body["data"]["result"].as_array()?.clone();
             (!result.is_empty()).then_some(result)

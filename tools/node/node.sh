@@ -333,11 +333,10 @@ stop_node() {
   if [ -n "${kubelet_pid:-}" ]; then
     kill -KILL "$kubelet_pid" 2>/dev/null || true
   fi
-  local procs
   if [ -n "${cgroup_root:-}" ]; then
-    for procs in $(find /sys/fs/cgroup/*"$cgroup_root" -name cgroup.procs 2>/dev/null); do
-      xargs -r kill -KILL <"$procs" 2>/dev/null || true
-    done
+    # Every process in any of the node's cgroups (containers vanish while this runs: no noise).
+    find /sys/fs/cgroup/*"$cgroup_root" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u |
+      xargs -r kill -KILL 2>/dev/null || true
   fi
   stop_processes
   if [ -n "${containerd_sock:-}" ]; then
