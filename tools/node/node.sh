@@ -303,6 +303,17 @@ start_coredns() {
   sed -e "s/@DNS_SERVICE_IP@/$dns_service_ip/" "$here/node/coredns.yaml" | kubectl_node apply -f - >/dev/null
 }
 
+# Pods that mount a host path with `mountPropagation: HostToContainer` (the agent pipeline's
+# /hostfs) need the host's / to be a shared mount, as systemd makes it at boot on every real
+# node. This machine boots with a private /: make it shared for the node's lifetime (only / itself,
+# not recursively), and private again at teardown if it was.
+share_root_mount() {
+  if [ "$(findmnt -no PROPAGATION /)" = private ]; then
+    mount --make-shared /
+    root_made_shared=true
+  fi
+}
+
 start_node() {
   [ "$(id -u)" -eq 0 ] || { log "the node kind needs root (network namespace, containerd, kubelet)"; exit 1; }
   local tool
@@ -312,6 +323,7 @@ start_node() {
     }
   done
   images=$("$here/images.sh" ${NODE_IMAGES_SKIP_CARGO:+--skip-cargo} | tail -n 1)
+  share_root_mount
   make_node_network
   make_node_certs
   start_containerd
@@ -350,6 +362,9 @@ stop_node() {
   findmnt -rn -o TARGET | grep -F "$dir/" | sort -r | while read -r mount; do
     umount -l "$mount" 2>/dev/null || true
   done
+  if ${root_made_shared:-false} && [ -z "$(ls /run/netns 2>/dev/null | grep -v "^$netns$" | grep '^telemetry-node-')" ]; then
+    mount --make-private /  # unless another node cluster still runs
+  fi
   if ${node_created:-false}; then
     ip link del "$veth" 2>/dev/null || true
     ip netns del "$netns" 2>/dev/null || true
