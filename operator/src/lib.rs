@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod pipeline;
 pub mod resources;
+pub mod rollout;
 pub mod run;
 pub mod validate;
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::context::{Config, Context};
 use crate::crd::{InstrumentedService, TargetKind, TelemetryPipeline};
 use crate::metrics::Metrics;
-use crate::resources::MANAGED_BY;
+use crate::resources::{INSTANCE_LABEL, MANAGED_BY};
 use crate::{isvc, pipeline};
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -60,6 +60,20 @@ impl<V: PartialEq> SeenFilter<V> {
             }
         }
     }
+}
+
+/// What of a collector pod can change its pipeline's rollout health: per container, readiness and
+/// the waiting reason (restart counts and timestamps churn without changing the outcome).
+fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
+    let status = p.status.as_ref();
+    let statuses = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten();
+    let statuses = statuses.chain(status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten());
+    statuses
+        .map(|c| {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone());
+            (c.name.clone(), c.ready, waiting)
+        })
+        .collect()
 }
 
 /// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
@@ -132,6 +146,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
 
     let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store));
     let isvc_seen = SeenFilter::<(String, String)>::default();
+    let pod_seen = SeenFilter::<Vec<(String, bool, Option<String>)>>::default();
     // The debounce lets the InstrumentedService store (fed by another watch) catch up with the
     // event that triggered the reconcile, so the attached list in the status is current.
     let tp_ctrl = Controller::new(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
@@ -143,7 +158,16 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
         .owns(api::<ConfigMap>(&client, ns), managed.clone())
         .owns(api::<Service>(&client, ns), managed.clone())
         .owns(api::<Deployment>(&client, ns), managed.clone())
-        .owns(api::<DaemonSet>(&client, ns), managed)
+        .owns(api::<DaemonSet>(&client, ns), managed.clone())
+        // Collector pods carry the reason a rollout fails (image pull, crash loop); they belong to a
+        // ReplicaSet, not the pipeline, so they are mapped back through their instance label.
+        .watches(api::<Pod>(&client, ns), managed, move |p: Pod| {
+            if !pod_seen.changed(&p, pod_health(&p)) {
+                return None;
+            }
+            let pipeline = p.labels().get(INSTANCE_LABEL)?.clone();
+            Some(ObjectRef::new(&pipeline).within(&p.namespace()?))
+        })
         .watches(api::<InstrumentedService>(&client, ns), watcher::Config::default(), move |i: InstrumentedService| {
             // The pipeline lists its InstrumentedServices: only appearance, deletion and a changed
             // pipelineRef matter to it, not every status update.

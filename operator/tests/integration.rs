@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -593,4 +593,95 @@ async fn two_operator_processes_elect_one_leader_and_fail_over_on_sigterm() {
     wait_obj("new leader reconciles", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some_and(|h| h != before))
         .await;
     b.kill().await.expect("stop b");
+}
+
+fn pipeline_condition(tp: &TelemetryPipeline, type_: &str) -> Option<(String, String, String)> {
+    let c = condition(tp.status.as_ref().map(|s| s.conditions.as_slice()), type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn pipeline_condition_is(tp: &TelemetryPipeline, type_: &str, status: &str) -> bool {
+    pipeline_condition(tp, type_).is_some_and(|(s, _, _)| s == status)
+}
+
+#[tokio::test]
+async fn failed_rollout_degrades_the_pipeline_with_the_pods_reason_and_ready_waits_for_new_pods() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let d = wait_obj("collector Deployment", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some()).await;
+    let hash = pipeline_hash(&d).expect("hash");
+    // No controller-manager: nothing rolls out, so the pipeline is reconciling, not stalled.
+    let tp = wait_obj("Reconciling=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Reconciling", "True")).await;
+    assert!(pipeline_condition_is(&tp, "Stalled", "False"));
+    assert!(pipeline_condition_is(&tp, "Ready", "False"));
+
+    // The pod the ReplicaSet would create, and the status a kubelet writes when the image is missing.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod_name = "main-collector-5d4f8b7c9-x2x7q";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": template_labels(&d), "annotations": {CONFIG_HASH_ANNOTATION: hash}},
+        "spec": {"serviceAccountName": "main-collector", "automountServiceAccountToken": false,
+            "containers": [{"name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing"}]},
+    });
+    pods.create(&PostParams::default(), &serde_json::from_value(pod).expect("pod")).await.expect("create pod");
+    let container_status = |state: Value, ready: bool| {
+        json!({"status": {"phase": if ready { "Running" } else { "Pending" }, "containerStatuses": [{
+            "name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing", "imageID": "",
+            "ready": ready, "restartCount": 0, "state": state}]}})
+    };
+    let waiting = json!({"waiting": {"reason": "ErrImageNeverPull",
+        "message": "Container image is not present with pull policy of Never"}});
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(container_status(waiting, false)))
+        .await
+        .expect("kubelet status");
+    let tp = wait_obj("Degraded=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Degraded", "True")).await;
+    let (_, reason, message) = pipeline_condition(&tp, "Degraded").expect("Degraded");
+    assert_eq!(reason, "ErrImageNeverPull");
+    assert!(message.contains(pod_name) && message.contains("ErrImageNeverPull"), "{message}");
+    assert!(pipeline_condition_is(&tp, "Stalled", "True"));
+    assert!(pipeline_condition_is(&tp, "Reconciling", "False"));
+    assert_eq!(pipeline_condition(&tp, "Ready").map(|c| c.1), Some("ErrImageNeverPull".into()));
+
+    // The image appears: the pod runs and is ready, and the Deployment controller reports every
+    // replica updated and ready for the current generation. Only then is the pipeline Ready.
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(container_status(json!({"running": {}}), true)))
+        .await
+        .expect("kubelet status");
+    let tp = wait_obj("Degraded=False", &tps, "main", T, |tp| pipeline_condition_is(tp, "Degraded", "False")).await;
+    assert!(pipeline_condition_is(&tp, "Ready", "False"), "the Deployment has not reported the rollout yet");
+    let generation = deploys.get("main-collector").await.expect("d").metadata.generation;
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("Ready=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Ready", "True")).await;
+    assert!(pipeline_condition_is(&tp, "Reconciling", "False") && pipeline_condition_is(&tp, "Stalled", "False"));
+    assert_eq!(tp.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+
+    // A new rollout that hits the Deployment's progress deadline.
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"updatedReplicas": 0, "conditions": [{"type": "Progressing",
+                "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"main-collector-5d4f8b7c9\" has timed out progressing."}]}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("ProgressDeadlineExceeded", &tps, "main", T, |tp| {
+        pipeline_condition(tp, "Degraded").is_some_and(|(s, r, _)| s == "True" && r == "ProgressDeadlineExceeded")
+    })
+    .await;
+    assert!(pipeline_condition(&tp, "Degraded").is_some_and(|(_, _, m)| m.contains("Deployment main-collector")));
+    assert!(pipeline_condition_is(&tp, "Stalled", "True"));
 }
