@@ -19,6 +19,13 @@ pub const GROUP: &str = "telemetry.thereview.dev";
 /// CEL rule shared by every field that must be an absolute http(s) URL.
 const URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''";
 
+/// Longest pipeline name: its children are named `<name>-collector` and a Service name has at most 63 characters.
+pub const MAX_PIPELINE_NAME: usize = 63 - "-collector".len();
+const NAME_LENGTH_RULE: &str = "self.metadata.name.size() <= 53";
+const NAME_LENGTH_MESSAGE: &str = "metadata.name must be at most 53 characters: the collector's Service, Deployment and other children are named <name>-collector, and a Service name is limited to 63 characters";
+const NAME_FORM_RULE: &str = "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, no dots): it names the collector's Service <name>-collector";
+
 /// A collector and its configuration, described at the level a platform engineer thinks at.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -32,6 +39,11 @@ const URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'
     derive = "PartialEq",
     derive = "Default",
     doc = "A TelemetryPipeline runs an OpenTelemetry collector (Deployment or DaemonSet) with a rendered, validated configuration.",
+    // The name becomes `<name>-collector` for the Service, ConfigMap, Deployment/DaemonSet, ServiceAccount,
+    // Role and RoleBinding, and the `app.kubernetes.io/instance` label value. The Service is the strictest:
+    // a DNS-1035 label of at most 63 characters, so no dot, a leading letter, and 63 - len("-collector") = 53.
+    validation = Rule::new(NAME_LENGTH_RULE).message(NAME_LENGTH_MESSAGE),
+    validation = Rule::new(NAME_FORM_RULE).message(NAME_FORM_MESSAGE),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
@@ -797,4 +809,16 @@ pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules_state_the_service_name_limit() {
+        assert_eq!(MAX_PIPELINE_NAME, 53);
+        assert!(NAME_LENGTH_RULE.ends_with(&MAX_PIPELINE_NAME.to_string()));
+        assert!(NAME_LENGTH_MESSAGE.contains("53") && NAME_LENGTH_MESSAGE.contains("63"));
+    }
 }

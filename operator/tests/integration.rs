@@ -685,3 +685,29 @@ async fn failed_rollout_degrades_the_pipeline_with_the_pods_reason_and_ready_wai
     assert!(pipeline_condition(&tp, "Degraded").is_some_and(|(_, _, m)| m.contains("Deployment main-collector")));
     assert!(pipeline_condition_is(&tp, "Stalled", "True"));
 }
+
+#[tokio::test]
+async fn pipeline_names_that_cannot_name_the_collector_service_are_refused() {
+    let (client, ns) = setup().await;
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let create = |name: String| {
+        let tps = tps.clone();
+        async move {
+            let obj: TelemetryPipeline = serde_json::from_value(json!({
+                "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+                "metadata": {"name": name}, "spec": {},
+            }))
+            .expect("object");
+            tps.create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    // 54 characters: a valid object name, but `<name>-collector` would be 64 > 63.
+    let err = create("a".repeat(54)).await.expect_err("54-character name refused");
+    assert!(err.contains("metadata.name") && err.contains("at most 53 characters") && err.contains("63"), "{err}");
+    let err = create("obs.main".into()).await.expect_err("dotted name refused");
+    assert!(err.contains("metadata.name") && err.contains("DNS-1035") && err.contains("no dots"), "{err}");
+    let err = create("1main".into()).await.expect_err("leading digit refused");
+    assert!(err.contains("DNS-1035"), "{err}");
+    // The longest allowed name works, and its children's names are valid Service names.
+    create("a".repeat(53)).await.expect("53-character name accepted");
+}
