@@ -210,6 +210,14 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
 
 /// Reconciles one InstrumentedService.
 pub async fn reconcile(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Result<Action> {
+    let key = crate::context::failure_key(&*isvc);
+    let action = reconcile_once(isvc, ctx.clone()).await?;
+    // A success ends the run of failures: the next error starts again from the shortest delay.
+    ctx.failures.reset(&key);
+    Ok(action)
+}
+
+async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
@@ -229,9 +237,10 @@ pub async fn reconcile(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Res
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Backs off after a failed reconcile.
-pub fn error_policy(_isvc: Arc<InstrumentedService>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Backs off after a failed reconcile, longer with every consecutive failure of the object.
+pub fn error_policy(isvc: Arc<InstrumentedService>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, "instrumentedservice reconcile failed");
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    // Exponential per error class (see `backoff`): conflicts and RBAC errors are not retried every few seconds.
+    ctx.backoff(&*isvc, error)
 }

@@ -125,6 +125,14 @@ async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TelemetryPip
 
 /// Reconciles one pipeline.
 pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<Action> {
+    let key = crate::context::failure_key(&*tp);
+    let action = reconcile_once(tp, ctx.clone()).await?;
+    // A success ends the run of failures: the next error starts again from the shortest delay.
+    ctx.failures.reset(&key);
+    Ok(action)
+}
+
+async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
     let name = tp.name_any();
@@ -247,9 +255,10 @@ pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<
     Ok(Action::requeue(Duration::from_secs(requeue)))
 }
 
-/// Backs off after a failed reconcile.
-pub fn error_policy(_tp: Arc<TelemetryPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Backs off after a failed reconcile, longer with every consecutive failure of the object.
+pub fn error_policy(tp: Arc<TelemetryPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, "pipeline reconcile failed");
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    // Exponential per error class (see `backoff`): conflicts and RBAC errors are not retried every few seconds.
+    ctx.backoff(&*tp, error)
 }
