@@ -773,12 +773,35 @@ pub struct InstrumentedServiceStatus {
     /// Pod-template annotations this resource manages on the target.
     #[serde(default)]
     pub managed_annotations: Vec<String>,
+    /// The workload the injection was applied to (kind, name, uid). A change of `spec.target` first takes
+    /// the injection back from this workload; deletion of the InstrumentedService takes it back from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_target: Option<InjectedTarget>,
     /// `metadata.generation` of the target after injection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_observed_generation: Option<i64>,
     /// What is wrong, when something is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Identity of the workload an injection was applied to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedTarget {
+    /// Workload kind.
+    pub kind: TargetKind,
+    /// Workload name (same namespace as the InstrumentedService).
+    pub name: String,
+    /// Workload uid: a workload deleted and recreated under the same name carries none of our fields.
+    pub uid: String,
+}
+
+impl InjectedTarget {
+    /// Whether this is the workload `target` names (same kind and name).
+    pub fn is(&self, target: &TargetRef) -> bool {
+        self.kind == target.kind && self.name == target.name
+    }
 }
 
 fn default_true() -> bool {

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::conditions;
 use crate::context::{Context, MANAGER};
-use crate::crd::{InstrumentedService, InstrumentedServiceStatus, TargetKind, TelemetryPipeline};
+use crate::crd::{InjectedTarget, InstrumentedService, InstrumentedServiceStatus, TargetKind, TelemetryPipeline};
 use crate::error::{Error, Result};
 use crate::inject::{self, INJECTOR_MANAGER};
 use crate::resources;
@@ -36,19 +36,47 @@ pub fn pipeline_key(isvc: &InstrumentedService) -> (String, String) {
     (ns, isvc.spec.pipeline_ref.name.clone())
 }
 
-/// An older InstrumentedService targeting the same workload wins; this one then reports a conflict.
+/// One claimant of a workload, as the conflict rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimant {
+    /// InstrumentedService name.
+    pub name: String,
+    /// Creation time (RFC 3339 compares correctly as text) — the tie-break.
+    pub created: Option<String>,
+    /// Whether its status records an injection into this very workload.
+    pub injected: bool,
+}
+
+/// Which of several InstrumentedServices targeting one workload may inject into it: one that already
+/// injected (the oldest of those, if several claim so after a crash), else the oldest. Age alone is
+/// not enough: an older one that never injected (it was created while another held the workload, or
+/// it is stuck) must not block a younger one with a false "already instrumented by".
+pub fn winner(claimants: &[Claimant]) -> Option<&Claimant> {
+    claimants.iter().min_by(|a, b| (!a.injected, &a.created, &a.name).cmp(&(!b.injected, &b.created, &b.name)))
+}
+
+fn claimant(i: &InstrumentedService) -> Claimant {
+    Claimant {
+        name: i.name_any(),
+        created: i.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        injected: i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some_and(|t| t.is(&i.spec.target)),
+    }
+}
+
+/// The InstrumentedService that holds this one's target instead of it, if any.
 fn conflicting(ctx: &Context, isvc: &InstrumentedService) -> Option<String> {
     let ns = isvc.namespace();
-    let me = (isvc.metadata.creation_timestamp.clone(), isvc.name_any());
-    ctx.isvcs
-        .state()
-        .iter()
-        .filter(|o| o.namespace() == ns && o.name_any() != isvc.name_any())
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .filter(|o| o.spec.target.kind == isvc.spec.target.kind && o.spec.target.name == isvc.spec.target.name)
-        .filter(|o| (o.metadata.creation_timestamp.clone(), o.name_any()) < me)
-        .map(|o| o.name_any())
-        .next()
+    let mut claimants = vec![claimant(isvc)];
+    claimants.extend(
+        ctx.isvcs
+            .state()
+            .iter()
+            .filter(|o| o.namespace() == ns && o.name_any() != isvc.name_any())
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter(|o| o.spec.target.kind == isvc.spec.target.kind && o.spec.target.name == isvc.spec.target.name)
+            .map(|o| claimant(o)),
+    );
+    winner(&claimants).filter(|w| w.name != isvc.name_any()).map(|w| w.name.clone())
 }
 
 async fn patch_status(ctx: &Context, isvc: &InstrumentedService, status: &InstrumentedServiceStatus) -> Result<()> {
@@ -73,13 +101,28 @@ async fn warn_event(ctx: &Context, isvc: &InstrumentedService, reason: &str, not
     }
 }
 
-/// Takes back everything the injector added to the target (no-op when the target is gone).
-async fn remove_injection(ctx: &Context, ns: &str, isvc: &InstrumentedService) -> Result<()> {
-    let api = target_api(ctx, ns, isvc.spec.target.kind);
-    if api.get_opt(&isvc.spec.target.name).await?.is_some() {
-        let patch = inject::removal_patch(isvc.spec.target.kind, &isvc.spec.target.name);
-        api.patch(&isvc.spec.target.name, &PatchParams::apply(INJECTOR_MANAGER).force(), &Patch::Apply(&patch)).await?;
+/// Takes back everything the injector added to a workload: an apply of an empty object with the
+/// injector's field manager. `uid` guards against a workload deleted and recreated under the same
+/// name (it carries none of our fields, and may be claimed by another InstrumentedService now).
+async fn remove_injection(ctx: &Context, ns: &str, kind: TargetKind, name: &str, uid: Option<&str>) -> Result<()> {
+    let api = target_api(ctx, ns, kind);
+    if let Some(current) = api.get_opt(name).await?
+        && uid.is_none_or(|u| current.metadata.uid.as_deref() == Some(u))
+    {
+        let patch = inject::removal_patch(kind, name);
+        api.patch(name, &PatchParams::apply(INJECTOR_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }
+    Ok(())
+}
+
+/// Takes the injection back from wherever the status says it was applied, and forgets it.
+async fn remove_recorded(ctx: &Context, ns: &str, status: &mut InstrumentedServiceStatus) -> Result<()> {
+    if let Some(t) = status.injected_target.take() {
+        remove_injection(ctx, ns, t.kind, &t.name, Some(&t.uid)).await?;
+        info!(namespace = %ns, target = %t.name, kind = t.kind.as_str(), "injection removed");
+    }
+    status.managed_env.clear();
+    status.managed_annotations.clear();
     Ok(())
 }
 
@@ -94,13 +137,18 @@ async fn not_injected(
 ) -> Result<Action> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     if remove {
-        remove_injection(ctx, &ns, isvc).await?;
-        status.managed_env.clear();
-        status.managed_annotations.clear();
+        remove_recorded(ctx, &ns, &mut status).await?;
     }
     let generation = isvc.metadata.generation;
     let changed = status.message.as_deref() != Some(message.as_str());
-    conditions::set(&mut status.conditions, "Injected", false, reason, &message, generation);
+    match &status.injected_target {
+        // Still injected (kept while the pipeline is missing, or the target is gone): say so.
+        Some(t) if !remove => {
+            let kept = format!("kept on {} {} ({reason})", t.kind.as_str(), t.name);
+            conditions::set(&mut status.conditions, "Injected", true, "Kept", &kept, generation);
+        }
+        _ => conditions::set(&mut status.conditions, "Injected", false, reason, &message, generation),
+    }
     conditions::set(&mut status.conditions, "ScrapeConfigured", false, reason, &message, generation);
     conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
     status.message = Some(message.clone());
@@ -119,12 +167,22 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     status.observed_generation = generation;
     let target = &isvc.spec.target;
 
+    // The target changed (or this is a loser of a conflict holding a stale record): take the injection
+    // back from the workload it was applied to before touching the new one, so no workload stays
+    // wired to a pipeline nobody manages for it.
+    if status.injected_target.as_ref().is_some_and(|t| !t.is(target)) {
+        remove_recorded(ctx, &ns, &mut status).await?;
+    }
+
     if let Some(winner) = conflicting(ctx, &isvc) {
         let msg = format!(
             "{} {:?} is already instrumented by InstrumentedService {winner:?}",
             target.kind.as_str(),
             target.name
         );
+        // The winner owns the injected fields (same field manager): forget any stale record of ours
+        // instead of removing them.
+        status.injected_target = None;
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
@@ -135,6 +193,8 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let api = target_api(ctx, &ns, target.kind);
     let Some(workload) = api.get_opt(&target.name).await? else {
         let msg = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);
+        // The workload is gone and our fields with it.
+        status.injected_target = None;
         return not_injected(ctx, &isvc, status, "TargetNotFound", msg, false).await;
     };
     let all_containers: Vec<String> = workload
@@ -172,6 +232,11 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     status.managed_env = managed_env;
     status.managed_annotations = inj.annotations.keys().chain(inj.labels.keys()).cloned().collect();
     status.target_observed_generation = patched.metadata.generation;
+    status.injected_target = Some(InjectedTarget {
+        kind: target.kind,
+        name: target.name.clone(),
+        uid: patched.metadata.uid.clone().unwrap_or_default(),
+    });
     status.message = None;
     conditions::set(
         &mut status.conditions,
@@ -225,9 +290,15 @@ async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Re
         match event {
             Finalizer::Apply(i) => apply_injection(i, &ctx).await,
             Finalizer::Cleanup(i) => {
-                // Only the winner of a conflict injected anything; a loser must not strip the winner's fields.
-                if conflicting(&ctx, &i).is_none() {
-                    remove_injection(&ctx, &ns, &i).await?;
+                match i.status.as_ref().and_then(|s| s.injected_target.as_ref()) {
+                    // Exactly where the injection was applied, whatever the spec says now.
+                    Some(t) => remove_injection(&ctx, &ns, t.kind, &t.name, Some(&t.uid)).await?,
+                    // No record (never injected, or written by an older operator): only the winner of a
+                    // conflict may have injected; a loser must not strip the winner's fields.
+                    None if conflicting(&ctx, &i).is_none() => {
+                        remove_injection(&ctx, &ns, i.spec.target.kind, &i.spec.target.name, None).await?
+                    }
+                    None => {}
                 }
                 Ok(Action::await_change())
             }
@@ -243,4 +314,29 @@ pub fn error_policy(isvc: Arc<InstrumentedService>, error: &Error, ctx: Arc<Cont
     ctx.metrics.failure(CONTROLLER, error.metric_label());
     // Exponential per error class (see `backoff`): conflicts and RBAC errors are not retried every few seconds.
     ctx.backoff(&*isvc, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, created: &str, injected: bool) -> Claimant {
+        Claimant { name: name.into(), created: Some(created.into()), injected }
+    }
+
+    #[test]
+    fn the_one_that_injected_wins_over_an_older_one_that_did_not() {
+        let old_idle = c("old", "2026-01-01T00:00:00Z", false);
+        let young_injected = c("young", "2026-02-01T00:00:00Z", true);
+        assert_eq!(winner(&[old_idle.clone(), young_injected.clone()]).map(|w| w.name.as_str()), Some("young"));
+        // Nobody injected yet: the oldest wins; ties break on the name.
+        let young_idle = c("young", "2026-02-01T00:00:00Z", false);
+        assert_eq!(winner(&[young_idle, old_idle.clone()]).map(|w| w.name.as_str()), Some("old"));
+        assert_eq!(
+            winner(&[c("b", "2026-01-01T00:00:00Z", false), c("a", "2026-01-01T00:00:00Z", false)])
+                .map(|w| w.name.as_str()),
+            Some("a")
+        );
+        assert_eq!(winner(&[]), None);
+    }
 }

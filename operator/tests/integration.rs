@@ -711,3 +711,89 @@ async fn pipeline_names_that_cannot_name_the_collector_service_are_refused() {
     // The longest allowed name works, and its children's names are valid Service names.
     create("a".repeat(53)).await.expect("53-character name accepted");
 }
+
+fn isvc_condition(i: &InstrumentedService, type_: &str) -> Option<(String, String)> {
+    let c = condition(i.status.as_ref().map(|s| s.conditions.as_slice()), type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+fn injector_manages(d: &Deployment) -> bool {
+    d.managed_fields().iter().any(|m| m.manager.as_deref() == Some("telemetry-operator-injector"))
+}
+
+#[tokio::test]
+async fn changing_the_target_takes_the_injection_back_from_the_old_workload() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_as(&client, &ns, USER, &deployment_doc("ratings")).await.expect("ratings");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let original = deploys.get("reviews").await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let i = wait_obj("injected target recorded", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some()
+    })
+    .await;
+    let recorded = i.status.and_then(|s| s.injected_target).expect("target");
+    assert_eq!((recorded.kind.as_str(), recorded.name.as_str()), ("Deployment", "reviews"));
+    assert_eq!(Some(recorded.uid), original.metadata.uid.clone());
+    assert!(env_of(&deploys.get("reviews").await.expect("reviews")).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    isvcs
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(json!({"spec": {"target": {"name": "ratings"}}})))
+        .await
+        .expect("retarget");
+    wait_obj("new target injected", &deploys, "ratings", T, |d| env_of(d).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .await;
+    let old = wait_obj("old target cleaned", &deploys, "reviews", T, |d| !injector_manages(d)).await;
+    assert_eq!(env_of(&old), BTreeMap::from([("FOO".to_string(), "bar".to_string())]));
+    assert_eq!(template_labels(&old), template_labels(&original));
+    assert_eq!(template_annotations(&old), template_annotations(&original));
+    let i = wait_obj("record follows the target", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some_and(|t| t.name == "ratings")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected").map(|c| c.0), Some("True".into()));
+}
+
+#[tokio::test]
+async fn the_instrumented_service_that_injected_keeps_the_workload_against_an_older_one() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_as(&client, &ns, USER, &deployment_doc("ratings")).await.expect("ratings");
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let isvc = |name: &str, target: &str, service: &str| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+            "metadata": {"name": name},
+            "spec": {"pipelineRef": {"name": "main"}, "target": {"name": target}, "serviceName": service}})
+    };
+    let injected = |i: &InstrumentedService| isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True");
+    // "old" is created first, on another workload; "young" then instruments reviews.
+    apply_as(&client, &ns, USER, &isvc("old", "ratings", "old")).await.expect("old");
+    wait_obj("old injected", &isvcs, "old", T, injected).await;
+    apply_as(&client, &ns, USER, &isvc("young", "reviews", "young")).await.expect("young");
+    wait_obj("young injected", &isvcs, "young", T, injected).await;
+
+    // The older one moves onto reviews: being older does not make it the owner of a workload that
+    // the younger one already instruments.
+    isvcs
+        .patch("old", &PatchParams::default(), &Patch::Merge(json!({"spec": {"target": {"name": "reviews"}}})))
+        .await
+        .expect("retarget");
+    let old = wait_obj("old reports the conflict", &isvcs, "old", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "Conflict")
+    })
+    .await;
+    assert!(old.status.and_then(|s| s.message).is_some_and(|m| m.contains("\"young\"")));
+    let young = isvcs.get("young").await.expect("young");
+    assert!(injected(&young), "{:?}", young.status);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deploys.get("reviews").await.expect("reviews");
+    assert_eq!(env_of(&d).get("OTEL_SERVICE_NAME").map(String::as_str), Some("young"));
+    // And ratings, which "old" left, is clean.
+    wait_obj("ratings cleaned", &deploys, "ratings", T, |d| !injector_manages(d)).await;
+}
