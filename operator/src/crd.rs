@@ -630,6 +630,21 @@ pub struct InstrumentedServiceSpec {
     /// Prometheus scraping of the workload's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsScrape>,
+    /// What happens to the workload while the pipeline does not exist: `Keep` (default) leaves the
+    /// injection in place, so deleting and recreating a pipeline rolls no workload; `Remove` takes the
+    /// injection back (the workload rolls) and re-applies it when the pipeline returns.
+    #[serde(default)]
+    pub on_pipeline_missing: PipelineMissingPolicy,
+}
+
+/// What to do with an injection whose pipeline is missing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PipelineMissingPolicy {
+    /// Leave the injected env and annotations on the workload (it sends to an absent Service meanwhile).
+    #[default]
+    Keep,
+    /// Remove the injection until the pipeline exists again.
+    Remove,
 }
 
 /// Reference to a TelemetryPipeline.

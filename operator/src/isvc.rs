@@ -14,7 +14,10 @@ use tracing::{info, warn};
 
 use crate::conditions;
 use crate::context::{Context, MANAGER};
-use crate::crd::{InjectedTarget, InstrumentedService, InstrumentedServiceStatus, TargetKind, TelemetryPipeline};
+use crate::crd::{
+    InjectedTarget, InstrumentedService, InstrumentedServiceStatus, PipelineMissingPolicy, TargetKind,
+    TelemetryPipeline,
+};
 use crate::error::{Error, Result};
 use crate::inject::{self, INJECTOR_MANAGER};
 use crate::resources;
@@ -188,7 +191,8 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let (pns, pname) = pipeline_key(&isvc);
     let Some(pipeline) = Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await? else {
         let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
-        return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, true).await;
+        let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
+        return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
     };
     let api = target_api(ctx, &ns, target.kind);
     let Some(workload) = api.get_opt(&target.name).await? else {

@@ -759,6 +759,56 @@ async fn changing_the_target_takes_the_injection_back_from_the_old_workload() {
 }
 
 #[tokio::test]
+async fn deleting_a_pipeline_keeps_the_injection_by_default_and_removes_it_on_request() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let ready = |i: &InstrumentedService| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True");
+    wait_obj("isvc Ready", &isvcs, "reviews", T, ready).await;
+    let injected = deploys.get("reviews").await.expect("d");
+    assert!(env_of(&injected).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    // Default Keep: deleting the pipeline reports it missing but does not roll the workload.
+    tps.delete("main", &DeleteParams::default()).await.expect("delete pipeline");
+    let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Ready").is_some_and(|c| c.1 == "PipelineNotFound")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected"), Some(("True".into(), "Kept".into())));
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(d.metadata.generation, injected.metadata.generation, "the workload did not roll");
+    assert_eq!(env_of(&d), env_of(&injected));
+
+    // Recreating it rolls nothing either.
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    wait_obj("isvc Ready again", &isvcs, "reviews", T, ready).await;
+    assert_eq!(deploys.get("reviews").await.expect("d").metadata.generation, injected.metadata.generation);
+
+    // Remove: the injection goes with the pipeline.
+    isvcs
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(json!({"spec": {"onPipelineMissing": "Remove"}})))
+        .await
+        .expect("policy");
+    wait_obj("policy observed", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.observed_generation) == i.metadata.generation && ready(i)
+    })
+    .await;
+    tps.delete("main", &DeleteParams::default()).await.expect("delete pipeline");
+    let d = wait_obj("injection removed", &deploys, "reviews", T, |d| !injector_manages(d)).await;
+    assert_eq!(env_of(&d), BTreeMap::from([("FOO".to_string(), "bar".to_string())]));
+    let i = wait_obj("Injected=False", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "False" && c.1 == "PipelineNotFound")
+    })
+    .await;
+    assert!(i.status.and_then(|s| s.injected_target).is_none());
+}
+
+#[tokio::test]
 async fn the_instrumented_service_that_injected_keeps_the_workload_against_an_older_one() {
     let (client, ns) = setup().await;
     let _op = start_operator(&client, &ns);
