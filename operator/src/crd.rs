@@ -792,6 +792,10 @@ pub struct InstrumentedServiceStatus {
     /// the injection back from this workload; deletion of the InstrumentedService takes it back from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected_target: Option<InjectedTarget>,
+    /// `OTEL_SERVICE_NAME` the workload sets itself (not through this operator); it wins over
+    /// `spec.serviceName` and the operator leaves it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_service_name: Option<String>,
     /// `metadata.generation` of the target after injection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_observed_generation: Option<i64>,

@@ -217,7 +217,15 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let prometheus = pipeline.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
     let metrics_on = isvc.spec.metrics.as_ref().is_some_and(|m| m.enabled);
     let scrape = prometheus && pns == ns;
-    let inj = inject::injection(&isvc, &ns, (&pns, &pname), &resources::endpoints(&pipeline), scrape);
+    let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &resources::endpoints(&pipeline), scrape);
+    // Merge, don't fight: a service name the workload sets itself wins over ours and is reported.
+    let app_service_name =
+        inject::app_set_env(&workload.data, workload.managed_fields(), &containers, inject::SERVICE_NAME_ENV);
+    if let Some(theirs) = &app_service_name {
+        for (_, v) in inj.env.iter_mut().filter(|(n, _)| n == inject::SERVICE_NAME_ENV) {
+            v.clone_from(theirs);
+        }
+    }
     let patch = inject::apply_patch(target.kind, &target.name, &containers, &inj);
     // No force: if another manager owns one of these fields with a different value, we report the
     // conflict instead of silently taking the field over.
@@ -229,7 +237,13 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
-    let managed_env: Vec<String> = inj.env.iter().map(|(n, _)| n.clone()).collect();
+    // A co-owned app value is not ours to report as managed.
+    let managed_env: Vec<String> = inj
+        .env
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| app_service_name.is_none() || n != inject::SERVICE_NAME_ENV)
+        .collect();
     if status.managed_env != managed_env || status.target_observed_generation != patched.metadata.generation {
         info!(isvc = %format!("{ns}/{}", isvc.name_any()), target = %target.name, "injected");
     }
@@ -242,14 +256,12 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         uid: patched.metadata.uid.clone().unwrap_or_default(),
     });
     status.message = None;
-    conditions::set(
-        &mut status.conditions,
-        "Injected",
-        true,
-        "Injected",
-        &format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name),
-        generation,
-    );
+    let mut injected_msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
+    if let Some(name) = &app_service_name {
+        injected_msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
+    }
+    status.app_service_name = app_service_name;
+    conditions::set(&mut status.conditions, "Injected", true, "Injected", &injected_msg, generation);
     let (scrape_ok, scrape_reason, scrape_msg) = match (metrics_on, prometheus, pns == ns) {
         (false, _, _) => (false, "MetricsDisabled", "spec.metrics is not enabled".to_string()),
         (true, false, _) => (

@@ -387,7 +387,7 @@ async fn workload_created_after_isvc_is_wired_and_missing_pipeline_is_reported()
 }
 
 #[tokio::test]
-async fn conflicting_field_owner_is_reported_not_overwritten() {
+async fn app_set_service_name_wins_and_a_true_conflict_names_field_and_manager() {
     let (client, ns) = setup().await;
     let _op = start_operator(&client, &ns);
     apply_example(&client, &ns, "pipeline.yaml").await;
@@ -396,15 +396,62 @@ async fn conflicting_field_owner_is_reported_not_overwritten() {
     apply_as(&client, &ns, USER, &doc).await.expect("deployment");
     apply_example(&client, &ns, "instrumented-service.yaml").await;
     let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
-    let i = wait_obj("Conflict", &isvcs, "reviews", T, |i| {
-        i.status
-            .as_ref()
-            .is_some_and(|s| condition(Some(&s.conditions), "Injected").is_some_and(|c| c.reason == "Conflict"))
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+
+    // The app's own OTEL_SERVICE_NAME is not a conflict: it stays, everything else is injected.
+    let i = wait_obj("Injected", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True" && c.1 == "Injected")
     })
     .await;
-    assert!(i.status.and_then(|s| s.message).is_some_and(|m| m.contains(USER)), "the message names the other manager");
-    let d = Api::<Deployment>::namespaced(client.clone(), &ns).get("reviews").await.expect("d");
-    assert_eq!(env_of(&d).get("OTEL_SERVICE_NAME").map(String::as_str), Some("mine"));
+    let status = i.status.expect("status");
+    assert_eq!(status.app_service_name.as_deref(), Some("mine"));
+    let msg = &condition(Some(&status.conditions), "Injected").expect("Injected").message;
+    assert!(msg.contains("OTEL_SERVICE_NAME") && msg.contains("mine"), "{msg}");
+    assert!(!status.managed_env.iter().any(|e| e == "OTEL_SERVICE_NAME"));
+    let env = env_of(&deploys.get("reviews").await.expect("d"));
+    assert_eq!(env.get("OTEL_SERVICE_NAME").map(String::as_str), Some("mine"));
+    assert!(env.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    // A field we must own (the endpoint), set by the app to something else, is a true conflict: the
+    // status names the field and the manager, and the app's value is not overwritten.
+    let mut doc = deployment_doc("ratings");
+    doc["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://elsewhere:4317"}]);
+    apply_as(&client, &ns, USER, &doc).await.expect("deployment");
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "ratings"}, "spec": {"pipelineRef": {"name": "main"}, "target": {"name": "ratings"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    let i = wait_obj("Conflict", &isvcs, "ratings", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "Conflict")
+    })
+    .await;
+    let msg = i.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(msg.contains(USER) && msg.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{msg}");
+    let d = deploys.get("ratings").await.expect("d");
+    assert_eq!(env_of(&d).get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str), Some("http://elsewhere:4317"));
+
+    // `kubectl set env OTEL_SERVICE_NAME=...` after injection: the user's value wins, no conflict.
+    apply_as(&client, &ns, USER, &deployment_doc("details")).await.expect("details");
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "details"}, "spec": {"pipelineRef": {"name": "main"}, "target": {"name": "details"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    wait_obj("details injected", &deploys, "details", T, |d| {
+        env_of(d).get("OTEL_SERVICE_NAME").map(String::as_str) == Some("details")
+    })
+    .await;
+    let set_env = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "OTEL_SERVICE_NAME", "value": "details-by-hand"}]}]}}}});
+    let pp = PatchParams { field_manager: Some("kubectl-set".into()), ..PatchParams::default() };
+    deploys.patch("details", &pp, &Patch::Strategic(set_env)).await.expect("set env");
+    let i = wait_obj("hand-set name reported", &isvcs, "details", T, |i| {
+        i.status.as_ref().and_then(|s| s.app_service_name.as_deref()) == Some("details-by-hand")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected"), Some(("True".into(), "Injected".into())));
+    assert_eq!(
+        env_of(&deploys.get("details").await.expect("d")).get("OTEL_SERVICE_NAME").map(String::as_str),
+        Some("details-by-hand")
+    );
 }
 
 #[tokio::test]
