@@ -45,6 +45,13 @@ struct SeenFilter<V> {
 
 impl<V: PartialEq> SeenFilter<V> {
     /// True when `value` differs from what was last seen for `obj` (or `obj` is being deleted).
+    /// Forgets a deleted object.
+    fn forget<K: Resource>(&self, obj: &K) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(obj.meta().uid.as_deref().unwrap_or_default());
+        }
+    }
+
     fn changed<K: Resource>(&self, obj: &K, value: V) -> bool {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let Ok(mut seen) = self.seen.lock() else { return true };
@@ -74,6 +81,11 @@ fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
             (c.name.clone(), c.ready, waiting)
         })
         .collect()
+}
+
+/// What of a pipeline the injection depends on: its endpoints and whether it scrapes.
+fn injected_view(tp: &TelemetryPipeline) -> (crate::crd::Endpoints, bool) {
+    (crate::resources::endpoints(tp), tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled))
 }
 
 /// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
@@ -127,19 +139,36 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
         .with_config(kube::runtime::controller::Config::default().concurrency(ISVC_CONCURRENCY));
     let isvc_store = isvc_ctrl.store();
     let by_pipeline = isvc_store.clone();
-    let isvc_ctrl = isvc_ctrl.watches(
-        api::<TelemetryPipeline>(&client, ns),
-        watcher::Config::default(),
-        move |tp: TelemetryPipeline| {
-            let key = (tp.namespace().unwrap_or_default(), tp.name_any());
-            by_pipeline
-                .state()
-                .iter()
-                .filter(|i| isvc::pipeline_key(i) == key)
-                .map(|i| ObjectRef::from_obj(&**i))
-                .collect::<Vec<_>>()
-        },
-    );
+    // A pipeline matters to its InstrumentedServices only through what is injected: its endpoints and
+    // whether it scrapes, and its existence. Its status writes (readiness, attached list) change
+    // neither, so they are dropped here instead of re-reconciling every attached InstrumentedService.
+    // A raw watcher stream is used because deletions must always pass, and a deleted pipeline's last
+    // state can be identical to the one already seen (no finalizer, so no deletionTimestamp).
+    let pipeline_seen = SeenFilter::<(crate::crd::Endpoints, bool)>::default();
+    let pipeline_events = watcher::watcher(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(watcher::Event::Delete(tp)) => {
+                    pipeline_seen.forget(&tp);
+                    Some(Ok(tp))
+                }
+                Ok(watcher::Event::Apply(tp) | watcher::Event::InitApply(tp)) => {
+                    pipeline_seen.changed(&tp, injected_view(&tp)).then_some(Ok(tp))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        });
+    let isvc_ctrl = isvc_ctrl.watches_stream(pipeline_events, move |tp: TelemetryPipeline| {
+        let key = (tp.namespace().unwrap_or_default(), tp.name_any());
+        by_pipeline
+            .state()
+            .iter()
+            .filter(|i| isvc::pipeline_key(i) == key)
+            .map(|i| ObjectRef::from_obj(&**i))
+            .collect::<Vec<_>>()
+    });
     let isvc_ctrl = watch_workloads::<Deployment>(isvc_ctrl, &client, ns, TargetKind::Deployment);
     let isvc_ctrl = watch_workloads::<StatefulSet>(isvc_ctrl, &client, ns, TargetKind::StatefulSet);
     let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet);

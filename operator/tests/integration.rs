@@ -894,3 +894,51 @@ async fn the_instrumented_service_that_injected_keeps_the_workload_against_an_ol
     // And ratings, which "old" left, is clean.
     wait_obj("ratings cleaned", &deploys, "ratings", T, |d| !injector_manages(d)).await;
 }
+
+#[tokio::test]
+async fn pipeline_status_writes_do_not_re_reconcile_its_instrumented_services() {
+    use telemetry_operator::metrics::ControllerLabel;
+    let (client, ns) = setup().await;
+    let op = start_operator(&client, &ns);
+    let count = |controller: &str| {
+        op.metrics.reconciliations.get_or_create(&ControllerLabel { controller: controller.into() }).get()
+    };
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    wait_obj("isvc Ready", &isvcs, "reviews", T, |i| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True")).await;
+    wait_obj("pipeline lists the isvc", &tps, "main", T, |tp| {
+        tp.status.as_ref().is_some_and(|s| !s.instrumented_services.is_empty())
+    })
+    .await;
+
+    // Five status-only writes of the pipeline. Each also wakes the pipeline's own controller, which
+    // reconciles after its 500 ms debounce: once its counter moved, an InstrumentedService reconcile
+    // caused by the same event would already have started.
+    let before = count("instrumentedservice");
+    for n in 1..=5 {
+        let tp_before = count("telemetrypipeline");
+        tps.patch_status("main", &PatchParams::default(), &Patch::Merge(json!({"status": {"readyReplicas": 10 + n}})))
+            .await
+            .expect("status write");
+        wait_for("pipeline reconciled", T, || async { (count("telemetrypipeline") > tp_before).then_some(()) }).await;
+    }
+    let after = count("instrumentedservice");
+    assert!(after - before <= 1, "{} InstrumentedService reconciles for 5 pipeline status writes", after - before);
+
+    // An endpoint change still reaches the workload.
+    tps.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"receivers": {"otlp": {"grpcPort": 14317}}}})),
+    )
+    .await
+    .expect("patch pipeline");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_obj("new endpoint", &deploys, "reviews", T, |d| {
+        env_of(d).get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|e| e.ends_with(":14317"))
+    })
+    .await;
+}
