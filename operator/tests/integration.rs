@@ -942,3 +942,139 @@ async fn pipeline_status_writes_do_not_re_reconcile_its_instrumented_services() 
     })
     .await;
 }
+
+/// A Lua 5.1 table constructor for a JSON value (the status objects Argo CD hands to `health.lua`).
+fn lua_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    // Lua 5.1 knows decimal escapes only (three digits, so a following digit is not absorbed);
+                    // UTF-8 passes through as bytes.
+                    c if (c as u32) < 32 => out.push_str(&format!("\\{:03}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!("{{{}}}", a.iter().map(lua_literal).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("[{}] = {}", lua_literal(&json!(k)), lua_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs the chart's Argo CD `health.lua` of `kind` on `obj` with Debian's `lua5.1`: (status, message).
+async fn argocd_health(kind: &str, obj: &Value) -> (String, String) {
+    let path = telemetry_tests::repo_root()
+        .join("charts/telemetry-operator/files/argocd-health/telemetry.thereview.dev")
+        .join(kind)
+        .join("health.lua");
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    // Argo CD runs the script with the object as the global `obj` and takes the returned table.
+    let program = format!(
+        "obj = {}\nlocal function check()\n{script}\nend\nlocal hs = check()\nio.write(hs.status, \"\\n\", hs.message or \"\")\n",
+        lua_literal(obj)
+    );
+    let dir = std::env::temp_dir().join(format!("argocd-health-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join(format!("{kind}-{}.lua", obj["metadata"]["name"].as_str().unwrap_or("x")));
+    std::fs::write(&file, program).expect("write");
+    let out =
+        tokio::process::Command::new("lua5.1").arg(&file).output().await.expect("run lua5.1 (apt-get install lua5.1)");
+    assert!(out.status.success(), "lua5.1 failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.to_string(), message.to_string())
+}
+
+#[tokio::test]
+async fn argocd_health_checks_read_real_status_objects() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+
+    // An InstrumentedService whose pipeline does not exist yet: Degraded, with the reason.
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Ready").is_some_and(|c| c.1 == "PipelineNotFound")
+    })
+    .await;
+    let (status, message) = argocd_health("InstrumentedService", &as_json(&i)).await;
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("PipelineNotFound"), "{message}");
+
+    // The pipeline appears: collector not rolled out yet (no controller-manager) -> Progressing.
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let tp = wait_obj("Reconciling", &tps, "main", T, |tp| pipeline_condition_is(tp, "Reconciling", "True")).await;
+    let (status, message) = argocd_health("TelemetryPipeline", &as_json(&tp)).await;
+    assert_eq!(status, "Progressing");
+    assert!(message.contains("RollingOut"), "{message}");
+    let i = wait_obj("isvc Ready", &isvcs, "reviews", T, |i| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True"))
+        .await;
+    assert_eq!(argocd_health("InstrumentedService", &as_json(&i)).await.0, "Healthy");
+
+    // The Deployment controller reports the rollout done -> Healthy.
+    let generation = deploys.get("main-collector").await.expect("d").metadata.generation;
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("Ready", &tps, "main", T, |tp| pipeline_condition_is(tp, "Ready", "True")).await;
+    assert_eq!(argocd_health("TelemetryPipeline", &as_json(&tp)).await.0, "Healthy");
+
+    // A spec change not yet observed -> Progressing, whatever the old conditions said.
+    let tp = tps
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"processors": {"batch": {"timeout": "9s"}}}})),
+        )
+        .await
+        .expect("patch");
+    let mut stale = as_json(&tp);
+    stale["status"]["observedGeneration"] = json!(tp.metadata.generation.expect("generation") - 1);
+    assert_eq!(argocd_health("TelemetryPipeline", &stale).await.0, "Progressing");
+
+    // A pipeline whose Secret is missing -> Degraded with InvalidConfig.
+    let docs = example("pipeline.yaml");
+    let mut bad = docs.iter().find(|d| d["kind"] == "TelemetryPipeline").expect("pipeline doc").clone();
+    bad["metadata"]["name"] = json!("nosecret");
+    let secret = bad.to_string().replace("\"grafana-cloud\"", "\"no-such-secret\"");
+    apply_as(&client, &ns, USER, &serde_json::from_str(&secret).expect("doc")).await.expect("bad pipeline");
+    let tp = wait_obj("Stalled", &tps, "nosecret", T, |tp| pipeline_condition_is(tp, "Stalled", "True")).await;
+    let (status, message) = argocd_health("TelemetryPipeline", &as_json(&tp)).await;
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("InvalidConfig"), "{message}");
+
+    // No status at all (the operator has not seen it yet) -> Progressing.
+    let fresh = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "fresh", "generation": 1}, "spec": {}});
+    assert_eq!(argocd_health("InstrumentedService", &fresh).await.0, "Progressing");
+}
+
+/// The JSON of a typed object, as Argo CD sees it.
+fn as_json<T: serde::Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).expect("json")
+}
