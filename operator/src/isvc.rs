@@ -29,8 +29,12 @@ pub const FINALIZER: &str = "telemetry.thereview.dev/injection";
 
 /// API of the target workload kind.
 pub fn target_api(ctx: &Context, ns: &str, kind: TargetKind) -> Api<DynamicObject> {
+    workload_api(&ctx.client, ns, kind)
+}
+
+fn workload_api(client: &kube::Client, ns: &str, kind: TargetKind) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind.as_str()));
-    Api::namespaced_with(ctx.client.clone(), ns, &ar)
+    Api::namespaced_with(client.clone(), ns, &ar)
 }
 
 /// The pipeline an InstrumentedService refers to, as `(namespace, name)`.
@@ -107,8 +111,14 @@ async fn warn_event(ctx: &Context, isvc: &InstrumentedService, reason: &str, not
 /// Takes back everything the injector added to a workload: an apply of an empty object with the
 /// injector's field manager. `uid` guards against a workload deleted and recreated under the same
 /// name (it carries none of our fields, and may be claimed by another InstrumentedService now).
-async fn remove_injection(ctx: &Context, ns: &str, kind: TargetKind, name: &str, uid: Option<&str>) -> Result<()> {
-    let api = target_api(ctx, ns, kind);
+pub async fn remove_injection(
+    client: &kube::Client,
+    ns: &str,
+    kind: TargetKind,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<()> {
+    let api = workload_api(client, ns, kind);
     if let Some(current) = api.get_opt(name).await?
         && uid.is_none_or(|u| current.metadata.uid.as_deref() == Some(u))
     {
@@ -121,7 +131,7 @@ async fn remove_injection(ctx: &Context, ns: &str, kind: TargetKind, name: &str,
 /// Takes the injection back from wherever the status says it was applied, and forgets it.
 async fn remove_recorded(ctx: &Context, ns: &str, status: &mut InstrumentedServiceStatus) -> Result<()> {
     if let Some(t) = status.injected_target.take() {
-        remove_injection(ctx, ns, t.kind, &t.name, Some(&t.uid)).await?;
+        remove_injection(&ctx.client, ns, t.kind, &t.name, Some(&t.uid)).await?;
         info!(namespace = %ns, target = %t.name, kind = t.kind.as_str(), "injection removed");
     }
     status.managed_env.clear();
@@ -308,11 +318,11 @@ async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Re
             Finalizer::Cleanup(i) => {
                 match i.status.as_ref().and_then(|s| s.injected_target.as_ref()) {
                     // Exactly where the injection was applied, whatever the spec says now.
-                    Some(t) => remove_injection(&ctx, &ns, t.kind, &t.name, Some(&t.uid)).await?,
+                    Some(t) => remove_injection(&ctx.client, &ns, t.kind, &t.name, Some(&t.uid)).await?,
                     // No record (never injected, or written by an older operator): only the winner of a
                     // conflict may have injected; a loser must not strip the winner's fields.
                     None if conflicting(&ctx, &i).is_none() => {
-                        remove_injection(&ctx, &ns, i.spec.target.kind, &i.spec.target.name, None).await?
+                        remove_injection(&ctx.client, &ns, i.spec.target.kind, &i.spec.target.name, None).await?
                     }
                     None => {}
                 }

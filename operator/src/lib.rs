@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod resources;
 pub mod rollout;
 pub mod run;
+pub mod uninstall;
 pub mod validate;
 
 pub use run::run_controllers;

@@ -1078,3 +1078,43 @@ async fn argocd_health_checks_read_real_status_objects() {
 fn as_json<T: serde::Serialize>(obj: &T) -> Value {
     serde_json::to_value(obj).expect("json")
 }
+
+#[tokio::test]
+async fn uninstall_takes_every_injection_back_and_releases_the_finalizers_without_the_operator() {
+    let (client, ns) = setup().await;
+    let op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let before = deploys.get("reviews").await.expect("d").spec.expect("spec").template;
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    wait_obj("injected", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some()
+    })
+    .await;
+    assert_ne!(deploys.get("reviews").await.expect("d").spec.expect("spec").template, before);
+
+    // helm uninstall deletes the operator: nobody is left to run the finalizer.
+    drop(op);
+    let released = telemetry_operator::uninstall::uninstall(&client, Some(&ns)).await.expect("uninstall");
+    assert_eq!(released, 1);
+    wait_gone("InstrumentedService released", &isvcs, "reviews", T).await;
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(d.spec.expect("spec").template, before, "the pod template is exactly as before injection");
+    assert!(!injector_manages(&deploys.get("reviews").await.expect("d")));
+    // The hook's command, run again (a retried hook), is harmless.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_telemetry-operator"))
+        .arg("uninstall")
+        .env("KUBECONFIG", apiserver().await.kubeconfig())
+        .env("WATCH_NAMESPACE", &ns)
+        .output()
+        .await
+        .expect("run telemetry-operator uninstall");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"released\":0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
