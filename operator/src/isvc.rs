@@ -86,6 +86,16 @@ fn conflicting(ctx: &Context, isvc: &InstrumentedService) -> Option<String> {
     winner(&claimants).filter(|w| w.name != isvc.name_any()).map(|w| w.name.clone())
 }
 
+/// The kstatus pair beside `Ready`, for `kubectl wait`, Argo CD and Flux. A reconcile that finished has
+/// nothing in progress (`Reconciling=False`; it runs within one reconcile); every reason for not being
+/// Ready (missing pipeline, target or container, a conflict, a pipeline that does not scrape) needs a
+/// change by someone else, so it is `Stalled=True` with that reason.
+fn set_kstatus(status: &mut InstrumentedServiceStatus, stalled: Option<(&str, &str)>, generation: Option<i64>) {
+    conditions::set(&mut status.conditions, "Reconciling", false, "Reconciled", "", generation);
+    let (reason, message) = stalled.unwrap_or(("Healthy", ""));
+    conditions::set(&mut status.conditions, "Stalled", stalled.is_some(), reason, message, generation);
+}
+
 async fn patch_status(ctx: &Context, isvc: &InstrumentedService, status: &InstrumentedServiceStatus) -> Result<()> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
@@ -164,6 +174,7 @@ async fn not_injected(
     }
     conditions::set(&mut status.conditions, "ScrapeConfigured", false, reason, &message, generation);
     conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
+    set_kstatus(&mut status, Some((reason, &message)), generation);
     status.message = Some(message.clone());
     patch_status(ctx, isvc, &status).await?;
     if changed {
@@ -295,6 +306,7 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         &ready_msg,
         generation,
     );
+    set_kstatus(&mut status, (!ready).then_some((scrape_reason, ready_msg.as_str())), generation);
     patch_status(ctx, &isvc, &status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }

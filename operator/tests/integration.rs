@@ -300,6 +300,8 @@ async fn isvc_injects_keeps_others_fields_and_takes_back_exactly_what_it_added()
     assert!(st.managed_env.contains(&"OTEL_SERVICE_NAME".to_string()));
     assert!(st.managed_annotations.contains(&"prometheus.io/scrape".to_string()));
     assert_eq!(condition(Some(&st.conditions), "ScrapeConfigured").map(|c| c.status.as_str()), Some("True"));
+    assert_eq!(isvc_condition(&isvc, "Stalled").map(|c| c.0), Some("False".into()));
+    assert_eq!(isvc_condition(&isvc, "Reconciling").map(|c| c.0), Some("False".into()));
     assert!(isvc.finalizers().iter().any(|f| f == "telemetry.thereview.dev/injection"));
 
     // Another manager changes its own field after injection: it survives the operator.
@@ -366,6 +368,8 @@ async fn workload_created_after_isvc_is_wired_and_missing_pipeline_is_reported()
         }
     };
     let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, reason_is("PipelineNotFound")).await;
+    assert_eq!(isvc_condition(&i, "Stalled"), Some(("True".into(), "PipelineNotFound".into())));
+    assert_eq!(isvc_condition(&i, "Reconciling").map(|c| c.0), Some("False".into()));
     assert!(i.status.and_then(|s| s.message).is_some_and(|m| m.contains("spec.pipelineRef") && m.contains("main")));
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     wait_for("PipelineNotFound event", T, || async {
