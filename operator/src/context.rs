@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use crate::backoff::Failures;
 use crate::crd::InstrumentedService;
 use crate::metrics::Metrics;
 
@@ -46,6 +47,8 @@ pub struct Context {
     pub config: Arc<Config>,
     /// Cache of all InstrumentedServices (pipelines list the ones attached to them).
     pub isvcs: Store<InstrumentedService>,
+    /// Consecutive reconcile failures per object, for the exponential backoff.
+    pub failures: Arc<Failures>,
 }
 
 impl std::fmt::Debug for Context {
@@ -54,10 +57,40 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// Key of an object in [`Context::failures`].
+pub fn failure_key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
 impl Context {
+    /// Action after a failed reconcile of `obj`: exponential backoff by the error's class.
+    pub fn backoff<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        error: &crate::error::Error,
+    ) -> kube::runtime::controller::Action {
+        let attempt = self.failures.record(&failure_key(obj));
+        kube::runtime::controller::Action::requeue(crate::backoff::delay(
+            crate::backoff::ErrorClass::of(error),
+            attempt,
+        ))
+    }
+
     /// Builds a context.
     pub fn new(client: Client, metrics: Metrics, config: Arc<Config>, isvcs: Store<InstrumentedService>) -> Self {
         let reporter = Reporter { controller: MANAGER.into(), instance: Some(config.identity.clone()) };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, config, isvcs }
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+            isvcs,
+            failures: Arc::default(),
+        }
     }
 }

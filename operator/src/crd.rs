@@ -19,6 +19,13 @@ pub const GROUP: &str = "telemetry.thereview.dev";
 /// CEL rule shared by every field that must be an absolute http(s) URL.
 const URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''";
 
+/// Longest pipeline name: its children are named `<name>-collector` and a Service name has at most 63 characters.
+pub const MAX_PIPELINE_NAME: usize = 63 - "-collector".len();
+const NAME_LENGTH_RULE: &str = "self.metadata.name.size() <= 53";
+const NAME_LENGTH_MESSAGE: &str = "metadata.name must be at most 53 characters: the collector's Service, Deployment and other children are named <name>-collector, and a Service name is limited to 63 characters";
+const NAME_FORM_RULE: &str = "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, no dots): it names the collector's Service <name>-collector";
+
 /// A collector and its configuration, described at the level a platform engineer thinks at.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -32,6 +39,11 @@ const URL_RULE: &str = "isURL(self) && url(self).getScheme() in ['http', 'https'
     derive = "PartialEq",
     derive = "Default",
     doc = "A TelemetryPipeline runs an OpenTelemetry collector (Deployment or DaemonSet) with a rendered, validated configuration.",
+    // The name becomes `<name>-collector` for the Service, ConfigMap, Deployment/DaemonSet, ServiceAccount,
+    // Role and RoleBinding, and the `app.kubernetes.io/instance` label value. The Service is the strictest:
+    // a DNS-1035 label of at most 63 characters, so no dot, a leading letter, and 63 - len("-collector") = 53.
+    validation = Rule::new(NAME_LENGTH_RULE).message(NAME_LENGTH_MESSAGE),
+    validation = Rule::new(NAME_FORM_RULE).message(NAME_FORM_MESSAGE),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
@@ -618,6 +630,21 @@ pub struct InstrumentedServiceSpec {
     /// Prometheus scraping of the workload's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsScrape>,
+    /// What happens to the workload while the pipeline does not exist: `Keep` (default) leaves the
+    /// injection in place, so deleting and recreating a pipeline rolls no workload; `Remove` takes the
+    /// injection back (the workload rolls) and re-applies it when the pipeline returns.
+    #[serde(default)]
+    pub on_pipeline_missing: PipelineMissingPolicy,
+}
+
+/// What to do with an injection whose pipeline is missing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PipelineMissingPolicy {
+    /// Leave the injected env and annotations on the workload (it sends to an absent Service meanwhile).
+    #[default]
+    Keep,
+    /// Remove the injection until the pipeline exists again.
+    Remove,
 }
 
 /// Reference to a TelemetryPipeline.
@@ -761,12 +788,39 @@ pub struct InstrumentedServiceStatus {
     /// Pod-template annotations this resource manages on the target.
     #[serde(default)]
     pub managed_annotations: Vec<String>,
+    /// The workload the injection was applied to (kind, name, uid). A change of `spec.target` first takes
+    /// the injection back from this workload; deletion of the InstrumentedService takes it back from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_target: Option<InjectedTarget>,
+    /// `OTEL_SERVICE_NAME` the workload sets itself (not through this operator); it wins over
+    /// `spec.serviceName` and the operator leaves it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_service_name: Option<String>,
     /// `metadata.generation` of the target after injection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_observed_generation: Option<i64>,
     /// What is wrong, when something is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Identity of the workload an injection was applied to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedTarget {
+    /// Workload kind.
+    pub kind: TargetKind,
+    /// Workload name (same namespace as the InstrumentedService).
+    pub name: String,
+    /// Workload uid: a workload deleted and recreated under the same name carries none of our fields.
+    pub uid: String,
+}
+
+impl InjectedTarget {
+    /// Whether this is the workload `target` names (same kind and name).
+    pub fn is(&self, target: &TargetRef) -> bool {
+        self.kind == target.kind && self.name == target.name
+    }
 }
 
 fn default_true() -> bool {
@@ -797,4 +851,16 @@ pub fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules_state_the_service_name_limit() {
+        assert_eq!(MAX_PIPELINE_NAME, 53);
+        assert!(NAME_LENGTH_RULE.ends_with(&MAX_PIPELINE_NAME.to_string()));
+        assert!(NAME_LENGTH_MESSAGE.contains("53") && NAME_LENGTH_MESSAGE.contains("63"));
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Value, json};
 
 use crate::config::{PIPELINE_LABEL, PIPELINE_NS_LABEL};
@@ -13,6 +14,9 @@ use crate::crd::{Endpoints, InstrumentedService, Protocol, TargetKind};
 
 /// Field manager of everything injected into workloads (distinct from the pipeline children's).
 pub const INJECTOR_MANAGER: &str = "telemetry-operator-injector";
+
+/// The env var naming the service; an app's own value wins over ours.
+pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 
 /// What gets injected.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -124,6 +128,50 @@ pub fn removal_patch(kind: TargetKind, name: &str) -> Value {
     json!({"apiVersion": api_version(kind), "kind": kind.as_str(), "metadata": {"name": name}})
 }
 
+/// The value of env var `name` that the workload sets itself in one of `containers`: a field manager
+/// other than the injector owns its value (the app's manifest, its chart, a `kubectl set env`). The
+/// app knows its own name better than we do, so for `OTEL_SERVICE_NAME` such a value wins: the
+/// injector then applies that same value, which server-side apply lets two managers co-own without a
+/// conflict (dropping the entry instead would delete it when we were its only list-entry owner).
+pub fn app_set_env(
+    workload: &Value,
+    managed_fields: &[ManagedFieldsEntry],
+    containers: &[String],
+    name: &str,
+) -> Option<String> {
+    let all = workload.pointer("/spec/template/spec/containers")?.as_array()?;
+    all.iter()
+        .filter(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| containers.iter().any(|w| w == n)))
+        .find_map(|c| {
+            let container = c.get("name").and_then(Value::as_str)?;
+            let entry =
+                c.get("env")?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?;
+            let theirs = managed_fields
+                .iter()
+                .filter(|m| m.manager.as_deref() != Some(INJECTOR_MANAGER))
+                .any(|m| m.fields_v1.as_ref().is_some_and(|f| owns_env(&f.0, container, name)));
+            theirs.then(|| entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string())
+        })
+}
+
+/// Whether a managed-fields set (`fieldsV1`) contains the value of env var `name` of container `container`.
+fn owns_env(fields: &Value, container: &str, name: &str) -> bool {
+    // Keys of associative lists are the JSON of the key fields, e.g. `k:{"name":"app"}`.
+    let c_key = format!("k:{}", json!({"name": container}));
+    let e_key = format!("k:{}", json!({"name": name}));
+    fields
+        .get("f:spec")
+        .and_then(|v| v.get("f:template"))
+        .and_then(|v| v.get("f:spec"))
+        .and_then(|v| v.get("f:containers"))
+        .and_then(|v| v.get(&c_key))
+        .and_then(|v| v.get("f:env"))
+        .and_then(|v| v.get(&e_key))
+        // The value, not just the list entry: after `kubectl set env` the entry stays ours but the value is theirs.
+        .and_then(|v| v.get("f:value"))
+        .is_some()
+}
+
 /// Which containers to inject into: the named one, or all of them.
 pub fn select_containers(all: &[String], wanted: Option<&str>) -> Result<Vec<String>, String> {
     match wanted {
@@ -199,6 +247,29 @@ mod tests {
         assert!(p.pointer("/spec/replicas").is_none());
         assert!(p.pointer("/metadata/ownerReferences").is_none(), "never own the user's workload");
         assert_eq!(removal_patch(TargetKind::Deployment, "reviews").get("spec"), None);
+    }
+
+    #[test]
+    fn app_set_env_is_what_the_injector_does_not_own() {
+        let workload = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "env": [{"name": "OTEL_SERVICE_NAME", "value": "mine"}]},
+            {"name": "sidecar"}]}}}});
+        let entry = |manager: &str, container: &str| {
+            serde_json::from_value::<ManagedFieldsEntry>(json!({"manager": manager, "operation": "Apply",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                    format!("k:{{\"name\":\"{container}\"}}"): {".": {}, "f:env": {
+                        "k:{\"name\":\"OTEL_SERVICE_NAME\"}": {".": {}, "f:value": {}}}}}}}}}}))
+            .expect("entry")
+        };
+        let app = ["app".to_string()];
+        assert_eq!(app_set_env(&workload, &[entry("helm", "app")], &app, "OTEL_SERVICE_NAME").as_deref(), Some("mine"));
+        // Our own earlier injection is not the app's; co-owned with another manager it is.
+        assert_eq!(app_set_env(&workload, &[entry(INJECTOR_MANAGER, "app")], &app, "OTEL_SERVICE_NAME"), None);
+        let both = [entry(INJECTOR_MANAGER, "app"), entry("kubectl-set", "app")];
+        assert_eq!(app_set_env(&workload, &both, &app, "OTEL_SERVICE_NAME").as_deref(), Some("mine"));
+        // Only the selected containers count.
+        assert_eq!(app_set_env(&workload, &[], &["sidecar".to_string()], "OTEL_SERVICE_NAME"), None);
+        assert_eq!(app_set_env(&workload, &[], &app, "OTEL_RESOURCE_ATTRIBUTES"), None);
     }
 
     #[test]

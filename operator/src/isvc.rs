@@ -14,7 +14,10 @@ use tracing::{info, warn};
 
 use crate::conditions;
 use crate::context::{Context, MANAGER};
-use crate::crd::{InstrumentedService, InstrumentedServiceStatus, TargetKind, TelemetryPipeline};
+use crate::crd::{
+    InjectedTarget, InstrumentedService, InstrumentedServiceStatus, PipelineMissingPolicy, TargetKind,
+    TelemetryPipeline,
+};
 use crate::error::{Error, Result};
 use crate::inject::{self, INJECTOR_MANAGER};
 use crate::resources;
@@ -26,8 +29,12 @@ pub const FINALIZER: &str = "telemetry.thereview.dev/injection";
 
 /// API of the target workload kind.
 pub fn target_api(ctx: &Context, ns: &str, kind: TargetKind) -> Api<DynamicObject> {
+    workload_api(&ctx.client, ns, kind)
+}
+
+fn workload_api(client: &kube::Client, ns: &str, kind: TargetKind) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind.as_str()));
-    Api::namespaced_with(ctx.client.clone(), ns, &ar)
+    Api::namespaced_with(client.clone(), ns, &ar)
 }
 
 /// The pipeline an InstrumentedService refers to, as `(namespace, name)`.
@@ -36,19 +43,57 @@ pub fn pipeline_key(isvc: &InstrumentedService) -> (String, String) {
     (ns, isvc.spec.pipeline_ref.name.clone())
 }
 
-/// An older InstrumentedService targeting the same workload wins; this one then reports a conflict.
+/// One claimant of a workload, as the conflict rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimant {
+    /// InstrumentedService name.
+    pub name: String,
+    /// Creation time (RFC 3339 compares correctly as text) — the tie-break.
+    pub created: Option<String>,
+    /// Whether its status records an injection into this very workload.
+    pub injected: bool,
+}
+
+/// Which of several InstrumentedServices targeting one workload may inject into it: one that already
+/// injected (the oldest of those, if several claim so after a crash), else the oldest. Age alone is
+/// not enough: an older one that never injected (it was created while another held the workload, or
+/// it is stuck) must not block a younger one with a false "already instrumented by".
+pub fn winner(claimants: &[Claimant]) -> Option<&Claimant> {
+    claimants.iter().min_by(|a, b| (!a.injected, &a.created, &a.name).cmp(&(!b.injected, &b.created, &b.name)))
+}
+
+fn claimant(i: &InstrumentedService) -> Claimant {
+    Claimant {
+        name: i.name_any(),
+        created: i.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        injected: i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some_and(|t| t.is(&i.spec.target)),
+    }
+}
+
+/// The InstrumentedService that holds this one's target instead of it, if any.
 fn conflicting(ctx: &Context, isvc: &InstrumentedService) -> Option<String> {
     let ns = isvc.namespace();
-    let me = (isvc.metadata.creation_timestamp.clone(), isvc.name_any());
-    ctx.isvcs
-        .state()
-        .iter()
-        .filter(|o| o.namespace() == ns && o.name_any() != isvc.name_any())
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .filter(|o| o.spec.target.kind == isvc.spec.target.kind && o.spec.target.name == isvc.spec.target.name)
-        .filter(|o| (o.metadata.creation_timestamp.clone(), o.name_any()) < me)
-        .map(|o| o.name_any())
-        .next()
+    let mut claimants = vec![claimant(isvc)];
+    claimants.extend(
+        ctx.isvcs
+            .state()
+            .iter()
+            .filter(|o| o.namespace() == ns && o.name_any() != isvc.name_any())
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter(|o| o.spec.target.kind == isvc.spec.target.kind && o.spec.target.name == isvc.spec.target.name)
+            .map(|o| claimant(o)),
+    );
+    winner(&claimants).filter(|w| w.name != isvc.name_any()).map(|w| w.name.clone())
+}
+
+/// The kstatus pair beside `Ready`, for `kubectl wait`, Argo CD and Flux. A reconcile that finished has
+/// nothing in progress (`Reconciling=False`; it runs within one reconcile); every reason for not being
+/// Ready (missing pipeline, target or container, a conflict, a pipeline that does not scrape) needs a
+/// change by someone else, so it is `Stalled=True` with that reason.
+fn set_kstatus(status: &mut InstrumentedServiceStatus, stalled: Option<(&str, &str)>, generation: Option<i64>) {
+    conditions::set(&mut status.conditions, "Reconciling", false, "Reconciled", "", generation);
+    let (reason, message) = stalled.unwrap_or(("Healthy", ""));
+    conditions::set(&mut status.conditions, "Stalled", stalled.is_some(), reason, message, generation);
 }
 
 async fn patch_status(ctx: &Context, isvc: &InstrumentedService, status: &InstrumentedServiceStatus) -> Result<()> {
@@ -73,13 +118,34 @@ async fn warn_event(ctx: &Context, isvc: &InstrumentedService, reason: &str, not
     }
 }
 
-/// Takes back everything the injector added to the target (no-op when the target is gone).
-async fn remove_injection(ctx: &Context, ns: &str, isvc: &InstrumentedService) -> Result<()> {
-    let api = target_api(ctx, ns, isvc.spec.target.kind);
-    if api.get_opt(&isvc.spec.target.name).await?.is_some() {
-        let patch = inject::removal_patch(isvc.spec.target.kind, &isvc.spec.target.name);
-        api.patch(&isvc.spec.target.name, &PatchParams::apply(INJECTOR_MANAGER).force(), &Patch::Apply(&patch)).await?;
+/// Takes back everything the injector added to a workload: an apply of an empty object with the
+/// injector's field manager. `uid` guards against a workload deleted and recreated under the same
+/// name (it carries none of our fields, and may be claimed by another InstrumentedService now).
+pub async fn remove_injection(
+    client: &kube::Client,
+    ns: &str,
+    kind: TargetKind,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<()> {
+    let api = workload_api(client, ns, kind);
+    if let Some(current) = api.get_opt(name).await?
+        && uid.is_none_or(|u| current.metadata.uid.as_deref() == Some(u))
+    {
+        let patch = inject::removal_patch(kind, name);
+        api.patch(name, &PatchParams::apply(INJECTOR_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }
+    Ok(())
+}
+
+/// Takes the injection back from wherever the status says it was applied, and forgets it.
+async fn remove_recorded(ctx: &Context, ns: &str, status: &mut InstrumentedServiceStatus) -> Result<()> {
+    if let Some(t) = status.injected_target.take() {
+        remove_injection(&ctx.client, ns, t.kind, &t.name, Some(&t.uid)).await?;
+        info!(namespace = %ns, target = %t.name, kind = t.kind.as_str(), "injection removed");
+    }
+    status.managed_env.clear();
+    status.managed_annotations.clear();
     Ok(())
 }
 
@@ -94,15 +160,21 @@ async fn not_injected(
 ) -> Result<Action> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     if remove {
-        remove_injection(ctx, &ns, isvc).await?;
-        status.managed_env.clear();
-        status.managed_annotations.clear();
+        remove_recorded(ctx, &ns, &mut status).await?;
     }
     let generation = isvc.metadata.generation;
     let changed = status.message.as_deref() != Some(message.as_str());
-    conditions::set(&mut status.conditions, "Injected", false, reason, &message, generation);
+    match &status.injected_target {
+        // Still injected (kept while the pipeline is missing, or the target is gone): say so.
+        Some(t) if !remove => {
+            let kept = format!("kept on {} {} ({reason})", t.kind.as_str(), t.name);
+            conditions::set(&mut status.conditions, "Injected", true, "Kept", &kept, generation);
+        }
+        _ => conditions::set(&mut status.conditions, "Injected", false, reason, &message, generation),
+    }
     conditions::set(&mut status.conditions, "ScrapeConfigured", false, reason, &message, generation);
     conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
+    set_kstatus(&mut status, Some((reason, &message)), generation);
     status.message = Some(message.clone());
     patch_status(ctx, isvc, &status).await?;
     if changed {
@@ -119,22 +191,35 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     status.observed_generation = generation;
     let target = &isvc.spec.target;
 
+    // The target changed (or this is a loser of a conflict holding a stale record): take the injection
+    // back from the workload it was applied to before touching the new one, so no workload stays
+    // wired to a pipeline nobody manages for it.
+    if status.injected_target.as_ref().is_some_and(|t| !t.is(target)) {
+        remove_recorded(ctx, &ns, &mut status).await?;
+    }
+
     if let Some(winner) = conflicting(ctx, &isvc) {
         let msg = format!(
             "{} {:?} is already instrumented by InstrumentedService {winner:?}",
             target.kind.as_str(),
             target.name
         );
+        // The winner owns the injected fields (same field manager): forget any stale record of ours
+        // instead of removing them.
+        status.injected_target = None;
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
     let Some(pipeline) = Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await? else {
         let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
-        return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, true).await;
+        let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
+        return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
     };
     let api = target_api(ctx, &ns, target.kind);
     let Some(workload) = api.get_opt(&target.name).await? else {
         let msg = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);
+        // The workload is gone and our fields with it.
+        status.injected_target = None;
         return not_injected(ctx, &isvc, status, "TargetNotFound", msg, false).await;
     };
     let all_containers: Vec<String> = workload
@@ -153,7 +238,15 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let prometheus = pipeline.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
     let metrics_on = isvc.spec.metrics.as_ref().is_some_and(|m| m.enabled);
     let scrape = prometheus && pns == ns;
-    let inj = inject::injection(&isvc, &ns, (&pns, &pname), &resources::endpoints(&pipeline), scrape);
+    let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &resources::endpoints(&pipeline), scrape);
+    // Merge, don't fight: a service name the workload sets itself wins over ours and is reported.
+    let app_service_name =
+        inject::app_set_env(&workload.data, workload.managed_fields(), &containers, inject::SERVICE_NAME_ENV);
+    if let Some(theirs) = &app_service_name {
+        for (_, v) in inj.env.iter_mut().filter(|(n, _)| n == inject::SERVICE_NAME_ENV) {
+            v.clone_from(theirs);
+        }
+    }
     let patch = inject::apply_patch(target.kind, &target.name, &containers, &inj);
     // No force: if another manager owns one of these fields with a different value, we report the
     // conflict instead of silently taking the field over.
@@ -165,22 +258,31 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
-    let managed_env: Vec<String> = inj.env.iter().map(|(n, _)| n.clone()).collect();
+    // A co-owned app value is not ours to report as managed.
+    let managed_env: Vec<String> = inj
+        .env
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| app_service_name.is_none() || n != inject::SERVICE_NAME_ENV)
+        .collect();
     if status.managed_env != managed_env || status.target_observed_generation != patched.metadata.generation {
         info!(isvc = %format!("{ns}/{}", isvc.name_any()), target = %target.name, "injected");
     }
     status.managed_env = managed_env;
     status.managed_annotations = inj.annotations.keys().chain(inj.labels.keys()).cloned().collect();
     status.target_observed_generation = patched.metadata.generation;
+    status.injected_target = Some(InjectedTarget {
+        kind: target.kind,
+        name: target.name.clone(),
+        uid: patched.metadata.uid.clone().unwrap_or_default(),
+    });
     status.message = None;
-    conditions::set(
-        &mut status.conditions,
-        "Injected",
-        true,
-        "Injected",
-        &format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name),
-        generation,
-    );
+    let mut injected_msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
+    if let Some(name) = &app_service_name {
+        injected_msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
+    }
+    status.app_service_name = app_service_name;
+    conditions::set(&mut status.conditions, "Injected", true, "Injected", &injected_msg, generation);
     let (scrape_ok, scrape_reason, scrape_msg) = match (metrics_on, prometheus, pns == ns) {
         (false, _, _) => (false, "MetricsDisabled", "spec.metrics is not enabled".to_string()),
         (true, false, _) => (
@@ -204,12 +306,21 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         &ready_msg,
         generation,
     );
+    set_kstatus(&mut status, (!ready).then_some((scrape_reason, ready_msg.as_str())), generation);
     patch_status(ctx, &isvc, &status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// Reconciles one InstrumentedService.
 pub async fn reconcile(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Result<Action> {
+    let key = crate::context::failure_key(&*isvc);
+    let action = reconcile_once(isvc, ctx.clone()).await?;
+    // A success ends the run of failures: the next error starts again from the shortest delay.
+    ctx.failures.reset(&key);
+    Ok(action)
+}
+
+async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
@@ -217,9 +328,15 @@ pub async fn reconcile(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Res
         match event {
             Finalizer::Apply(i) => apply_injection(i, &ctx).await,
             Finalizer::Cleanup(i) => {
-                // Only the winner of a conflict injected anything; a loser must not strip the winner's fields.
-                if conflicting(&ctx, &i).is_none() {
-                    remove_injection(&ctx, &ns, &i).await?;
+                match i.status.as_ref().and_then(|s| s.injected_target.as_ref()) {
+                    // Exactly where the injection was applied, whatever the spec says now.
+                    Some(t) => remove_injection(&ctx.client, &ns, t.kind, &t.name, Some(&t.uid)).await?,
+                    // No record (never injected, or written by an older operator): only the winner of a
+                    // conflict may have injected; a loser must not strip the winner's fields.
+                    None if conflicting(&ctx, &i).is_none() => {
+                        remove_injection(&ctx.client, &ns, i.spec.target.kind, &i.spec.target.name, None).await?
+                    }
+                    None => {}
                 }
                 Ok(Action::await_change())
             }
@@ -229,9 +346,35 @@ pub async fn reconcile(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Res
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Backs off after a failed reconcile.
-pub fn error_policy(_isvc: Arc<InstrumentedService>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Backs off after a failed reconcile, longer with every consecutive failure of the object.
+pub fn error_policy(isvc: Arc<InstrumentedService>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, "instrumentedservice reconcile failed");
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    // Exponential per error class (see `backoff`): conflicts and RBAC errors are not retried every few seconds.
+    ctx.backoff(&*isvc, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, created: &str, injected: bool) -> Claimant {
+        Claimant { name: name.into(), created: Some(created.into()), injected }
+    }
+
+    #[test]
+    fn the_one_that_injected_wins_over_an_older_one_that_did_not() {
+        let old_idle = c("old", "2026-01-01T00:00:00Z", false);
+        let young_injected = c("young", "2026-02-01T00:00:00Z", true);
+        assert_eq!(winner(&[old_idle.clone(), young_injected.clone()]).map(|w| w.name.as_str()), Some("young"));
+        // Nobody injected yet: the oldest wins; ties break on the name.
+        let young_idle = c("young", "2026-02-01T00:00:00Z", false);
+        assert_eq!(winner(&[young_idle, old_idle.clone()]).map(|w| w.name.as_str()), Some("old"));
+        assert_eq!(
+            winner(&[c("b", "2026-01-01T00:00:00Z", false), c("a", "2026-01-01T00:00:00Z", false)])
+                .map(|w| w.name.as_str()),
+            Some("a")
+        );
+        assert_eq!(winner(&[]), None);
+    }
 }

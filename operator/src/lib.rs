@@ -1,6 +1,7 @@
 //! `telemetry-operator` library: CRD types, pure renderers and the controllers, so tests can run the
 //! operator in-process against a real API server.
 
+pub mod backoff;
 pub mod conditions;
 pub mod config;
 pub mod context;
@@ -14,7 +15,9 @@ pub mod leader;
 pub mod metrics;
 pub mod pipeline;
 pub mod resources;
+pub mod rollout;
 pub mod run;
+pub mod uninstall;
 pub mod validate;
 
 pub use run::run_controllers;

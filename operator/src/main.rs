@@ -34,6 +34,12 @@ enum Command {
         #[arg(long, default_value = ".")]
         root: PathBuf,
     },
+    /// Take every injection back and release every InstrumentedService (the chart's pre-delete hook).
+    Uninstall {
+        /// Only this namespace (default: all).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        watch_namespace: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,6 +171,33 @@ fn main() -> std::process::ExitCode {
                 }
                 Err(e) => {
                     eprintln!("rendering CRDs: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Uninstall { watch_namespace } => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info,kube=warn"))
+                .init();
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("starting runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+                telemetry_operator::uninstall::uninstall(&client, watch_namespace.as_deref()).await
+            });
+            match result {
+                Ok(n) => {
+                    info!(released = n, "uninstall complete");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    error!(error = %e, "uninstall failed");
                     std::process::ExitCode::FAILURE
                 }
             }

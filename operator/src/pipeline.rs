@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -24,6 +24,7 @@ use crate::context::{Context, MANAGER};
 use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
 use crate::error::{Error, Result};
 use crate::resources::{self, Workload};
+use crate::rollout::{self, Rollout};
 use crate::validate;
 
 /// Controller name in metrics and logs.
@@ -94,29 +95,24 @@ async fn prune_other_mode(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep_
     Ok(())
 }
 
-/// Ready and desired replica counts of the applied workload, and whether the rollout is complete.
-fn rollout(workload: &Workload) -> (i32, bool) {
-    match workload {
-        Workload::Deployment(d) => {
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let gen_ok = d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation;
-            let st = d.status.clone().unwrap_or_default();
-            let ready = st.ready_replicas.unwrap_or(0);
-            let done = gen_ok
-                && st.updated_replicas.unwrap_or(0) >= want
-                && st.available_replicas.unwrap_or(0) >= want
-                && st.replicas.unwrap_or(0) == want;
-            (ready, done)
-        }
-        Workload::DaemonSet(ds) => {
-            let st = ds.status.clone().unwrap_or_default();
-            let gen_ok = st.observed_generation >= ds.metadata.generation;
-            let done = gen_ok
-                && st.updated_number_scheduled.unwrap_or(0) >= st.desired_number_scheduled
-                && st.number_available.unwrap_or(0) >= st.desired_number_scheduled;
-            (st.number_ready, done)
-        }
-    }
+/// The collector pods of the pipeline (its workload's selector), for the rollout's health.
+async fn collector_pods(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(api.list(&ListParams::default().labels(&resources::pod_selector(name))).await?.items)
+}
+
+/// Sets the kstatus pair: `Reconciling` (work in progress) and `Stalled` (cannot progress without a
+/// change), read by `kubectl wait`, Argo CD and Flux beside `Ready`.
+fn set_kstatus(
+    status: &mut TelemetryPipelineStatus,
+    reconciling: Option<(&str, &str)>,
+    stalled: Option<(&str, &str)>,
+    generation: Option<i64>,
+) {
+    let (r_reason, r_msg) = reconciling.unwrap_or(("Idle", ""));
+    conditions::set(&mut status.conditions, "Reconciling", reconciling.is_some(), r_reason, r_msg, generation);
+    let (s_reason, s_msg) = stalled.unwrap_or(("Healthy", ""));
+    conditions::set(&mut status.conditions, "Stalled", stalled.is_some(), s_reason, s_msg, generation);
 }
 
 async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TelemetryPipelineStatus) -> Result<()> {
@@ -129,6 +125,14 @@ async fn patch_status(ctx: &Context, ns: &str, name: &str, status: &TelemetryPip
 
 /// Reconciles one pipeline.
 pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<Action> {
+    let key = crate::context::failure_key(&*tp);
+    let action = reconcile_once(tp, ctx.clone()).await?;
+    // A success ends the run of failures: the next error starts again from the shortest delay.
+    ctx.failures.reset(&key);
+    Ok(action)
+}
+
+async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
     let name = tp.name_any();
@@ -162,6 +166,7 @@ pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<
         );
         conditions::set(&mut status.conditions, "Progressing", false, "InvalidConfig", &message, generation);
         conditions::set(&mut status.conditions, "Ready", false, "InvalidConfig", &message, generation);
+        set_kstatus(&mut status, None, Some(("InvalidConfig", &message)), generation);
         patch_status(&ctx, &ns, &name, &status).await?;
         if new_problem {
             warn!(pipeline = %format!("{ns}/{name}"), %message, "invalid pipeline configuration");
@@ -201,33 +206,59 @@ pub async fn reconcile(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result<
     if status.config_hash.as_deref() != Some(hash.as_str()) {
         info!(pipeline = %format!("{ns}/{name}"), %hash, "collector configuration rolled out");
     }
-    let (ready_replicas, done) = rollout(&applied);
-    status.ready_replicas = Some(ready_replicas);
+    let pods = collector_pods(&ctx, &ns, &name).await?;
+    let health = rollout::assess(&applied, &pods, &hash);
+    status.ready_replicas = Some(health.ready());
     status.config_hash = Some(hash);
     conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
-    conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
-    if done {
-        conditions::set(&mut status.conditions, "Progressing", false, "RolloutComplete", "", generation);
-        conditions::set(&mut status.conditions, "Ready", true, "Available", "collector is available", generation);
-    } else {
-        conditions::set(
-            &mut status.conditions,
-            "Progressing",
-            true,
-            "RollingOut",
-            "waiting for collector pods",
-            generation,
-        );
-        conditions::set(&mut status.conditions, "Ready", false, "RollingOut", "waiting for collector pods", generation);
-    }
+    let requeue = match &health {
+        Rollout::Complete { .. } => {
+            conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
+            conditions::set(&mut status.conditions, "Progressing", false, "RolloutComplete", "", generation);
+            conditions::set(&mut status.conditions, "Ready", true, "Available", "collector is available", generation);
+            set_kstatus(&mut status, None, None, generation);
+            300
+        }
+        Rollout::InProgress { message, .. } => {
+            conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
+            conditions::set(&mut status.conditions, "Progressing", true, "RollingOut", message, generation);
+            conditions::set(&mut status.conditions, "Ready", false, "RollingOut", message, generation);
+            set_kstatus(&mut status, Some(("RollingOut", message)), None, generation);
+            30
+        }
+        Rollout::Failed { reason, message, .. } => {
+            let new_failure =
+                !status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.message == *message);
+            conditions::set(&mut status.conditions, "Degraded", true, reason, message, generation);
+            conditions::set(&mut status.conditions, "Progressing", false, reason, message, generation);
+            conditions::set(&mut status.conditions, "Ready", false, reason, message, generation);
+            set_kstatus(&mut status, None, Some((reason, message)), generation);
+            if new_failure {
+                warn!(pipeline = %format!("{ns}/{name}"), %message, "collector rollout failed");
+                let ev = Event {
+                    type_: EventType::Warning,
+                    reason: reason.clone(),
+                    note: Some(message.chars().take(1000).collect()),
+                    action: "Rollout".into(),
+                    secondary: None,
+                };
+                if let Err(e) = ctx.recorder.publish(&ev, &tp.object_ref(&())).await {
+                    warn!(error = %e, "publishing event failed");
+                }
+            }
+            // Pods are watched: a fix (new image, pod recovering) wakes us before this.
+            60
+        }
+    };
     patch_status(&ctx, &ns, &name, &status).await?;
     // Children are watched, so a rollout wakes us up; the periodic requeue corrects drift of anything else.
-    Ok(Action::requeue(Duration::from_secs(if done { 300 } else { 30 })))
+    Ok(Action::requeue(Duration::from_secs(requeue)))
 }
 
-/// Backs off after a failed reconcile.
-pub fn error_policy(_tp: Arc<TelemetryPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Backs off after a failed reconcile, longer with every consecutive failure of the object.
+pub fn error_policy(tp: Arc<TelemetryPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, "pipeline reconcile failed");
     ctx.metrics.failure(CONTROLLER, error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    // Exponential per error class (see `backoff`): conflicts and RBAC errors are not retried every few seconds.
+    ctx.backoff(&*tp, error)
 }

@@ -27,6 +27,9 @@ pub const CONFIG_KEY: &str = "collector.yaml";
 /// Label selecting everything this operator manages (limits the operator's watches).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telemetry-operator");
 
+/// Label naming the pipeline a child (and each collector pod) belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
 /// Name shared by all children of a pipeline.
 pub fn child_name(pipeline: &str) -> String {
     format!("{pipeline}-collector")
@@ -36,7 +39,7 @@ pub fn child_name(pipeline: &str) -> String {
 pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "telemetry-collector".to_string()),
-        ("app.kubernetes.io/instance".to_string(), pipeline.to_string()),
+        (INSTANCE_LABEL.to_string(), pipeline.to_string()),
         ("app.kubernetes.io/component".to_string(), "collector".to_string()),
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
     ])
@@ -44,6 +47,11 @@ pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
 
 fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
     labels(pipeline).into_iter().take(2).collect()
+}
+
+/// Label selector (`k=v,k=v`) of the collector pods of a pipeline, for listing them.
+pub fn pod_selector(pipeline: &str) -> String {
+    selector_labels(pipeline).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 fn meta(tp: &TelemetryPipeline) -> ObjectMeta {

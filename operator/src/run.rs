@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::context::{Config, Context};
 use crate::crd::{InstrumentedService, TargetKind, TelemetryPipeline};
 use crate::metrics::Metrics;
-use crate::resources::MANAGED_BY;
+use crate::resources::{INSTANCE_LABEL, MANAGED_BY};
 use crate::{isvc, pipeline};
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -45,6 +45,13 @@ struct SeenFilter<V> {
 
 impl<V: PartialEq> SeenFilter<V> {
     /// True when `value` differs from what was last seen for `obj` (or `obj` is being deleted).
+    /// Forgets a deleted object.
+    fn forget<K: Resource>(&self, obj: &K) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(obj.meta().uid.as_deref().unwrap_or_default());
+        }
+    }
+
     fn changed<K: Resource>(&self, obj: &K, value: V) -> bool {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let Ok(mut seen) = self.seen.lock() else { return true };
@@ -60,6 +67,25 @@ impl<V: PartialEq> SeenFilter<V> {
             }
         }
     }
+}
+
+/// What of a collector pod can change its pipeline's rollout health: per container, readiness and
+/// the waiting reason (restart counts and timestamps churn without changing the outcome).
+fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
+    let status = p.status.as_ref();
+    let statuses = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten();
+    let statuses = statuses.chain(status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten());
+    statuses
+        .map(|c| {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone());
+            (c.name.clone(), c.ready, waiting)
+        })
+        .collect()
+}
+
+/// What of a pipeline the injection depends on: its endpoints and whether it scrapes.
+fn injected_view(tp: &TelemetryPipeline) -> (crate::crd::Endpoints, bool) {
+    (crate::resources::endpoints(tp), tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled))
 }
 
 /// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
@@ -113,25 +139,43 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
         .with_config(kube::runtime::controller::Config::default().concurrency(ISVC_CONCURRENCY));
     let isvc_store = isvc_ctrl.store();
     let by_pipeline = isvc_store.clone();
-    let isvc_ctrl = isvc_ctrl.watches(
-        api::<TelemetryPipeline>(&client, ns),
-        watcher::Config::default(),
-        move |tp: TelemetryPipeline| {
-            let key = (tp.namespace().unwrap_or_default(), tp.name_any());
-            by_pipeline
-                .state()
-                .iter()
-                .filter(|i| isvc::pipeline_key(i) == key)
-                .map(|i| ObjectRef::from_obj(&**i))
-                .collect::<Vec<_>>()
-        },
-    );
+    // A pipeline matters to its InstrumentedServices only through what is injected: its endpoints and
+    // whether it scrapes, and its existence. Its status writes (readiness, attached list) change
+    // neither, so they are dropped here instead of re-reconciling every attached InstrumentedService.
+    // A raw watcher stream is used because deletions must always pass, and a deleted pipeline's last
+    // state can be identical to the one already seen (no finalizer, so no deletionTimestamp).
+    let pipeline_seen = SeenFilter::<(crate::crd::Endpoints, bool)>::default();
+    let pipeline_events = watcher::watcher(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(watcher::Event::Delete(tp)) => {
+                    pipeline_seen.forget(&tp);
+                    Some(Ok(tp))
+                }
+                Ok(watcher::Event::Apply(tp) | watcher::Event::InitApply(tp)) => {
+                    pipeline_seen.changed(&tp, injected_view(&tp)).then_some(Ok(tp))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        });
+    let isvc_ctrl = isvc_ctrl.watches_stream(pipeline_events, move |tp: TelemetryPipeline| {
+        let key = (tp.namespace().unwrap_or_default(), tp.name_any());
+        by_pipeline
+            .state()
+            .iter()
+            .filter(|i| isvc::pipeline_key(i) == key)
+            .map(|i| ObjectRef::from_obj(&**i))
+            .collect::<Vec<_>>()
+    });
     let isvc_ctrl = watch_workloads::<Deployment>(isvc_ctrl, &client, ns, TargetKind::Deployment);
     let isvc_ctrl = watch_workloads::<StatefulSet>(isvc_ctrl, &client, ns, TargetKind::StatefulSet);
     let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet);
 
     let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store));
     let isvc_seen = SeenFilter::<(String, String)>::default();
+    let pod_seen = SeenFilter::<Vec<(String, bool, Option<String>)>>::default();
     // The debounce lets the InstrumentedService store (fed by another watch) catch up with the
     // event that triggered the reconcile, so the attached list in the status is current.
     let tp_ctrl = Controller::new(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
@@ -143,7 +187,16 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
         .owns(api::<ConfigMap>(&client, ns), managed.clone())
         .owns(api::<Service>(&client, ns), managed.clone())
         .owns(api::<Deployment>(&client, ns), managed.clone())
-        .owns(api::<DaemonSet>(&client, ns), managed)
+        .owns(api::<DaemonSet>(&client, ns), managed.clone())
+        // Collector pods carry the reason a rollout fails (image pull, crash loop); they belong to a
+        // ReplicaSet, not the pipeline, so they are mapped back through their instance label.
+        .watches(api::<Pod>(&client, ns), managed, move |p: Pod| {
+            if !pod_seen.changed(&p, pod_health(&p)) {
+                return None;
+            }
+            let pipeline = p.labels().get(INSTANCE_LABEL)?.clone();
+            Some(ObjectRef::new(&pipeline).within(&p.namespace()?))
+        })
         .watches(api::<InstrumentedService>(&client, ns), watcher::Config::default(), move |i: InstrumentedService| {
             // The pipeline lists its InstrumentedServices: only appearance, deletion and a changed
             // pipelineRef matter to it, not every status update.

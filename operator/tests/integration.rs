@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -300,6 +300,8 @@ async fn isvc_injects_keeps_others_fields_and_takes_back_exactly_what_it_added()
     assert!(st.managed_env.contains(&"OTEL_SERVICE_NAME".to_string()));
     assert!(st.managed_annotations.contains(&"prometheus.io/scrape".to_string()));
     assert_eq!(condition(Some(&st.conditions), "ScrapeConfigured").map(|c| c.status.as_str()), Some("True"));
+    assert_eq!(isvc_condition(&isvc, "Stalled").map(|c| c.0), Some("False".into()));
+    assert_eq!(isvc_condition(&isvc, "Reconciling").map(|c| c.0), Some("False".into()));
     assert!(isvc.finalizers().iter().any(|f| f == "telemetry.thereview.dev/injection"));
 
     // Another manager changes its own field after injection: it survives the operator.
@@ -366,6 +368,8 @@ async fn workload_created_after_isvc_is_wired_and_missing_pipeline_is_reported()
         }
     };
     let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, reason_is("PipelineNotFound")).await;
+    assert_eq!(isvc_condition(&i, "Stalled"), Some(("True".into(), "PipelineNotFound".into())));
+    assert_eq!(isvc_condition(&i, "Reconciling").map(|c| c.0), Some("False".into()));
     assert!(i.status.and_then(|s| s.message).is_some_and(|m| m.contains("spec.pipelineRef") && m.contains("main")));
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     wait_for("PipelineNotFound event", T, || async {
@@ -387,7 +391,7 @@ async fn workload_created_after_isvc_is_wired_and_missing_pipeline_is_reported()
 }
 
 #[tokio::test]
-async fn conflicting_field_owner_is_reported_not_overwritten() {
+async fn app_set_service_name_wins_and_a_true_conflict_names_field_and_manager() {
     let (client, ns) = setup().await;
     let _op = start_operator(&client, &ns);
     apply_example(&client, &ns, "pipeline.yaml").await;
@@ -396,15 +400,62 @@ async fn conflicting_field_owner_is_reported_not_overwritten() {
     apply_as(&client, &ns, USER, &doc).await.expect("deployment");
     apply_example(&client, &ns, "instrumented-service.yaml").await;
     let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
-    let i = wait_obj("Conflict", &isvcs, "reviews", T, |i| {
-        i.status
-            .as_ref()
-            .is_some_and(|s| condition(Some(&s.conditions), "Injected").is_some_and(|c| c.reason == "Conflict"))
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+
+    // The app's own OTEL_SERVICE_NAME is not a conflict: it stays, everything else is injected.
+    let i = wait_obj("Injected", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True" && c.1 == "Injected")
     })
     .await;
-    assert!(i.status.and_then(|s| s.message).is_some_and(|m| m.contains(USER)), "the message names the other manager");
-    let d = Api::<Deployment>::namespaced(client.clone(), &ns).get("reviews").await.expect("d");
-    assert_eq!(env_of(&d).get("OTEL_SERVICE_NAME").map(String::as_str), Some("mine"));
+    let status = i.status.expect("status");
+    assert_eq!(status.app_service_name.as_deref(), Some("mine"));
+    let msg = &condition(Some(&status.conditions), "Injected").expect("Injected").message;
+    assert!(msg.contains("OTEL_SERVICE_NAME") && msg.contains("mine"), "{msg}");
+    assert!(!status.managed_env.iter().any(|e| e == "OTEL_SERVICE_NAME"));
+    let env = env_of(&deploys.get("reviews").await.expect("d"));
+    assert_eq!(env.get("OTEL_SERVICE_NAME").map(String::as_str), Some("mine"));
+    assert!(env.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    // A field we must own (the endpoint), set by the app to something else, is a true conflict: the
+    // status names the field and the manager, and the app's value is not overwritten.
+    let mut doc = deployment_doc("ratings");
+    doc["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://elsewhere:4317"}]);
+    apply_as(&client, &ns, USER, &doc).await.expect("deployment");
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "ratings"}, "spec": {"pipelineRef": {"name": "main"}, "target": {"name": "ratings"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    let i = wait_obj("Conflict", &isvcs, "ratings", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "Conflict")
+    })
+    .await;
+    let msg = i.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(msg.contains(USER) && msg.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{msg}");
+    let d = deploys.get("ratings").await.expect("d");
+    assert_eq!(env_of(&d).get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str), Some("http://elsewhere:4317"));
+
+    // `kubectl set env OTEL_SERVICE_NAME=...` after injection: the user's value wins, no conflict.
+    apply_as(&client, &ns, USER, &deployment_doc("details")).await.expect("details");
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "details"}, "spec": {"pipelineRef": {"name": "main"}, "target": {"name": "details"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    wait_obj("details injected", &deploys, "details", T, |d| {
+        env_of(d).get("OTEL_SERVICE_NAME").map(String::as_str) == Some("details")
+    })
+    .await;
+    let set_env = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "OTEL_SERVICE_NAME", "value": "details-by-hand"}]}]}}}});
+    let pp = PatchParams { field_manager: Some("kubectl-set".into()), ..PatchParams::default() };
+    deploys.patch("details", &pp, &Patch::Strategic(set_env)).await.expect("set env");
+    let i = wait_obj("hand-set name reported", &isvcs, "details", T, |i| {
+        i.status.as_ref().and_then(|s| s.app_service_name.as_deref()) == Some("details-by-hand")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected"), Some(("True".into(), "Injected".into())));
+    assert_eq!(
+        env_of(&deploys.get("details").await.expect("d")).get("OTEL_SERVICE_NAME").map(String::as_str),
+        Some("details-by-hand")
+    );
 }
 
 #[tokio::test]
@@ -593,4 +644,481 @@ async fn two_operator_processes_elect_one_leader_and_fail_over_on_sigterm() {
     wait_obj("new leader reconciles", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some_and(|h| h != before))
         .await;
     b.kill().await.expect("stop b");
+}
+
+fn pipeline_condition(tp: &TelemetryPipeline, type_: &str) -> Option<(String, String, String)> {
+    let c = condition(tp.status.as_ref().map(|s| s.conditions.as_slice()), type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn pipeline_condition_is(tp: &TelemetryPipeline, type_: &str, status: &str) -> bool {
+    pipeline_condition(tp, type_).is_some_and(|(s, _, _)| s == status)
+}
+
+#[tokio::test]
+async fn failed_rollout_degrades_the_pipeline_with_the_pods_reason_and_ready_waits_for_new_pods() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let d = wait_obj("collector Deployment", &deploys, "main-collector", T, |d| pipeline_hash(d).is_some()).await;
+    let hash = pipeline_hash(&d).expect("hash");
+    // No controller-manager: nothing rolls out, so the pipeline is reconciling, not stalled.
+    let tp = wait_obj("Reconciling=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Reconciling", "True")).await;
+    assert!(pipeline_condition_is(&tp, "Stalled", "False"));
+    assert!(pipeline_condition_is(&tp, "Ready", "False"));
+
+    // The pod the ReplicaSet would create, and the status a kubelet writes when the image is missing.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod_name = "main-collector-5d4f8b7c9-x2x7q";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": template_labels(&d), "annotations": {CONFIG_HASH_ANNOTATION: hash}},
+        "spec": {"serviceAccountName": "main-collector", "automountServiceAccountToken": false,
+            "containers": [{"name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing"}]},
+    });
+    pods.create(&PostParams::default(), &serde_json::from_value(pod).expect("pod")).await.expect("create pod");
+    let container_status = |state: Value, ready: bool| {
+        json!({"status": {"phase": if ready { "Running" } else { "Pending" }, "containerStatuses": [{
+            "name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing", "imageID": "",
+            "ready": ready, "restartCount": 0, "state": state}]}})
+    };
+    let waiting = json!({"waiting": {"reason": "ErrImageNeverPull",
+        "message": "Container image is not present with pull policy of Never"}});
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(container_status(waiting, false)))
+        .await
+        .expect("kubelet status");
+    let tp = wait_obj("Degraded=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Degraded", "True")).await;
+    let (_, reason, message) = pipeline_condition(&tp, "Degraded").expect("Degraded");
+    assert_eq!(reason, "ErrImageNeverPull");
+    assert!(message.contains(pod_name) && message.contains("ErrImageNeverPull"), "{message}");
+    assert!(pipeline_condition_is(&tp, "Stalled", "True"));
+    assert!(pipeline_condition_is(&tp, "Reconciling", "False"));
+    assert_eq!(pipeline_condition(&tp, "Ready").map(|c| c.1), Some("ErrImageNeverPull".into()));
+
+    // The image appears: the pod runs and is ready, and the Deployment controller reports every
+    // replica updated and ready for the current generation. Only then is the pipeline Ready.
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(container_status(json!({"running": {}}), true)))
+        .await
+        .expect("kubelet status");
+    let tp = wait_obj("Degraded=False", &tps, "main", T, |tp| pipeline_condition_is(tp, "Degraded", "False")).await;
+    assert!(pipeline_condition_is(&tp, "Ready", "False"), "the Deployment has not reported the rollout yet");
+    let generation = deploys.get("main-collector").await.expect("d").metadata.generation;
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("Ready=True", &tps, "main", T, |tp| pipeline_condition_is(tp, "Ready", "True")).await;
+    assert!(pipeline_condition_is(&tp, "Reconciling", "False") && pipeline_condition_is(&tp, "Stalled", "False"));
+    assert_eq!(tp.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+
+    // A new rollout that hits the Deployment's progress deadline.
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"updatedReplicas": 0, "conditions": [{"type": "Progressing",
+                "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"main-collector-5d4f8b7c9\" has timed out progressing."}]}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("ProgressDeadlineExceeded", &tps, "main", T, |tp| {
+        pipeline_condition(tp, "Degraded").is_some_and(|(s, r, _)| s == "True" && r == "ProgressDeadlineExceeded")
+    })
+    .await;
+    assert!(pipeline_condition(&tp, "Degraded").is_some_and(|(_, _, m)| m.contains("Deployment main-collector")));
+    assert!(pipeline_condition_is(&tp, "Stalled", "True"));
+}
+
+#[tokio::test]
+async fn pipeline_names_that_cannot_name_the_collector_service_are_refused() {
+    let (client, ns) = setup().await;
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let create = |name: String| {
+        let tps = tps.clone();
+        async move {
+            let obj: TelemetryPipeline = serde_json::from_value(json!({
+                "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+                "metadata": {"name": name}, "spec": {},
+            }))
+            .expect("object");
+            tps.create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    // 54 characters: a valid object name, but `<name>-collector` would be 64 > 63.
+    let err = create("a".repeat(54)).await.expect_err("54-character name refused");
+    assert!(err.contains("metadata.name") && err.contains("at most 53 characters") && err.contains("63"), "{err}");
+    let err = create("obs.main".into()).await.expect_err("dotted name refused");
+    assert!(err.contains("metadata.name") && err.contains("DNS-1035") && err.contains("no dots"), "{err}");
+    let err = create("1main".into()).await.expect_err("leading digit refused");
+    assert!(err.contains("DNS-1035"), "{err}");
+    // The longest allowed name works, and its children's names are valid Service names.
+    create("a".repeat(53)).await.expect("53-character name accepted");
+}
+
+fn isvc_condition(i: &InstrumentedService, type_: &str) -> Option<(String, String)> {
+    let c = condition(i.status.as_ref().map(|s| s.conditions.as_slice()), type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+fn injector_manages(d: &Deployment) -> bool {
+    d.managed_fields().iter().any(|m| m.manager.as_deref() == Some("telemetry-operator-injector"))
+}
+
+#[tokio::test]
+async fn changing_the_target_takes_the_injection_back_from_the_old_workload() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_as(&client, &ns, USER, &deployment_doc("ratings")).await.expect("ratings");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let original = deploys.get("reviews").await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let i = wait_obj("injected target recorded", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some()
+    })
+    .await;
+    let recorded = i.status.and_then(|s| s.injected_target).expect("target");
+    assert_eq!((recorded.kind.as_str(), recorded.name.as_str()), ("Deployment", "reviews"));
+    assert_eq!(Some(recorded.uid), original.metadata.uid.clone());
+    assert!(env_of(&deploys.get("reviews").await.expect("reviews")).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    isvcs
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(json!({"spec": {"target": {"name": "ratings"}}})))
+        .await
+        .expect("retarget");
+    wait_obj("new target injected", &deploys, "ratings", T, |d| env_of(d).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .await;
+    let old = wait_obj("old target cleaned", &deploys, "reviews", T, |d| !injector_manages(d)).await;
+    assert_eq!(env_of(&old), BTreeMap::from([("FOO".to_string(), "bar".to_string())]));
+    assert_eq!(template_labels(&old), template_labels(&original));
+    assert_eq!(template_annotations(&old), template_annotations(&original));
+    let i = wait_obj("record follows the target", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some_and(|t| t.name == "ratings")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected").map(|c| c.0), Some("True".into()));
+}
+
+#[tokio::test]
+async fn deleting_a_pipeline_keeps_the_injection_by_default_and_removes_it_on_request() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let ready = |i: &InstrumentedService| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True");
+    wait_obj("isvc Ready", &isvcs, "reviews", T, ready).await;
+    let injected = deploys.get("reviews").await.expect("d");
+    assert!(env_of(&injected).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    // Default Keep: deleting the pipeline reports it missing but does not roll the workload.
+    tps.delete("main", &DeleteParams::default()).await.expect("delete pipeline");
+    let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Ready").is_some_and(|c| c.1 == "PipelineNotFound")
+    })
+    .await;
+    assert_eq!(isvc_condition(&i, "Injected"), Some(("True".into(), "Kept".into())));
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(d.metadata.generation, injected.metadata.generation, "the workload did not roll");
+    assert_eq!(env_of(&d), env_of(&injected));
+
+    // Recreating it rolls nothing either.
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    wait_obj("isvc Ready again", &isvcs, "reviews", T, ready).await;
+    assert_eq!(deploys.get("reviews").await.expect("d").metadata.generation, injected.metadata.generation);
+
+    // Remove: the injection goes with the pipeline.
+    isvcs
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(json!({"spec": {"onPipelineMissing": "Remove"}})))
+        .await
+        .expect("policy");
+    wait_obj("policy observed", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.observed_generation) == i.metadata.generation && ready(i)
+    })
+    .await;
+    tps.delete("main", &DeleteParams::default()).await.expect("delete pipeline");
+    let d = wait_obj("injection removed", &deploys, "reviews", T, |d| !injector_manages(d)).await;
+    assert_eq!(env_of(&d), BTreeMap::from([("FOO".to_string(), "bar".to_string())]));
+    let i = wait_obj("Injected=False", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "False" && c.1 == "PipelineNotFound")
+    })
+    .await;
+    assert!(i.status.and_then(|s| s.injected_target).is_none());
+}
+
+#[tokio::test]
+async fn the_instrumented_service_that_injected_keeps_the_workload_against_an_older_one() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_as(&client, &ns, USER, &deployment_doc("ratings")).await.expect("ratings");
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let isvc = |name: &str, target: &str, service: &str| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+            "metadata": {"name": name},
+            "spec": {"pipelineRef": {"name": "main"}, "target": {"name": target}, "serviceName": service}})
+    };
+    let injected = |i: &InstrumentedService| isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True");
+    // "old" is created first, on another workload; "young" then instruments reviews.
+    apply_as(&client, &ns, USER, &isvc("old", "ratings", "old")).await.expect("old");
+    wait_obj("old injected", &isvcs, "old", T, injected).await;
+    apply_as(&client, &ns, USER, &isvc("young", "reviews", "young")).await.expect("young");
+    wait_obj("young injected", &isvcs, "young", T, injected).await;
+
+    // The older one moves onto reviews: being older does not make it the owner of a workload that
+    // the younger one already instruments.
+    isvcs
+        .patch("old", &PatchParams::default(), &Patch::Merge(json!({"spec": {"target": {"name": "reviews"}}})))
+        .await
+        .expect("retarget");
+    let old = wait_obj("old reports the conflict", &isvcs, "old", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "Conflict")
+    })
+    .await;
+    assert!(old.status.and_then(|s| s.message).is_some_and(|m| m.contains("\"young\"")));
+    let young = isvcs.get("young").await.expect("young");
+    assert!(injected(&young), "{:?}", young.status);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deploys.get("reviews").await.expect("reviews");
+    assert_eq!(env_of(&d).get("OTEL_SERVICE_NAME").map(String::as_str), Some("young"));
+    // And ratings, which "old" left, is clean.
+    wait_obj("ratings cleaned", &deploys, "ratings", T, |d| !injector_manages(d)).await;
+}
+
+#[tokio::test]
+async fn pipeline_status_writes_do_not_re_reconcile_its_instrumented_services() {
+    use telemetry_operator::metrics::ControllerLabel;
+    let (client, ns) = setup().await;
+    let op = start_operator(&client, &ns);
+    let count = |controller: &str| {
+        op.metrics.reconciliations.get_or_create(&ControllerLabel { controller: controller.into() }).get()
+    };
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    wait_obj("isvc Ready", &isvcs, "reviews", T, |i| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True")).await;
+    wait_obj("pipeline lists the isvc", &tps, "main", T, |tp| {
+        tp.status.as_ref().is_some_and(|s| !s.instrumented_services.is_empty())
+    })
+    .await;
+
+    // Five status-only writes of the pipeline. Each also wakes the pipeline's own controller, which
+    // reconciles after its 500 ms debounce: once its counter moved, an InstrumentedService reconcile
+    // caused by the same event would already have started.
+    let before = count("instrumentedservice");
+    for n in 1..=5 {
+        let tp_before = count("telemetrypipeline");
+        tps.patch_status("main", &PatchParams::default(), &Patch::Merge(json!({"status": {"readyReplicas": 10 + n}})))
+            .await
+            .expect("status write");
+        wait_for("pipeline reconciled", T, || async { (count("telemetrypipeline") > tp_before).then_some(()) }).await;
+    }
+    let after = count("instrumentedservice");
+    assert!(after - before <= 1, "{} InstrumentedService reconciles for 5 pipeline status writes", after - before);
+
+    // An endpoint change still reaches the workload.
+    tps.patch(
+        "main",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"receivers": {"otlp": {"grpcPort": 14317}}}})),
+    )
+    .await
+    .expect("patch pipeline");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_obj("new endpoint", &deploys, "reviews", T, |d| {
+        env_of(d).get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|e| e.ends_with(":14317"))
+    })
+    .await;
+}
+
+/// A Lua 5.1 table constructor for a JSON value (the status objects Argo CD hands to `health.lua`).
+fn lua_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    // Lua 5.1 knows decimal escapes only (three digits, so a following digit is not absorbed);
+                    // UTF-8 passes through as bytes.
+                    c if (c as u32) < 32 => out.push_str(&format!("\\{:03}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!("{{{}}}", a.iter().map(lua_literal).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("[{}] = {}", lua_literal(&json!(k)), lua_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs the chart's Argo CD `health.lua` of `kind` on `obj` with Debian's `lua5.1`: (status, message).
+async fn argocd_health(kind: &str, obj: &Value) -> (String, String) {
+    let path = telemetry_tests::repo_root()
+        .join("charts/telemetry-operator/files/argocd-health/telemetry.thereview.dev")
+        .join(kind)
+        .join("health.lua");
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    // Argo CD runs the script with the object as the global `obj` and takes the returned table.
+    let program = format!(
+        "obj = {}\nlocal function check()\n{script}\nend\nlocal hs = check()\nio.write(hs.status, \"\\n\", hs.message or \"\")\n",
+        lua_literal(obj)
+    );
+    let dir = std::env::temp_dir().join(format!("argocd-health-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join(format!("{kind}-{}.lua", obj["metadata"]["name"].as_str().unwrap_or("x")));
+    std::fs::write(&file, program).expect("write");
+    let out =
+        tokio::process::Command::new("lua5.1").arg(&file).output().await.expect("run lua5.1 (apt-get install lua5.1)");
+    assert!(out.status.success(), "lua5.1 failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.to_string(), message.to_string())
+}
+
+#[tokio::test]
+async fn argocd_health_checks_read_real_status_objects() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+
+    // An InstrumentedService whose pipeline does not exist yet: Degraded, with the reason.
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let i = wait_obj("PipelineNotFound", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Ready").is_some_and(|c| c.1 == "PipelineNotFound")
+    })
+    .await;
+    let (status, message) = argocd_health("InstrumentedService", &as_json(&i)).await;
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("PipelineNotFound"), "{message}");
+
+    // The pipeline appears: collector not rolled out yet (no controller-manager) -> Progressing.
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let tp = wait_obj("Reconciling", &tps, "main", T, |tp| pipeline_condition_is(tp, "Reconciling", "True")).await;
+    let (status, message) = argocd_health("TelemetryPipeline", &as_json(&tp)).await;
+    assert_eq!(status, "Progressing");
+    assert!(message.contains("RollingOut"), "{message}");
+    let i = wait_obj("isvc Ready", &isvcs, "reviews", T, |i| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True"))
+        .await;
+    assert_eq!(argocd_health("InstrumentedService", &as_json(&i)).await.0, "Healthy");
+
+    // The Deployment controller reports the rollout done -> Healthy.
+    let generation = deploys.get("main-collector").await.expect("d").metadata.generation;
+    deploys
+        .patch_status(
+            "main-collector",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1}})),
+        )
+        .await
+        .expect("deployment status");
+    let tp = wait_obj("Ready", &tps, "main", T, |tp| pipeline_condition_is(tp, "Ready", "True")).await;
+    assert_eq!(argocd_health("TelemetryPipeline", &as_json(&tp)).await.0, "Healthy");
+
+    // A spec change not yet observed -> Progressing, whatever the old conditions said.
+    let tp = tps
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"processors": {"batch": {"timeout": "9s"}}}})),
+        )
+        .await
+        .expect("patch");
+    let mut stale = as_json(&tp);
+    stale["status"]["observedGeneration"] = json!(tp.metadata.generation.expect("generation") - 1);
+    assert_eq!(argocd_health("TelemetryPipeline", &stale).await.0, "Progressing");
+
+    // A pipeline whose Secret is missing -> Degraded with InvalidConfig.
+    let docs = example("pipeline.yaml");
+    let mut bad = docs.iter().find(|d| d["kind"] == "TelemetryPipeline").expect("pipeline doc").clone();
+    bad["metadata"]["name"] = json!("nosecret");
+    let secret = bad.to_string().replace("\"grafana-cloud\"", "\"no-such-secret\"");
+    apply_as(&client, &ns, USER, &serde_json::from_str(&secret).expect("doc")).await.expect("bad pipeline");
+    let tp = wait_obj("Stalled", &tps, "nosecret", T, |tp| pipeline_condition_is(tp, "Stalled", "True")).await;
+    let (status, message) = argocd_health("TelemetryPipeline", &as_json(&tp)).await;
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("InvalidConfig"), "{message}");
+
+    // No status at all (the operator has not seen it yet) -> Progressing.
+    let fresh = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "fresh", "generation": 1}, "spec": {}});
+    assert_eq!(argocd_health("InstrumentedService", &fresh).await.0, "Progressing");
+}
+
+/// The JSON of a typed object, as Argo CD sees it.
+fn as_json<T: serde::Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).expect("json")
+}
+
+#[tokio::test]
+async fn uninstall_takes_every_injection_back_and_releases_the_finalizers_without_the_operator() {
+    let (client, ns) = setup().await;
+    let op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let before = deploys.get("reviews").await.expect("d").spec.expect("spec").template;
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    wait_obj("injected", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some()
+    })
+    .await;
+    assert_ne!(deploys.get("reviews").await.expect("d").spec.expect("spec").template, before);
+
+    // helm uninstall deletes the operator: nobody is left to run the finalizer.
+    drop(op);
+    let released = telemetry_operator::uninstall::uninstall(&client, Some(&ns)).await.expect("uninstall");
+    assert_eq!(released, 1);
+    wait_gone("InstrumentedService released", &isvcs, "reviews", T).await;
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(d.spec.expect("spec").template, before, "the pod template is exactly as before injection");
+    assert!(!injector_manages(&deploys.get("reviews").await.expect("d")));
+    // The hook's command, run again (a retried hook), is harmless.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_telemetry-operator"))
+        .arg("uninstall")
+        .env("KUBECONFIG", apiserver().await.kubeconfig())
+        .env("WATCH_NAMESPACE", &ns)
+        .output()
+        .await
+        .expect("run telemetry-operator uninstall");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"released\":0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -201,7 +201,17 @@ async fn helm_install_waits_for_the_operator_and_uninstall_leaves_nothing() {
     assert!(!env_of(&d).contains_key("OTEL_SERVICE_NAME"));
     let failures = op.metrics.encode();
     assert!(!failures.contains("reason=\"api_forbidden\""), "RBAC denied something:\n{failures}");
+
+    // Inject again, then the operator goes away (as `helm uninstall` deletes it): the uninstall hook's
+    // code, under the chart's RBAC, takes the injection back and releases the finalizer.
+    apply_example(&client, &ns.name, "instrumented-service.yaml").await;
+    wait_obj("isvc Ready again", &isvcs, "reviews", T, |i| ready(i.status.as_ref().map(|s| &s.conditions[..]))).await;
     drop(op);
+    let released = telemetry_operator::uninstall::uninstall(&sa_client, Some(&ns.name)).await.expect("uninstall hook");
+    assert_eq!(released, 1);
+    wait_gone("isvc released by the uninstall hook", &isvcs, "reviews", T).await;
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns.name).get("reviews").await.expect("reviews");
+    assert!(!env_of(&d).contains_key("OTEL_SERVICE_NAME"));
 
     let mut uninstall = base.to_vec();
     uninstall.extend(["uninstall", "op", "--wait", "--timeout", "120s"]);
