@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
-    HostPathVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, SleepAction, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,6 +17,17 @@ use kube::{Resource, ResourceExt};
 
 use crate::config::{HEALTH_PORT, HOSTFS, SELF_METRICS_PORT};
 use crate::crd::{Endpoints, PipelineMode, TelemetryPipeline};
+
+/// How long a terminating collector pod keeps serving before it is told to stop (a `preStop`
+/// sleep). Meanwhile the pod leaves the Service's endpoints and kube-proxy stops sending new
+/// connections to it, while clients' open connections (gRPC keeps one) still reach a listening
+/// collector; only then does SIGTERM make it close them (clients reconnect to a new pod) and drain.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+
+/// The pod's termination grace period: the preStop sleep plus the collector's own shutdown
+/// budget (`--shutdown-timeout`, 20 s: stop receivers, flush batches, drain exporter queues),
+/// with a margin, so the kubelet never kills a collector that is still draining.
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 
 /// Default collector image (our Rust collector).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/thereview/telemetry-collector:0.1.0";
@@ -195,6 +206,7 @@ pub fn pod_template(
             // Only the prometheus receiver's pod discovery talks to the API server; without it the
             // pod carries no token at all.
             automount_service_account_token: Some(spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled)),
+            termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
             node_selector: spec.node_selector.clone(),
             tolerations: spec.tolerations.clone(),
             security_context: Some(PodSecurityContext {
@@ -214,6 +226,13 @@ pub fn pod_template(
                 volume_mounts: Some(mounts),
                 liveness_probe: Some(probe(5)),
                 readiness_probe: Some(probe(1)),
+                lifecycle: Some(Lifecycle {
+                    pre_stop: Some(LifecycleHandler {
+                        sleep: Some(SleepAction { seconds: PRE_STOP_SLEEP_SECONDS }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
                 security_context: Some(SecurityContext {
                     allow_privilege_escalation: Some(false),
                     read_only_root_filesystem: Some(true),
@@ -429,5 +448,15 @@ mod tests {
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
         assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
+    }
+
+    #[test]
+    fn terminating_collectors_keep_serving_then_drain_within_the_grace_period() {
+        let Workload::Deployment(d) = workload(&tp("{}"), "h", vec![], DEFAULT_IMAGE) else { panic!("deployment") };
+        let pod = d.spec.expect("spec").template.spec.expect("pod");
+        let pre_stop = pod.containers[0].lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).expect("preStop");
+        assert_eq!(pre_stop.sleep.as_ref().map(|s| s.seconds), Some(PRE_STOP_SLEEP_SECONDS));
+        // The sleep and the collector's 20 s shutdown budget fit in the grace period.
+        assert!(pod.termination_grace_period_seconds.expect("grace period") >= PRE_STOP_SLEEP_SECONDS + 20);
     }
 }

@@ -6,7 +6,8 @@
 //! runs as a pod from the image `tools/images.sh` built, holds its Lease and answers `/readyz`; the
 //! examples become a Ready collector pod behind a Service that another pod reaches by its DNS
 //! name; a pipeline change rolls the collector; every pod passes Pod Security `restricted`; a
-//! missing image shows on the pipeline; `helm uninstall` leaves nothing of ours behind.
+//! missing image shows on the pipeline; `helm uninstall` (its pre-delete hook runs the operator
+//! image) takes the injection back and leaves nothing of ours behind.
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
     enforce_restricted(cluster, DEMO);
     let examples = repo_root().join("examples");
     cluster.kubectl(&["-n", DEMO, "apply", "-f", path(&examples.join("reviews-deployment.yaml"))]);
+    let unwired_template = pod_template_of_reviews(&client).await;
     let pipeline = local_only_example_pipeline(cluster);
     cluster.kubectl_with_input(&["-n", DEMO, "apply", "-f", "-"], &pipeline.to_string());
     cluster.kubectl(&["-n", DEMO, "apply", "-f", path(&examples.join("instrumented-service.yaml"))]);
@@ -82,6 +84,11 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
 
     missing_image_shows_on_the_pipeline(cluster, &client).await;
     uninstall_leaves_nothing_behind(cluster, &client).await;
+    assert_eq!(
+        pod_template_of_reviews(&client).await,
+        unwired_template,
+        "helm uninstall took the injection back: the reviews pod template is as it was before"
+    );
 }
 
 async fn operator_runs_as_a_real_pod(client: &Client) {
@@ -166,10 +173,9 @@ spec:
 }
 
 async fn uninstall_leaves_nothing_behind(cluster: &Cluster, client: &Client) {
-    // The InstrumentedService's finalizer needs the operator: remove the examples first.
-    cluster.kubectl(&["-n", DEMO, "delete", "instrumentedservice/reviews", "--wait", "--timeout=60s"]);
-    cluster.kubectl(&["-n", DEMO, "delete", "telemetrypipelines", "--all", "--wait", "--timeout=60s"]);
-    cluster.helm(&["uninstall", "telemetry-operator", "-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "2m"]);
+    // With the pipelines and the InstrumentedService still in place: the chart's pre-delete hook
+    // (the operator image, `uninstall`) takes the injection back and releases the finalizers.
+    cluster.helm(&["uninstall", "telemetry-operator", "-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "3m"]);
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
     wait_for("no operator pod", T, || async { pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(()) }).await;
@@ -190,6 +196,13 @@ async fn uninstall_leaves_nothing_behind(cluster: &Cluster, client: &Client) {
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     assert!(roles.list(&ours).await.expect("list").items.is_empty(), "no ClusterRole of the release is left");
     assert!(bindings.list(&ours).await.expect("list").items.is_empty(), "no ClusterRoleBinding of the release is left");
+}
+
+/// The reviews Deployment's pod template, as JSON.
+async fn pod_template_of_reviews(client: &Client) -> Value {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), DEMO);
+    let deployment = deployments.get("reviews").await.expect("reviews Deployment");
+    serde_json::to_value(deployment.spec.expect("spec").template).expect("template as JSON")
 }
 
 fn is_ready(pod: &Pod) -> bool {
