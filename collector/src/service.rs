@@ -20,6 +20,7 @@ use crate::exporter::otlp::OtlpGrpcSender;
 use crate::exporter::otlphttp::OtlpHttpSender;
 use crate::exporter::prometheus::{self, PrometheusExporter};
 use crate::extension::health_check::{self, Health};
+use crate::listener;
 use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
 use crate::processor::{attributes, batch, metricstransform, resource, span};
@@ -105,9 +106,9 @@ pub async fn run(
                 })?,
             );
             let app = health_check::app(&h.path, health.clone());
-            let stop = stop_servers.clone();
+            let (stop, limits) = (stop_servers.clone(), h.limits());
             server_tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+                let _ = listener::serve(l, app, limits, stop).await;
             }));
         }
     }
@@ -149,9 +150,9 @@ pub async fn run(
                     addrs.insert(component.clone(), a);
                 }
                 let app = prometheus::app(exp.clone());
-                let stop = stop_servers.clone();
+                let (stop, limits) = (stop_servers.clone(), c.limits());
                 server_tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+                    let _ = listener::serve(l, app, limits, stop).await;
                 }));
                 Arc::new(exp)
             }
@@ -256,9 +257,9 @@ pub async fn run(
                         addrs.insert(format!("receivers.{id}.http"), a);
                     }
                     let app = otlp_http::app(h, out.clone(), ReceiverMetrics::new(&telemetry, &id, "http"));
-                    let stop = stop_receivers.clone();
+                    let (stop, limits) = (stop_receivers.clone(), h.limits());
                     receiver_tasks.push(tokio::spawn(async move {
-                        if let Err(e) = otlp_http::serve(l, app, stop).await {
+                        if let Err(e) = listener::serve(l, app, limits, stop).await {
                             tracing::error!(component, error = %e, "HTTP receiver failed");
                         }
                     }));
@@ -297,9 +298,10 @@ pub async fn run(
                 async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
             }),
         );
+        // Upstream's `service.telemetry.metrics` has no server settings: upstream's defaults apply.
         let stop = stop_servers.clone();
         server_tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let _ = listener::serve(l, app, listener::ServerLimits::default(), stop).await;
         }));
     }
 
@@ -336,3 +338,7 @@ pub async fn run(
     tracing::info!("Shutdown complete.");
     Ok(telemetry)
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -182,9 +182,27 @@ pub async fn serve(
     }
     // HTTP/2's 64 KiB default windows throttle many concurrent ~100 KiB exports to one
     // WINDOW_UPDATE round trip per window; let hyper size them from the measured BDP instead.
-    let mut builder = tonic::transport::Server::builder().http2_adaptive_window(Some(true));
-    if let Some(n) = cfg.max_concurrent_streams {
-        builder = builder.max_concurrent_streams(n);
+    let mut builder = tonic::transport::Server::builder()
+        .http2_adaptive_window(Some(true))
+        .max_concurrent_streams(cfg.max_concurrent_streams.unwrap_or(crate::listener::MAX_CONCURRENT_STREAMS))
+        // tonic passes `None` by default, which switches off h2's defence against reset floods
+        // (CVE-2023-44487, "rapid reset"); these are hyper's own defaults.
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_local_error_reset_streams(Some(1024));
+    if let Some(p) = cfg.keepalive.as_ref().and_then(|k| k.server_parameters.as_ref()) {
+        // `max_connection_idle` and `enforcement_policy` are refused at validation.
+        if let Some(t) = p.time {
+            builder = builder.http2_keepalive_interval(Some(t));
+        }
+        if let Some(t) = p.timeout {
+            builder = builder.http2_keepalive_timeout(Some(t));
+        }
+        if let Some(t) = p.max_connection_age {
+            builder = builder.max_connection_age(t);
+        }
+        if let Some(t) = p.max_connection_age_grace {
+            builder = builder.max_connection_age_grace(t);
+        }
     }
     builder
         .add_service(server::<TraceService>(&inner, max_decoding, compression))
@@ -196,4 +214,53 @@ pub async fn serve(
             async move { shutdown.cancelled().await },
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server's HTTP/2 settings as a raw h2 client sees them, on port 0.
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::components::{GrpcKeepalive, GrpcKeepaliveServerParameters};
+    use crate::telemetry::Telemetry;
+
+    #[tokio::test]
+    async fn streams_are_capped_and_connections_aged_out() {
+        let cfg = GrpcServerConfig {
+            keepalive: Some(GrpcKeepalive {
+                server_parameters: Some(GrpcKeepaliveServerParameters {
+                    max_connection_age: Some(Duration::from_millis(300)),
+                    max_connection_age_grace: Some(Duration::from_millis(300)),
+                    ..Default::default()
+                }),
+                enforcement_policy: None,
+            }),
+            ..GrpcServerConfig::default()
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let metrics = ReceiverMetrics::new(&Telemetry::new(), "otlp", "grpc");
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            async move { serve(l, &cfg, Outputs::default(), metrics, stop).await }
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let started = Instant::now();
+        let conn = tokio::spawn(conn);
+        // The server's SETTINGS arrive with the handshake; wait for them to be applied.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.current_max_send_streams() != crate::listener::MAX_CONCURRENT_STREAMS as usize {
+            assert!(Instant::now() < deadline, "max streams: {}", client.current_max_send_streams());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // max_connection_age: the server sends GOAWAY and closes the (idle) connection.
+        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await.expect("connection not aged out");
+        assert!(started.elapsed() >= Duration::from_millis(250), "closed early: {:?}", started.elapsed());
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
 }
