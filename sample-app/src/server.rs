@@ -80,14 +80,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map(|u| Upstream::new(u, Duration::from_millis(config.upstream_timeout_ms)))
         .transpose()
         .map_err(ServerError::Upstream)?;
-    let state = Arc::new(AppState::new(
-        db.clone(),
-        telemetry.clone(),
-        config.enable_metrics,
-        config.cache_ttl(),
-        config.cache_max_entries,
-        upstream,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            db.clone(),
+            telemetry.clone(),
+            config.enable_metrics,
+            config.cache_ttl(),
+            config.cache_max_entries,
+            upstream,
+        )
+        .with_limits(config.request_limits()),
+    );
     let addr = config.listen_addr;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Io { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Io { addr, source })?;
@@ -99,13 +102,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "listening"
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .into_future();
-    let mut server = tokio::spawn(server);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut server = tokio::spawn(crate::listener::serve(listener, app(state), config.listener_limits(), stop.clone()));
     let signal = tokio::select! {
         s = signals.recv() => Some(s),
         r = &mut server => {
@@ -118,7 +116,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     if let Some(signal) = signal {
         tracing::info!(signal, "shutting down: draining in-flight requests");
-        let _ = stop_tx.send(());
+        stop.cancel();
         let drain = Duration::from_secs(config.shutdown_timeout_seconds);
         match tokio::time::timeout(drain, &mut server).await {
             Ok(_) => tracing::info!("drained"),
