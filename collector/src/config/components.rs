@@ -412,8 +412,14 @@ pub struct ScrapeConfig {
     pub honor_timestamps: Option<bool>,
     /// URL parameters.
     pub params: Option<BTreeMap<String, Vec<String>>>,
-    /// Sample limit per scrape.
+    /// Most samples per scrape after metric relabeling (default 1 000 000; `0` = unlimited).
     pub sample_limit: Option<u64>,
+    /// Most labels per series, `__name__` included (default 256; `0` = unlimited).
+    pub label_limit: Option<u64>,
+    /// Longest label name in bytes (default 1024; `0` = unlimited).
+    pub label_name_length_limit: Option<u64>,
+    /// Longest label value in bytes (default 16 384; `0` = unlimited).
+    pub label_value_length_limit: Option<u64>,
     /// Fixed targets.
     pub static_configs: Vec<StaticConfig>,
     /// Kubernetes service discovery.
