@@ -74,7 +74,8 @@ pub struct TlsConfig {
     pub reload_interval: Duration,
     /// Allowed cipher suites (accepted for compatibility, the TLS library picks secure defaults).
     pub cipher_suites: Vec<String>,
-    /// Include system CA pool in addition to `ca_file`.
+    /// Trust the public roots (the bundled Mozilla roots) as well as `ca_file`/`ca_pem`; without it
+    /// a configured CA replaces them, as upstream.
     pub include_system_ca_certs_pool: bool,
 }
 

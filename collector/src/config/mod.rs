@@ -636,6 +636,14 @@ fn validate_queue(p: &str, q: &components::QueueConfig, errors: &mut Vec<String>
         if q.storage.is_some() {
             errors.push(format!("{p}.sending_queue.storage: persistent queues are not supported"));
         }
+        // Accepting `items`/`bytes` while counting batches would bound the queue 100-1000x
+        // looser than the user asked for.
+        match q.sizer.as_deref() {
+            None | Some("requests") => {}
+            Some(other) => errors.push(format!(
+                "{p}.sending_queue.sizer: {other:?} is not supported; only \"requests\" (queue_size counts batches)"
+            )),
+        }
     }
 }
 

@@ -339,3 +339,17 @@ fn http_server_timeouts_follow_upstream_names_and_defaults() {
     assert_eq!(l.idle_timeout, None, "0 disables, as in Go");
     assert_eq!(l.read_timeout, Some(crate::listener::DEFAULT_TIMEOUT));
 }
+
+#[test]
+fn queue_sizers_other_than_requests_are_refused_by_path() {
+    let yaml = |sizer: &str| {
+        format!(
+            "receivers: {{otlp: {{protocols: {{grpc: {{}}}}}}}}\nexporters:\n  otlp:\n    endpoint: x:4317\n    sending_queue: {{sizer: {sizer}}}\nservice: {{pipelines: {{traces: {{receivers: [otlp], exporters: [otlp]}}}}}}\n"
+        )
+    };
+    assert!(load(&yaml("requests")).is_ok());
+    for sizer in ["items", "bytes"] {
+        let e = errors(&yaml(sizer));
+        assert!(e.iter().any(|e| e.starts_with("exporters.otlp.sending_queue.sizer:")), "{e:?}");
+    }
+}

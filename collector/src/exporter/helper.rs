@@ -1,8 +1,15 @@
 //! Shared exporter machinery: a bounded `sending_queue` drained by `num_consumers` workers, and
 //! `retry_on_failure` with exponential backoff that honours server throttling hints.
+//!
+//! A server's hint (`Retry-After`, gRPC `RetryInfo`) lengthens the wait as upstream's
+//! exporterhelper does (the larger of the hint and the backoff), but never beyond
+//! `retry_on_failure.max_interval` (default 30 s): a hint of hours, or a hostile
+//! `Retry-After: 18446744073709551615`, would otherwise park a queue worker indefinitely.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -46,6 +53,17 @@ pub fn backoff(cfg: &RetryConfig, attempt: u32, rand01: f64) -> Duration {
     Duration::from_secs_f64(v.max(0.0))
 }
 
+/// The wait before the next attempt (pure): the backoff, lengthened to the server's hint if it
+/// asked for more, capped at `max_interval` (or `initial_interval` if that is larger).
+pub fn retry_wait(cfg: &RetryConfig, attempt: u32, rand01: f64, throttle: Option<Duration>) -> Duration {
+    let backoff = backoff(cfg, attempt, rand01);
+    let cap = cfg.max_interval.max(cfg.initial_interval);
+    match throttle {
+        Some(t) => t.max(backoff).min(cap.max(backoff)),
+        None => backoff,
+    }
+}
+
 /// Sends one payload with retries; returns when delivered or given up.
 pub async fn send_with_retry(
     sender: &dyn Sender,
@@ -79,7 +97,7 @@ pub async fn send_with_retry(
                 return Err(ConsumeError::Permanent(e.message));
             }
             Err(e) => {
-                let wait = e.throttle.unwrap_or_else(|| backoff(retry, attempt, rand::random::<f64>()));
+                let wait = retry_wait(retry, attempt, rand::random::<f64>(), e.throttle);
                 if !retry.max_elapsed_time.is_zero() && start.elapsed() + wait > retry.max_elapsed_time {
                     metrics.send_failed(signal, n);
                     tracing::error!(exporter = name, items = n, error = %e, "export failed, retries exhausted; dropping data");
@@ -200,15 +218,16 @@ mod tests {
         fail_first: u32,
         calls: AtomicU32,
         retryable: bool,
+        throttle: Duration,
     }
     impl Sender for Flaky {
         fn send<'a>(&'a self, _: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
             let c = self.calls.fetch_add(1, Ordering::SeqCst);
             let fail = c < self.fail_first;
-            let retryable = self.retryable;
+            let (retryable, throttle) = (self.retryable, self.throttle);
             Box::pin(async move {
                 if fail {
-                    Err(SendError { retryable, throttle: Some(Duration::from_millis(1)), message: "down".into() })
+                    Err(SendError { retryable, throttle: Some(throttle), message: "down".into() })
                 } else {
                     Ok(SendOk::default())
                 }
@@ -234,17 +253,46 @@ mod tests {
     async fn retries_retryable_until_success() {
         let t = Telemetry::default();
         let m = ExporterMetrics::new(&t, "x");
-        let s = Flaky { fail_first: 3, calls: AtomicU32::new(0), retryable: true };
+        let s = Flaky { fail_first: 3, calls: AtomicU32::new(0), retryable: true, throttle: Duration::from_millis(1) };
         send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap();
         assert_eq!(m.retries.get(), 3);
         assert_eq!(t.counter_value("otelcol_exporter_sent_log_records", &[("exporter", "x")]), 3);
+    }
+
+    #[test]
+    fn server_delays_lengthen_the_backoff_but_are_capped_at_max_interval() {
+        let cfg = RetryConfig {
+            initial_interval: Duration::from_secs(1),
+            randomization_factor: 0.0,
+            multiplier: 2.0,
+            max_interval: Duration::from_secs(30),
+            ..Default::default()
+        };
+        assert_eq!(retry_wait(&cfg, 0, 0.5, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(retry_wait(&cfg, 2, 0.5, Some(Duration::from_millis(10))), Duration::from_secs(4), "backoff wins");
+        assert_eq!(retry_wait(&cfg, 0, 0.5, Some(Duration::from_secs(u64::MAX))), Duration::from_secs(30));
+        assert_eq!(retry_wait(&cfg, 0, 0.5, None), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_does_not_park_the_worker() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        // The server asks for ~585 billion years; retries have no elapsed-time limit.
+        let s =
+            Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: true, throttle: Duration::from_secs(u64::MAX) };
+        let cfg = RetryConfig { max_elapsed_time: Duration::ZERO, ..RetryConfig::default() };
+        let started = Instant::now();
+        send_with_retry(&s, &cfg, &m, "x", payload()).await.expect("delivered after one capped wait");
+        assert!(started.elapsed() <= cfg.max_interval, "waited {:?}", started.elapsed());
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn permanent_errors_are_not_retried() {
         let t = Telemetry::default();
         let m = ExporterMetrics::new(&t, "x");
-        let s = Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: false };
+        let s = Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: false, throttle: Duration::from_millis(1) };
         assert!(!send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap_err().is_retryable());
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
         assert_eq!(t.counter_value("otelcol_exporter_send_failed_log_records", &[("exporter", "x")]), 3);
