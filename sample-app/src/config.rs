@@ -68,6 +68,10 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub shutdown_timeout_seconds: u64,
 
+    /// PostgreSQL `statement_timeout` of every pooled connection.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_statement_timeout_ms: u64,
+
     /// Time a client has to send a request's headers (slowloris bound); 0 disables.
     #[arg(long, env = "HTTP_READ_HEADER_TIMEOUT_SECONDS", default_value_t = 60)]
     pub http_read_header_timeout_seconds: u64,

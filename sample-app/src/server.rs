@@ -67,10 +67,11 @@ impl Signals {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut signals = Signals::install()?;
     let telemetry = Arc::new(if config.enable_telemetry { Telemetry::from_env()? } else { Telemetry::disabled() });
-    let db = Db::connect(
+    let db = Db::connect_with_statement_timeout(
         &config.database_url,
         config.db_max_connections,
         Duration::from_secs(config.db_connect_timeout_seconds),
+        Duration::from_millis(config.db_statement_timeout_ms),
         telemetry.clone(),
     )
     .await?;

@@ -141,6 +141,14 @@ async fn exercise(db: Db) {
     let r = call(&router, "GET", "/api/v1/reviews?limit=0&rating=x", None).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(field_names(&r), vec!["limit", "rating"]);
+    let r = call(&router, "GET", "/api/v1/reviews?offset=1000000000", None).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(field_names(&r), vec!["offset"]);
+    let mut nul = review("book", "b1", 3);
+    nul["author"] = json!("ann\u{0}");
+    let r = call(&router, "POST", "/api/v1/reviews", Some(nul)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(field_names(&r), vec!["author"]);
 
     // Replace.
     let r = call(&router, "PUT", &format!("/api/v1/reviews/{id}"), Some(review("book", "b1", 2))).await;
@@ -195,6 +203,17 @@ async fn exercise(db: Db) {
     db.close().await;
     let r = call(&router, "GET", "/ready", None).await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+    // A database failure's body names no driver, pool or SQL.
+    for (method, uri, body) in
+        [("GET", "/api/v1/reviews?rating=2", None), ("POST", "/api/v1/reviews", Some(review("book", "b9", 3)))]
+    {
+        let r = call(&router, method, uri, body).await;
+        assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+        let lower = r.text.to_lowercase();
+        for leak in ["pool", "sqlx", "select", "insert", "sqlite", "postgres", "connection"] {
+            assert!(!lower.contains(leak), "{method} {uri}: {leak:?} in {}", r.text);
+        }
+    }
     let r = call(&router, "GET", "/health", None).await;
     assert_eq!(r.status, StatusCode::OK, "liveness does not depend on the database");
 }
@@ -219,6 +238,19 @@ async fn api_on_postgres() {
         .await
         .expect("postgres connect");
     assert_eq!(db.backend().system(), "postgresql");
+    // Every pooled connection carries the statement timeout (default 10 s; here a custom one).
+    assert_eq!(db.statement_timeout().await.expect("show").as_deref(), Some("10s"));
+    let custom = reviews_service::db::Db::connect_with_statement_timeout(
+        &pg.url,
+        2,
+        Duration::from_secs(10),
+        Duration::from_millis(1500),
+        Arc::new(Telemetry::disabled()),
+    )
+    .await
+    .expect("postgres connect");
+    assert_eq!(custom.statement_timeout().await.expect("show").as_deref(), Some("1500ms"));
+    custom.close().await;
     exercise(db).await;
 }
 
