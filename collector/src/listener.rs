@@ -65,6 +65,39 @@ pub struct ServerLimits {
     /// How long in-flight requests may finish after shutdown (or an idle close) before the
     /// connection is dropped.
     pub shutdown_grace: Duration,
+    /// HTTP/2 connection settings (the gRPC receiver sets them from its config).
+    pub http2: Http2Settings,
+}
+
+/// HTTP/2 settings of a listener; [`Default`] suits the HTTP listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http2Settings {
+    /// Streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Let hyper size flow-control windows from the measured bandwidth-delay product.
+    pub adaptive_window: bool,
+    /// Interval of server pings (`None`: no pings).
+    pub keep_alive_interval: Option<Duration>,
+    /// Time to wait for a ping acknowledgement before closing.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Connections older than this are closed gracefully (GOAWAY).
+    pub max_connection_age: Option<Duration>,
+    /// After `max_connection_age`, how long in-flight requests may finish (default: the
+    /// shutdown grace).
+    pub max_connection_age_grace: Option<Duration>,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            adaptive_window: false,
+            keep_alive_interval: None,
+            keep_alive_timeout: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+        }
+    }
 }
 
 impl Default for ServerLimits {
@@ -76,6 +109,7 @@ impl Default for ServerLimits {
             max_connections: MAX_CONNECTIONS,
             max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
             shutdown_grace: SHUTDOWN_GRACE,
+            http2: Http2Settings::default(),
         }
     }
 }
@@ -194,12 +228,18 @@ async fn idle_expired(a: &Activity, limits: &ServerLimits) {
 fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1().timer(TokioTimer::new()).header_read_timeout(limits.read_header_timeout);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+    let h2 = &limits.http2;
+    let mut b2 = b.http2();
+    b2.timer(TokioTimer::new())
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .adaptive_window(h2.adaptive_window)
+        .keep_alive_interval(h2.keep_alive_interval)
         // hyper's defaults, spelled out: HTTP/2 reset floods (CVE-2023-44487) end in GOAWAY.
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024);
+    if let Some(t) = h2.keep_alive_timeout {
+        b2.keep_alive_timeout(t);
+    }
     b
 }
 
@@ -282,14 +322,21 @@ async fn serve_connection(
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
-    tokio::select! {
+    let aged = async {
+        match limits.http2.max_connection_age {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    let grace = tokio::select! {
         _ = conn.as_mut() => return,
-        () = shutdown.cancelled() => {}
-        () = idle_expired(&activity, limits) => {}
-    }
+        () = shutdown.cancelled() => limits.shutdown_grace,
+        () = idle_expired(&activity, limits) => limits.shutdown_grace,
+        () = aged => limits.http2.max_connection_age_grace.unwrap_or(limits.shutdown_grace),
+    };
     conn.as_mut().graceful_shutdown();
     // A client that never finishes its request does not get to keep the connection.
-    let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
+    let _ = tokio::time::timeout(grace, conn).await;
 }
 
 #[cfg(test)]

@@ -221,9 +221,9 @@ pub struct GrpcServerConfig {
     pub read_buffer_size: Option<u64>,
     /// Socket write buffer size (accepted for compatibility).
     pub write_buffer_size: Option<u64>,
-    /// Server keepalive: `server_parameters.{time,timeout,max_connection_age,
-    /// max_connection_age_grace}` are applied; `server_parameters.max_connection_idle` and
-    /// `enforcement_policy` are refused at validation (tonic cannot enforce them).
+    /// Server keepalive: `server_parameters.{max_connection_idle,max_connection_age,
+    /// max_connection_age_grace,time,timeout}` are applied; `enforcement_policy` is refused at
+    /// validation (hyper's HTTP/2 server cannot enforce a client ping policy).
     pub keepalive: Option<GrpcKeepalive>,
     /// Server TLS.
     pub tls: Option<TlsConfig>,
@@ -256,7 +256,7 @@ impl Default for GrpcServerConfig {
 pub struct GrpcKeepalive {
     /// Connection ageing and HTTP/2 pings.
     pub server_parameters: Option<GrpcKeepaliveServerParameters>,
-    /// Client ping policy (refused: not enforceable with tonic).
+    /// Client ping policy (refused: hyper's HTTP/2 server cannot enforce it).
     pub enforcement_policy: Option<Value>,
 }
 
@@ -264,7 +264,7 @@ pub struct GrpcKeepalive {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcKeepaliveServerParameters {
-    /// Close connections idle this long (refused: tonic has no idle timeout).
+    /// Close connections without an RPC in flight for this long (default: never, as grpc-go).
     #[serde(deserialize_with = "de_opt_duration")]
     pub max_connection_idle: Option<Duration>,
     /// Close connections (with GOAWAY) after this age.

@@ -442,10 +442,7 @@ fn validate_semantics(
                 if let Some(k) = c.protocols.grpc.as_ref().and_then(|g| g.keepalive.as_ref()) {
                     // Accepting and ignoring these would promise connection hygiene we don't give.
                     if k.enforcement_policy.is_some() {
-                        errors.push(format!("{p}.protocols.grpc.keepalive.enforcement_policy: not supported (tonic cannot enforce a client ping policy)"));
-                    }
-                    if k.server_parameters.as_ref().is_some_and(|s| s.max_connection_idle.is_some()) {
-                        errors.push(format!("{p}.protocols.grpc.keepalive.server_parameters.max_connection_idle: not supported; use max_connection_age"));
+                        errors.push(format!("{p}.protocols.grpc.keepalive.enforcement_policy: not supported (hyper's HTTP/2 server cannot enforce a client ping policy)"));
                     }
                 }
                 if c.protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {

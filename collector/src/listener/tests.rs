@@ -61,17 +61,25 @@ pub(crate) async fn get_ok(addr: SocketAddr) -> bool {
 /// Dribbles a never-ending header one byte at a time and reports how long until the server
 /// hung up (`None` if it never did within `cap`).
 pub(crate) async fn slowloris(addr: SocketAddr, cap: Duration) -> Option<Duration> {
+    slowloris_bytes(addr, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", cap).await
+}
+
+/// Sends `bytes` one every 50 ms (then keeps the connection open) and reports how long until
+/// the server hung up (`None` if it never did within `cap`).
+pub(crate) async fn slowloris_bytes(addr: SocketAddr, bytes: &'static [u8], cap: Duration) -> Option<Duration> {
     let s = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
     let (mut r, mut w) = s.into_split();
     let dribble = tokio::spawn(async move {
-        let _ = w.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ").await;
-        loop {
-            if w.write_all(b"a").await.is_err() {
+        for b in bytes {
+            if w.write_all(std::slice::from_ref(b)).await.is_err() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Hold the connection open, silent.
+        std::future::pending::<()>().await;
+        drop(w);
     });
     let closed = tokio::time::timeout(cap, read_to_close(&mut r)).await.ok().map(|_| started.elapsed());
     dribble.abort();
