@@ -76,6 +76,13 @@ impl AppState {
         }
     }
 
+    /// Replaces both caches' byte budget (default [`crate::cache::DEFAULT_MAX_BYTES`] each).
+    pub fn with_cache_max_bytes(mut self, ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        self.review_cache = TtlCache::new(ttl, max_entries).with_max_bytes(max_bytes);
+        self.list_cache = TtlCache::new(ttl, max_entries).with_max_bytes(max_bytes);
+        self
+    }
+
     /// Replaces the default request limits.
     pub fn with_limits(mut self, limits: RequestLimits) -> Self {
         self.limits = limits;

@@ -44,6 +44,10 @@ pub struct Config {
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 10_000)]
     pub cache_max_entries: usize,
 
+    /// Byte budget of each cache (approximate heap size of the cached values and keys).
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value_t = 32 << 20)]
+    pub cache_max_bytes: usize,
+
     /// Export traces and metrics over OTLP (configured by the OTEL_* variables).
     #[arg(long, env = "ENABLE_TELEMETRY", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub enable_telemetry: bool,
