@@ -8,6 +8,7 @@
 pub mod config;
 pub mod exporter;
 pub mod extension;
+pub mod listener;
 pub mod pdata;
 pub mod pipeline;
 pub mod processor;

@@ -1,5 +1,10 @@
-//! Wires a validated [`Config`] into running components, and shuts them down in order:
-//! stop receivers → flush batch processors → drain exporter queues, all within a deadline.
+//! Wires a validated [`Config`] into running components, and shuts them down in order, each
+//! phase with its own share of the deadline so one slow phase cannot starve the next:
+//! 1. receivers stop accepting and finish in-flight requests (at most a quarter of the budget,
+//!    and no more than the listeners' grace); then lingering ones are cut;
+//! 2. batch processors flush (until half the budget);
+//! 3. exporter queues drain (until the deadline); then retry sleeps and sends in progress are
+//!    cancelled and whatever is left is counted in `otelcol_exporter_send_failed_*` and logged.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +25,7 @@ use crate::exporter::otlp::OtlpGrpcSender;
 use crate::exporter::otlphttp::OtlpHttpSender;
 use crate::exporter::prometheus::{self, PrometheusExporter};
 use crate::extension::health_check::{self, Health};
+use crate::listener;
 use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
 use crate::processor::{attributes, batch, metricstransform, resource, span};
@@ -65,6 +71,21 @@ async fn bind(component: &str, endpoint: &str) -> Result<TcpListener, ServiceErr
     TcpListener::bind(addr).await.map_err(err)
 }
 
+/// Waits for `tasks` until `deadline`; aborts the ones still running then. True if all ended.
+async fn join_until(tasks: Vec<JoinHandle<()>>, deadline: tokio::time::Instant) -> bool {
+    let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout_at(deadline, all).await.is_ok() {
+        return true;
+    }
+    aborts.iter().for_each(tokio::task::AbortHandle::abort);
+    false
+}
+
 /// Addresses actually bound, keyed like `receivers.otlp.grpc`, `telemetry.metrics`, `extensions.health_check`.
 pub type BoundAddrs = BTreeMap<String, SocketAddr>;
 
@@ -81,6 +102,7 @@ pub async fn run(
     let mut addrs = BoundAddrs::new();
     let stop_receivers = CancellationToken::new();
     let stop_servers = CancellationToken::new();
+    let stop_exporters = CancellationToken::new();
     let mut server_tasks: Vec<JoinHandle<()>> = Vec::new();
 
     // --- extensions ---------------------------------------------------------------------------
@@ -105,9 +127,9 @@ pub async fn run(
                 })?,
             );
             let app = health_check::app(&h.path, health.clone());
-            let stop = stop_servers.clone();
+            let (stop, limits) = (stop_servers.clone(), h.limits());
             server_tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+                let _ = listener::serve(l, app, limits, stop).await;
             }));
         }
     }
@@ -128,15 +150,27 @@ pub async fn run(
         let exp: Arc<dyn Exporter> = match cfg {
             ExporterConfig::Otlp(c) => {
                 let sender = OtlpGrpcSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) =
-                    QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                let (e, h) = QueuedExporter::start(
+                    id,
+                    Arc::new(sender),
+                    c.retry_on_failure.clone(),
+                    &c.sending_queue,
+                    metrics,
+                    stop_exporters.clone(),
+                );
                 exporter_workers.extend(h);
                 e
             }
             ExporterConfig::OtlpHttp(c) => {
                 let sender = OtlpHttpSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) =
-                    QueuedExporter::start(id, Arc::new(sender), c.retry_on_failure.clone(), &c.sending_queue, metrics);
+                let (e, h) = QueuedExporter::start(
+                    id,
+                    Arc::new(sender),
+                    c.retry_on_failure.clone(),
+                    &c.sending_queue,
+                    metrics,
+                    stop_exporters.clone(),
+                );
                 exporter_workers.extend(h);
                 e
             }
@@ -149,9 +183,9 @@ pub async fn run(
                     addrs.insert(component.clone(), a);
                 }
                 let app = prometheus::app(exp.clone());
-                let stop = stop_servers.clone();
+                let (stop, limits) = (stop_servers.clone(), c.limits());
                 server_tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+                    let _ = listener::serve(l, app, limits, stop).await;
                 }));
                 Arc::new(exp)
             }
@@ -256,9 +290,9 @@ pub async fn run(
                         addrs.insert(format!("receivers.{id}.http"), a);
                     }
                     let app = otlp_http::app(h, out.clone(), ReceiverMetrics::new(&telemetry, &id, "http"));
-                    let stop = stop_receivers.clone();
+                    let (stop, limits) = (stop_receivers.clone(), h.limits());
                     receiver_tasks.push(tokio::spawn(async move {
-                        if let Err(e) = otlp_http::serve(l, app, stop).await {
+                        if let Err(e) = listener::serve(l, app, limits, stop).await {
                             tracing::error!(component, error = %e, "HTTP receiver failed");
                         }
                     }));
@@ -297,9 +331,10 @@ pub async fn run(
                 async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
             }),
         );
+        // Upstream's `service.telemetry.metrics` has no server settings: upstream's defaults apply.
         let stop = stop_servers.clone();
         server_tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let _ = listener::serve(l, app, listener::ServerLimits::default(), stop).await;
         }));
     }
 
@@ -311,28 +346,42 @@ pub async fn run(
     tracing::info!("Shutdown requested: stopping receivers, then draining pipelines");
     health.set_ready(false);
     stop_receivers.cancel();
-    let deadline = tokio::time::Instant::now() + drain_deadline;
-    let wait_all = |tasks: Vec<JoinHandle<()>>| async move {
-        for t in tasks {
+    let started = tokio::time::Instant::now();
+    let deadline = started + drain_deadline;
+    let receivers_until = started + (drain_deadline / 4).min(listener::SHUTDOWN_GRACE + Duration::from_secs(1));
+    // Receivers finish in-flight requests and drop their consumers; that closes batch inputs,
+    // batch tasks flush and drop the exporters, which closes the queues the workers drain.
+    // A phase that overruns is aborted, so the next one still gets its share.
+    if !join_until(receiver_tasks, receivers_until).await {
+        tracing::warn!("receivers did not stop within their shutdown share; lingering requests were cut");
+    }
+    if !join_until(batch_tasks, started + drain_deadline / 2).await {
+        tracing::warn!("batch processors did not flush within their shutdown share; their buffers are lost");
+    }
+    let exporters = exporter_workers.iter().map(JoinHandle::abort_handle).collect::<Vec<_>>();
+    let drained = async {
+        for t in exporter_workers {
             let _ = t.await;
         }
     };
-    // Receivers finish in-flight requests and drop their consumers; that closes batch inputs,
-    // batch tasks flush and drop the exporters, which closes the queues the workers drain.
-    if tokio::time::timeout_at(deadline, wait_all(receiver_tasks)).await.is_err() {
-        tracing::warn!("receivers did not stop before the shutdown deadline");
-    }
-    if tokio::time::timeout_at(deadline, wait_all(batch_tasks)).await.is_err() {
-        tracing::warn!("batch processors did not flush before the shutdown deadline");
-    }
-    if tokio::time::timeout_at(deadline, wait_all(exporter_workers)).await.is_err() {
-        tracing::warn!("exporter queues were not drained before the shutdown deadline; remaining data is lost");
+    tokio::pin!(drained);
+    if tokio::time::timeout_at(deadline, &mut drained).await.is_err() {
+        // Cancel retry sleeps and sends; workers count what is left as failed and exit.
+        stop_exporters.cancel();
+        if tokio::time::timeout(Duration::from_secs(1), &mut drained).await.is_err() {
+            exporters.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        tracing::warn!("exporter queues were not drained before the shutdown deadline; the rest was counted as failed");
     }
     for b in background {
         b.abort();
     }
     stop_servers.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(1), wait_all(server_tasks)).await;
+    join_until(server_tasks, tokio::time::Instant::now() + Duration::from_secs(1)).await;
     tracing::info!("Shutdown complete.");
     Ok(telemetry)
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

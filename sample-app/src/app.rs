@@ -34,6 +34,23 @@ pub struct AppState {
     pub list_cache: TtlCache<Page>,
     /// Where `/api/v1/upstream/reviews` goes, if configured.
     pub upstream: Option<Upstream>,
+    /// Request timeout and concurrency limit of the API routes.
+    pub limits: RequestLimits,
+}
+
+/// Bounds on API requests (see [`app`] for where they sit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Whole-request timeout, including the wait for a concurrency slot and the body read.
+    pub timeout: Duration,
+    /// API requests handled at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), max_concurrent: 256 }
+    }
 }
 
 impl AppState {
@@ -55,22 +72,50 @@ impl AppState {
             review_cache: TtlCache::new(cache_ttl, cache_max_entries),
             list_cache: TtlCache::new(cache_ttl, cache_max_entries),
             upstream,
+            limits: RequestLimits::default(),
         }
+    }
+
+    /// Replaces both caches' byte budget (default [`crate::cache::DEFAULT_MAX_BYTES`] each).
+    pub fn with_cache_max_bytes(mut self, ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        self.review_cache = TtlCache::new(ttl, max_entries).with_max_bytes(max_bytes);
+        self.list_cache = TtlCache::new(ttl, max_entries).with_max_bytes(max_bytes);
+        self
+    }
+
+    /// Replaces the default request limits.
+    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
 /// The service's router.
+///
+/// Layers, outermost first: `observe` (metrics and the server span see every request, including
+/// ones the limits answer), then on the API routes only the request timeout (so a request waiting
+/// for a concurrency slot times out too, answered 503) and the concurrency limit (one semaphore
+/// shared by all API routes). `/health`, `/ready` and `/metrics` stay outside both, so probes
+/// answer while the API is saturated.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(handlers::health))
-        .route("/ready", get(handlers::ready))
-        .route("/metrics", get(handlers::metrics))
+    let limits = state.limits;
+    let api = Router::new()
         .route("/api/v1/reviews", get(handlers::list_reviews).post(handlers::create_review))
         .route(
             "/api/v1/reviews/{id}",
             get(handlers::get_review).put(handlers::update_review).delete(handlers::delete_review),
         )
         .route("/api/v1/upstream/reviews", get(handlers::upstream_reviews))
+        .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent))
+        .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            limits.timeout,
+        ));
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .merge(api)
         .fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

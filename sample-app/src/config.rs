@@ -44,6 +44,10 @@ pub struct Config {
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 10_000)]
     pub cache_max_entries: usize,
 
+    /// Byte budget of each cache (approximate heap size of the cached values and keys).
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value_t = 32 << 20)]
+    pub cache_max_bytes: usize,
+
     /// Export traces and metrics over OTLP (configured by the OTEL_* variables).
     #[arg(long, env = "ENABLE_TELEMETRY", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub enable_telemetry: bool,
@@ -67,9 +71,53 @@ pub struct Config {
     /// After SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub shutdown_timeout_seconds: u64,
+
+    /// PostgreSQL `statement_timeout` of every pooled connection.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Time a client has to send a request's headers (slowloris bound); 0 disables.
+    #[arg(long, env = "HTTP_READ_HEADER_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub http_read_header_timeout_seconds: u64,
+
+    /// Time a keep-alive connection may wait for its next request; 0 disables.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub http_idle_timeout_seconds: u64,
+
+    /// Open connections at once; beyond it the listener stops accepting until one closes.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub http_max_connections: usize,
+
+    /// Whole-request timeout of the API routes (body read included); then 503.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+
+    /// API requests handled at once (`/health`, `/ready`, `/metrics` are outside the limit);
+    /// further API requests wait, within the request timeout.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
 }
 
 impl Config {
+    /// Listener limits from the `HTTP_*` settings (0 disables a timeout).
+    pub fn listener_limits(&self) -> crate::listener::ServerLimits {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        crate::listener::ServerLimits {
+            read_header_timeout: secs(self.http_read_header_timeout_seconds),
+            idle_timeout: secs(self.http_idle_timeout_seconds),
+            max_connections: self.http_max_connections.max(1),
+            shutdown_grace: Duration::from_secs(self.shutdown_timeout_seconds),
+        }
+    }
+
+    /// Request timeout and concurrency limit of the API routes.
+    pub fn request_limits(&self) -> crate::app::RequestLimits {
+        crate::app::RequestLimits {
+            timeout: Duration::from_secs(self.request_timeout_seconds.max(1)),
+            max_concurrent: self.max_concurrent_requests.max(1),
+        }
+    }
+
     /// Cache TTL as a duration.
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_secs(self.cache_ttl_seconds)

@@ -176,12 +176,37 @@ macro_rules! on_pool {
     };
 }
 
+/// Default PostgreSQL `statement_timeout`: no query of this service should take this long, and a
+/// stuck one must release its pool connection instead of starving every other request.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Db {
-    /// Opens (creating SQLite files if needed) and migrates the database.
+    /// Opens (creating SQLite files if needed) and migrates the database, with the default
+    /// statement timeout.
     pub async fn connect(
         url: &str,
         max_connections: u32,
         connect_timeout: Duration,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, DbError> {
+        Self::connect_with_statement_timeout(
+            url,
+            max_connections,
+            connect_timeout,
+            DEFAULT_STATEMENT_TIMEOUT,
+            telemetry,
+        )
+        .await
+    }
+
+    /// [`Db::connect`] with an explicit PostgreSQL `statement_timeout` (set on every pooled
+    /// connection; a statement over it fails with SQLSTATE 57014, answered 503). SQLite ignores
+    /// it: its statements are local and bounded by `busy_timeout`.
+    pub async fn connect_with_statement_timeout(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+        statement_timeout: Duration,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, DbError> {
         let backend = Backend::from_url(url)?;
@@ -220,10 +245,14 @@ impl Db {
                 Pool::Sqlite { read, write, writer }
             }
             Backend::Postgres => {
+                let ms = statement_timeout.as_millis().max(1).to_string();
+                let opts = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .map_err(DbError::Connect)?
+                    .options([("statement_timeout", ms.as_str())]);
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(connect_timeout)
-                    .connect(url)
+                    .connect_with(opts)
                     .await
                     .map_err(DbError::Connect)?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -287,6 +316,14 @@ impl Db {
     /// `SELECT 1`: is the database reachable?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, read, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
+    /// PostgreSQL's `statement_timeout` as a pooled connection sees it (`None` on SQLite).
+    pub async fn statement_timeout(&self) -> Result<Option<String>, sqlx::Error> {
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::query_scalar::<_, String>("SHOW statement_timeout").fetch_one(p).await.map(Some),
+            Pool::Sqlite { .. } => Ok(None),
+        }
     }
 
     /// Inserts a review.

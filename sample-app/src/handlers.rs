@@ -23,7 +23,12 @@ type Shared = State<Arc<AppState>>;
 
 /// Looks `key` up in `cache` inside a `cache.get` span carrying a
 /// `cache.hit`/`cache.miss` event.
-fn cached<V: Clone>(state: &AppState, cache: &TtlCache<V>, cache_name: &'static str, key: &str) -> Option<V> {
+fn cached<V: Clone + crate::cache::Weight>(
+    state: &AppState,
+    cache: &TtlCache<V>,
+    cache_name: &'static str,
+    key: &str,
+) -> Option<V> {
     if !cache.enabled() {
         return None;
     }

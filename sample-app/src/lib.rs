@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod http_metrics;
+pub mod listener;
 pub mod logging;
 pub mod middleware;
 pub mod model;

@@ -9,6 +9,9 @@ use serde_json::Value;
 pub const MAX_LIMIT: i64 = 100;
 /// Page size when the client does not say.
 pub const DEFAULT_LIMIT: i64 = 20;
+/// Largest `offset`: a page costs O(offset) rows skipped in the database, so an unbounded offset
+/// is a cheap way to make every request scan the table. Deeper pages need filters.
+pub const MAX_OFFSET: i64 = 10_000;
 
 /// A stored review as returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -108,6 +111,8 @@ fn required_string(
                 errors.push(FieldError::new(field, "must not be empty"));
             } else if t.chars().count() > max {
                 errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+            } else if has_control(t, false) {
+                errors.push(FieldError::new(field, CONTROL_MESSAGE));
             }
             t.to_owned()
         }
@@ -129,6 +134,8 @@ fn optional_string(
         Some(Value::String(s)) => {
             if s.chars().count() > max {
                 errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+            } else if has_control(s, true) {
+                errors.push(FieldError::new(field, CONTROL_MESSAGE));
             }
             Some(s.clone())
         }
@@ -185,6 +192,15 @@ fn parse_int(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> Option<i64
     }
 }
 
+const CONTROL_MESSAGE: &str = "must not contain control characters";
+
+/// Control characters (NUL included: PostgreSQL refuses it in text, and it truncates strings in
+/// C clients; the rest corrupt logs and terminals). Free text (`title`, `comment`) may contain
+/// line breaks and tabs.
+fn has_control(s: &str, free_text: bool) -> bool {
+    s.chars().any(|c| c.is_control() && !(free_text && matches!(c, '\n' | '\r' | '\t')))
+}
+
 /// Validates list query parameters (`entity_type`, `entity_id`, `rating`,
 /// `min_rating`, `limit`, `offset`); unknown parameters are ignored.
 pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<FieldError>> {
@@ -195,6 +211,8 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<Fie
             "entity_type" | "entity_id" => {
                 if v.is_empty() || v.len() > 128 {
                     errors.push(FieldError::new(k, "must be 1 to 128 characters"));
+                } else if has_control(v, false) {
+                    errors.push(FieldError::new(k, CONTROL_MESSAGE));
                 } else if k == "entity_type" {
                     q.entity_type = Some(v.clone());
                 } else {
@@ -225,10 +243,10 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<Fie
             }
             "offset" => {
                 if let Some(o) = parse_int(k, v, &mut errors) {
-                    if o >= 0 {
+                    if (0..=MAX_OFFSET).contains(&o) {
                         q.offset = o;
                     } else {
-                        errors.push(FieldError::new(k, "must be >= 0"));
+                        errors.push(FieldError::new(k, format!("must be between 0 and {MAX_OFFSET}")));
                     }
                 }
             }
@@ -300,6 +318,28 @@ mod tests {
         let errs = validate_review(&json!({"entity_type": "", "rating": 9, "title": 3})).expect_err("must fail");
         let names: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(names, vec!["entity_type", "entity_id", "author", "title", "rating"]);
+    }
+
+    #[test]
+    fn control_characters_and_nul_are_refused() {
+        let errs = validate_review(&json!({
+            "entity_type": "a\u{0}b", "entity_id": "b\u{1b}[31m", "rating": 3, "author": "ann",
+            "title": "t\u{7f}", "comment": "line one\nline two\ttab"
+        }))
+        .expect_err("must fail");
+        let names: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(names, vec!["entity_type", "entity_id", "title"], "line breaks and tabs stay allowed in comments");
+        assert!(errs.iter().all(|e| e.message == CONTROL_MESSAGE));
+        let errs = parse_list_query(&pairs(&[("entity_id", "x\u{0}")])).expect_err("NUL in a filter");
+        assert_eq!(errs[0].field, "entity_id");
+    }
+
+    #[test]
+    fn offset_is_capped() {
+        let q = parse_list_query(&pairs(&[("offset", "10000")])).expect("at the cap");
+        assert_eq!(q.offset, MAX_OFFSET);
+        let errs = parse_list_query(&pairs(&[("offset", "1000000000")])).expect_err("10^9");
+        assert_eq!(errs, vec![FieldError::new("offset", "must be between 0 and 10000")]);
     }
 
     #[test]

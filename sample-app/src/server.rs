@@ -67,10 +67,11 @@ impl Signals {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut signals = Signals::install()?;
     let telemetry = Arc::new(if config.enable_telemetry { Telemetry::from_env()? } else { Telemetry::disabled() });
-    let db = Db::connect(
+    let db = Db::connect_with_statement_timeout(
         &config.database_url,
         config.db_max_connections,
         Duration::from_secs(config.db_connect_timeout_seconds),
+        Duration::from_millis(config.db_statement_timeout_ms),
         telemetry.clone(),
     )
     .await?;
@@ -80,14 +81,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map(|u| Upstream::new(u, Duration::from_millis(config.upstream_timeout_ms)))
         .transpose()
         .map_err(ServerError::Upstream)?;
-    let state = Arc::new(AppState::new(
-        db.clone(),
-        telemetry.clone(),
-        config.enable_metrics,
-        config.cache_ttl(),
-        config.cache_max_entries,
-        upstream,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            db.clone(),
+            telemetry.clone(),
+            config.enable_metrics,
+            config.cache_ttl(),
+            config.cache_max_entries,
+            upstream,
+        )
+        .with_limits(config.request_limits()),
+    );
     let addr = config.listen_addr;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Io { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Io { addr, source })?;
@@ -99,13 +103,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "listening"
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .into_future();
-    let mut server = tokio::spawn(server);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut server = tokio::spawn(crate::listener::serve(listener, app(state), config.listener_limits(), stop.clone()));
     let signal = tokio::select! {
         s = signals.recv() => Some(s),
         r = &mut server => {
@@ -118,7 +117,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     if let Some(signal) = signal {
         tracing::info!(signal, "shutting down: draining in-flight requests");
-        let _ = stop_tx.send(());
+        stop.cancel();
         let drain = Duration::from_secs(config.shutdown_timeout_seconds);
         match tokio::time::timeout(drain, &mut server).await {
             Ok(_) => tracing::info!("drained"),

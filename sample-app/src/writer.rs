@@ -39,7 +39,16 @@ pub enum WriteError {
     /// The writer task has stopped (the service is shutting down).
     #[error("the database writer has stopped")]
     Closed,
+    /// The queue stayed full for the whole [`QUEUE_WAIT`]: the database is not keeping up.
+    /// Answered 503 with `Retry-After`; the write was not queued.
+    #[error("the write queue stayed full for {0:?}")]
+    QueueFull(std::time::Duration),
 }
+
+/// How long a write waits for room in a full queue before it is refused (503 + Retry-After).
+/// Long enough to ride out a burst, short enough that clients are not left hanging while the
+/// database is stuck.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One write, validated before it is queued.
 #[derive(Debug, Clone)]
@@ -88,6 +97,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    queue_wait: std::time::Duration,
 }
 
 /// The statements, kept beside the code that binds them.
@@ -101,14 +111,24 @@ impl Writer {
     pub fn spawn(pool: SqlitePool, queue_capacity: usize, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         tokio::spawn(run(pool, rx, max_batch.max(1)));
-        Self { tx }
+        Self { tx, queue_wait: QUEUE_WAIT }
     }
 
-    /// Queues `op` (waiting for room when the queue is full) and waits for
-    /// its result.
+    /// Replaces [`QUEUE_WAIT`].
+    pub fn with_queue_wait(mut self, wait: std::time::Duration) -> Self {
+        self.queue_wait = wait;
+        self
+    }
+
+    /// Queues `op` (waiting up to the queue wait for room when the queue is
+    /// full) and waits for its result.
     pub async fn submit(&self, op: WriteOp) -> Result<WriteOutcome, WriteError> {
         let (reply, result) = oneshot::channel();
-        self.tx.send(Job { op, reply }).await.map_err(|_| WriteError::Closed)?;
+        let permit = tokio::time::timeout(self.queue_wait, self.tx.reserve())
+            .await
+            .map_err(|_| WriteError::QueueFull(self.queue_wait))?
+            .map_err(|_| WriteError::Closed)?;
+        permit.send(Job { op, reply });
         result.await.map_err(|_| WriteError::Closed)?
     }
 }
@@ -290,5 +310,35 @@ mod tests {
         pool.close().await;
         let r = writer.submit(WriteOp::Delete { id: 1 }).await;
         assert!(matches!(r, Err(WriteError::Batch(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_after_the_bounded_wait() {
+        let pool = pool().await;
+        // Hold the only connection: the writer takes the first job and blocks on it.
+        let held = pool.acquire().await.expect("conn");
+        let writer = Writer::spawn(pool.clone(), 1, 8).with_queue_wait(std::time::Duration::from_millis(200));
+        // Enough submitters that, whatever the writer grabs before blocking, one sits in the
+        // queue (capacity 1); those still waiting for room may themselves be refused.
+        let background: Vec<_> = (1..=10)
+            .map(|id| {
+                let w = writer.clone();
+                tokio::spawn(async move { w.submit(WriteOp::Delete { id }).await })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while writer.tx.capacity() != 0 {
+            assert!(std::time::Instant::now() < deadline, "queue never filled");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let started = std::time::Instant::now();
+        let third = writer.submit(WriteOp::Delete { id: 3 }).await;
+        assert!(matches!(third, Err(WriteError::QueueFull(_))), "{third:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        drop(held);
+        for b in background {
+            let r = b.await.expect("join");
+            assert!(matches!(r, Ok(_) | Err(WriteError::QueueFull(_))), "{r:?}");
+        }
     }
 }

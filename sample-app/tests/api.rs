@@ -141,6 +141,14 @@ async fn exercise(db: Db) {
     let r = call(&router, "GET", "/api/v1/reviews?limit=0&rating=x", None).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(field_names(&r), vec!["limit", "rating"]);
+    let r = call(&router, "GET", "/api/v1/reviews?offset=1000000000", None).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(field_names(&r), vec!["offset"]);
+    let mut nul = review("book", "b1", 3);
+    nul["author"] = json!("ann\u{0}");
+    let r = call(&router, "POST", "/api/v1/reviews", Some(nul)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(field_names(&r), vec!["author"]);
 
     // Replace.
     let r = call(&router, "PUT", &format!("/api/v1/reviews/{id}"), Some(review("book", "b1", 2))).await;
@@ -195,6 +203,17 @@ async fn exercise(db: Db) {
     db.close().await;
     let r = call(&router, "GET", "/ready", None).await;
     assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+    // A database failure's body names no driver, pool or SQL.
+    for (method, uri, body) in
+        [("GET", "/api/v1/reviews?rating=2", None), ("POST", "/api/v1/reviews", Some(review("book", "b9", 3)))]
+    {
+        let r = call(&router, method, uri, body).await;
+        assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+        let lower = r.text.to_lowercase();
+        for leak in ["pool", "sqlx", "select", "insert", "sqlite", "postgres", "connection"] {
+            assert!(!lower.contains(leak), "{method} {uri}: {leak:?} in {}", r.text);
+        }
+    }
     let r = call(&router, "GET", "/health", None).await;
     assert_eq!(r.status, StatusCode::OK, "liveness does not depend on the database");
 }
@@ -219,6 +238,19 @@ async fn api_on_postgres() {
         .await
         .expect("postgres connect");
     assert_eq!(db.backend().system(), "postgresql");
+    // Every pooled connection carries the statement timeout (default 10 s; here a custom one).
+    assert_eq!(db.statement_timeout().await.expect("show").as_deref(), Some("10s"));
+    let custom = reviews_service::db::Db::connect_with_statement_timeout(
+        &pg.url,
+        2,
+        Duration::from_secs(10),
+        Duration::from_millis(1500),
+        Arc::new(Telemetry::disabled()),
+    )
+    .await
+    .expect("postgres connect");
+    assert_eq!(custom.statement_timeout().await.expect("show").as_deref(), Some("1500ms"));
+    custom.close().await;
     exercise(db).await;
 }
 
@@ -329,4 +361,52 @@ async fn concurrent_posts_all_land_with_distinct_ids() {
     }
     let r = call(&router, "GET", "/api/v1/reviews?limit=1", None).await;
     assert_eq!(r.json()["total"], N as i64);
+}
+
+/// 200 concurrent requests stuck on an upstream that never answers: the request timeout ends
+/// each one with 503, the concurrency limit keeps at most a few in the handlers, and `/health`
+/// keeps answering throughout.
+#[tokio::test]
+async fn concurrent_slow_requests_leave_health_answering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Accepts connections and never answers: every upstream call hangs (its own timeout is 60 s).
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hang_addr = hang.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            conns.push(s);
+        }
+    });
+    let upstream = reviews_service::upstream::Upstream::new(&format!("http://{hang_addr}"), Duration::from_secs(60))
+        .expect("client");
+    let limits = reviews_service::app::RequestLimits { timeout: Duration::from_secs(1), max_concurrent: 16 };
+    let state = AppState::new(
+        sqlite_db(&dir).await,
+        Arc::new(Telemetry::disabled()),
+        true,
+        Duration::from_secs(5),
+        100,
+        Some(upstream),
+    )
+    .with_limits(limits);
+    let router = app(Arc::new(state));
+    let started = std::time::Instant::now();
+    let slow: Vec<_> = (0..200)
+        .map(|_| {
+            let r = router.clone();
+            tokio::spawn(async move { call(&r, "GET", "/api/v1/upstream/reviews", None).await.status })
+        })
+        .collect();
+    let health = tokio::time::timeout(Duration::from_secs(5), call(&router, "GET", "/health", None))
+        .await
+        .expect("/health did not answer while the API was saturated");
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(slow.iter().any(|h| !h.is_finished()), "/health answered only after the slow requests ended");
+    for s in slow {
+        assert_eq!(s.await.expect("join"), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // Each request is bounded by the 1 s timeout, including its wait for a slot.
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    held.abort();
 }

@@ -74,7 +74,8 @@ pub struct TlsConfig {
     pub reload_interval: Duration,
     /// Allowed cipher suites (accepted for compatibility, the TLS library picks secure defaults).
     pub cipher_suites: Vec<String>,
-    /// Include system CA pool in addition to `ca_file`.
+    /// Trust the public roots (the bundled Mozilla roots) as well as `ca_file`/`ca_pem`; without it
+    /// a configured CA replaces them, as upstream.
     pub include_system_ca_certs_pool: bool,
 }
 
@@ -214,14 +215,16 @@ pub struct GrpcServerConfig {
     pub transport: Option<String>,
     /// Largest accepted message in MiB (default 4).
     pub max_recv_msg_size_mib: u64,
-    /// Maximum concurrent HTTP/2 streams per connection.
+    /// Maximum concurrent HTTP/2 streams per connection (default 250, as Go's HTTP/2 server; upstream: unlimited).
     pub max_concurrent_streams: Option<u32>,
     /// Socket read buffer size (accepted for compatibility).
     pub read_buffer_size: Option<u64>,
     /// Socket write buffer size (accepted for compatibility).
     pub write_buffer_size: Option<u64>,
-    /// Server keepalive settings (accepted for compatibility).
-    pub keepalive: Option<Value>,
+    /// Server keepalive: `server_parameters.{max_connection_idle,max_connection_age,
+    /// max_connection_age_grace,time,timeout}` are applied; `enforcement_policy` is refused at
+    /// validation (hyper's HTTP/2 server cannot enforce a client ping policy).
+    pub keepalive: Option<GrpcKeepalive>,
     /// Server TLS.
     pub tls: Option<TlsConfig>,
     /// Server authenticator extension.
@@ -245,6 +248,37 @@ impl Default for GrpcServerConfig {
             include_metadata: false,
         }
     }
+}
+
+/// `keepalive` of a gRPC server (upstream's `configgrpc.KeepaliveServerConfig`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepalive {
+    /// Connection ageing and HTTP/2 pings.
+    pub server_parameters: Option<GrpcKeepaliveServerParameters>,
+    /// Client ping policy (refused: hyper's HTTP/2 server cannot enforce it).
+    pub enforcement_policy: Option<Value>,
+}
+
+/// `keepalive.server_parameters` of a gRPC server.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepaliveServerParameters {
+    /// Close connections without an RPC in flight for this long (default: never, as grpc-go).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub max_connection_idle: Option<Duration>,
+    /// Close connections (with GOAWAY) after this age.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub max_connection_age: Option<Duration>,
+    /// After `max_connection_age`, how long in-flight calls may finish.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub max_connection_age_grace: Option<Duration>,
+    /// Interval of server HTTP/2 pings.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub time: Option<Duration>,
+    /// Time to wait for a ping acknowledgement before closing the connection.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
 }
 
 /// CORS for the HTTP receiver.
@@ -285,6 +319,22 @@ pub struct HttpServerConfig {
     pub compression_algorithms: Vec<String>,
     /// Response headers to add.
     pub response_headers: BTreeMap<String, String>,
+    /// Time allowed to read a request's headers (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_header_timeout: Option<Duration>,
+    /// Time a keep-alive connection may wait for its next request (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to read a request body (default 1m; upstream: none; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_timeout: Option<Duration>,
+}
+
+impl HttpServerConfig {
+    /// The listener limits these settings select.
+    pub fn limits(&self) -> crate::listener::ServerLimits {
+        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    }
 }
 
 impl Default for HttpServerConfig {
@@ -301,6 +351,9 @@ impl Default for HttpServerConfig {
             logs_url_path: "/v1/logs".into(),
             compression_algorithms: Vec::new(),
             response_headers: BTreeMap::new(),
+            read_header_timeout: None,
+            idle_timeout: None,
+            read_timeout: None,
         }
     }
 }
@@ -360,8 +413,14 @@ pub struct ScrapeConfig {
     pub honor_timestamps: Option<bool>,
     /// URL parameters.
     pub params: Option<BTreeMap<String, Vec<String>>>,
-    /// Sample limit per scrape.
+    /// Most samples per scrape after metric relabeling (default 1 000 000; `0` = unlimited).
     pub sample_limit: Option<u64>,
+    /// Most labels per series, `__name__` included (default 256; `0` = unlimited).
+    pub label_limit: Option<u64>,
+    /// Longest label name in bytes (default 1024; `0` = unlimited).
+    pub label_name_length_limit: Option<u64>,
+    /// Longest label value in bytes (default 16 384; `0` = unlimited).
+    pub label_value_length_limit: Option<u64>,
     /// Fixed targets.
     pub static_configs: Vec<StaticConfig>,
     /// Kubernetes service discovery.
@@ -393,8 +452,11 @@ pub struct ScrapeConfig {
 }
 
 fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
-    s.map(|s| super::duration::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+    // `0` (Go's "no timeout") is written bare in upstream configs; other bare integers are refused.
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => super::duration::serde_duration::deserialize(v).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// `static_configs` entry.
@@ -829,6 +891,22 @@ pub struct PrometheusExporterConfig {
     pub add_metric_suffixes: bool,
     /// TLS for the listener.
     pub tls: Option<TlsConfig>,
+    /// Time allowed to read a request's headers (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_header_timeout: Option<Duration>,
+    /// Time a keep-alive connection may wait for its next request (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to read a request body (default 1m; upstream: none; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_timeout: Option<Duration>,
+}
+
+impl PrometheusExporterConfig {
+    /// The listener limits these settings select.
+    pub fn limits(&self) -> crate::listener::ServerLimits {
+        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    }
 }
 
 /// `{enabled: bool}` blocks.
@@ -875,6 +953,22 @@ pub struct HealthCheckConfig {
     pub check_collector_pipeline: Option<Value>,
     /// TLS for the listener (accepted for compatibility).
     pub tls: Option<TlsConfig>,
+    /// Time allowed to read a request's headers (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_header_timeout: Option<Duration>,
+    /// Time a keep-alive connection may wait for its next request (default 1m; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to read a request body (default 1m; upstream: none; `0` disables).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub read_timeout: Option<Duration>,
+}
+
+impl HealthCheckConfig {
+    /// The listener limits these settings select.
+    pub fn limits(&self) -> crate::listener::ServerLimits {
+        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    }
 }
 
 impl Default for HealthCheckConfig {
@@ -885,6 +979,9 @@ impl Default for HealthCheckConfig {
             response_body: None,
             check_collector_pipeline: None,
             tls: None,
+            read_header_timeout: None,
+            idle_timeout: None,
+            read_timeout: None,
         }
     }
 }

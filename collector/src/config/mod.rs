@@ -439,6 +439,12 @@ fn validate_semantics(
                 if c.protocols.http.as_ref().is_some_and(|h| h.auth.is_some()) {
                     errors.push(format!("{p}.protocols.http.auth: server authentication is not supported yet"));
                 }
+                if let Some(k) = c.protocols.grpc.as_ref().and_then(|g| g.keepalive.as_ref()) {
+                    // Accepting and ignoring these would promise connection hygiene we don't give.
+                    if k.enforcement_policy.is_some() {
+                        errors.push(format!("{p}.protocols.grpc.keepalive.enforcement_policy: not supported (hyper's HTTP/2 server cannot enforce a client ping policy)"));
+                    }
+                }
                 if c.protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {
                     warnings.push(format!("{p}.protocols.http.cors: CORS is not implemented yet; browser clients will be refused by their browser"));
                 }
@@ -626,6 +632,14 @@ fn validate_queue(p: &str, q: &components::QueueConfig, errors: &mut Vec<String>
         }
         if q.storage.is_some() {
             errors.push(format!("{p}.sending_queue.storage: persistent queues are not supported"));
+        }
+        // Accepting `items`/`bytes` while counting batches would bound the queue 100-1000x
+        // looser than the user asked for.
+        match q.sizer.as_deref() {
+            None | Some("requests") => {}
+            Some(other) => errors.push(format!(
+                "{p}.sending_queue.sizer: {other:?} is not supported; only \"requests\" (queue_size counts batches)"
+            )),
         }
     }
 }

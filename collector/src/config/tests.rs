@@ -278,3 +278,74 @@ fn prometheus_exporter_is_implemented_but_rejects_open_metrics_and_tls() {
     );
     assert!(errs.iter().any(|e| e.starts_with("exporters.prometheus.enable_open_metrics:")), "{errs:?}");
 }
+
+const KEEPALIVE: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        keepalive:
+          server_parameters:
+            time: 30s
+            timeout: 5s
+            max_connection_age: 10m
+            max_connection_age_grace: 30s
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+"#;
+
+#[test]
+fn grpc_keepalive_server_parameters_are_typed_and_applied() {
+    let c = load(KEEPALIVE).expect("valid");
+    let ReceiverConfig::Otlp(o) = &c.receivers["otlp"] else { panic!("otlp") };
+    let p = o.protocols.grpc.as_ref().and_then(|g| g.keepalive.as_ref()).and_then(|k| k.server_parameters.as_ref());
+    let p = p.expect("server_parameters");
+    assert_eq!(p.time, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(p.max_connection_age, Some(std::time::Duration::from_secs(600)));
+}
+
+#[test]
+fn grpc_keepalive_settings_we_cannot_enforce_are_refused_by_path() {
+    let yaml = KEEPALIVE.replace(
+        "            time: 30s\n",
+        "            time: 30s\n            max_connection_idle: 1m\n          enforcement_policy:\n            min_time: 5s\n",
+    );
+    let e = errors(&yaml);
+    assert_eq!(e.len(), 1, "max_connection_idle is applied, enforcement_policy refused: {e:?}");
+    assert!(e[0].starts_with("receivers.otlp.protocols.grpc.keepalive.enforcement_policy:"), "{e:?}");
+    let e = errors(&KEEPALIVE.replace("time: 30s", "pings: 30s"));
+    assert!(e.iter().any(|e| e.contains("keepalive.server_parameters") && e.contains("pings")), "{e:?}");
+}
+
+#[test]
+fn http_server_timeouts_follow_upstream_names_and_defaults() {
+    let yaml = KEEPALIVE.replace(
+        "      grpc:\n",
+        "      http:\n        read_header_timeout: 5s\n        idle_timeout: 0\n      grpc:\n",
+    );
+    let c = load(&yaml).expect("valid");
+    let ReceiverConfig::Otlp(o) = &c.receivers["otlp"] else { panic!("otlp") };
+    let l = o.protocols.http.as_ref().expect("http").limits();
+    assert_eq!(l.read_header_timeout, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(l.idle_timeout, None, "0 disables, as in Go");
+    assert_eq!(l.read_timeout, Some(crate::listener::DEFAULT_TIMEOUT));
+}
+
+#[test]
+fn queue_sizers_other_than_requests_are_refused_by_path() {
+    let yaml = |sizer: &str| {
+        format!(
+            "receivers: {{otlp: {{protocols: {{grpc: {{}}}}}}}}\nexporters:\n  otlp:\n    endpoint: x:4317\n    sending_queue: {{sizer: {sizer}}}\nservice: {{pipelines: {{traces: {{receivers: [otlp], exporters: [otlp]}}}}}}\n"
+        )
+    };
+    assert!(load(&yaml("requests")).is_ok());
+    for sizer in ["items", "bytes"] {
+        let e = errors(&yaml(sizer));
+        assert!(e.iter().any(|e| e.starts_with("exporters.otlp.sending_queue.sizer:")), "{e:?}");
+    }
+}

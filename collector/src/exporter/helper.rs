@@ -1,11 +1,19 @@
 //! Shared exporter machinery: a bounded `sending_queue` drained by `num_consumers` workers, and
 //! `retry_on_failure` with exponential backoff that honours server throttling hints.
+//!
+//! A server's hint (`Retry-After`, gRPC `RetryInfo`) lengthens the wait as upstream's
+//! exporterhelper does (the larger of the hint and the backoff), but never beyond
+//! `retry_on_failure.max_interval` (default 30 s): a hint of hours, or a hostile
+//! `Retry-After: 18446744073709551615`, would otherwise park a queue worker indefinitely.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::components::{QueueConfig, RetryConfig};
 use crate::pdata::Data;
@@ -46,20 +54,44 @@ pub fn backoff(cfg: &RetryConfig, attempt: u32, rand01: f64) -> Duration {
     Duration::from_secs_f64(v.max(0.0))
 }
 
-/// Sends one payload with retries; returns when delivered or given up.
+/// The wait before the next attempt (pure): the backoff, lengthened to the server's hint if it
+/// asked for more, capped at `max_interval` (or `initial_interval` if that is larger).
+pub fn retry_wait(cfg: &RetryConfig, attempt: u32, rand01: f64, throttle: Option<Duration>) -> Duration {
+    let backoff = backoff(cfg, attempt, rand01);
+    let cap = cfg.max_interval.max(cfg.initial_interval);
+    match throttle {
+        Some(t) => t.max(backoff).min(cap.max(backoff)),
+        None => backoff,
+    }
+}
+
+/// Sends one payload with retries; returns when delivered, given up, or `stop` fires (the
+/// shutdown deadline: an attempt or a retry sleep in progress is abandoned and the items are
+/// counted in `otelcol_exporter_send_failed_*`, so sent + failed accounts for everything taken).
 pub async fn send_with_retry(
     sender: &dyn Sender,
     retry: &RetryConfig,
     metrics: &ExporterMetrics,
     name: &str,
     data: Data,
+    stop: &CancellationToken,
 ) -> Result<(), ConsumeError> {
     let start = Instant::now();
     let n = data.item_count();
     let signal = data.signal();
     let mut attempt = 0u32;
+    let stopped = || {
+        metrics.send_failed(signal, n);
+        tracing::error!(exporter = name, items = n, "shutdown deadline reached before delivery; dropping data");
+        ConsumeError::Retryable("exporter stopped before the data was delivered".into())
+    };
     loop {
-        match sender.send(&data).await {
+        let result = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Err(stopped()),
+            r = sender.send(&data) => r,
+        };
+        match result {
             Ok(ok) => {
                 metrics.sent(signal, n.saturating_sub(ok.rejected as usize));
                 if ok.rejected > 0 {
@@ -79,7 +111,7 @@ pub async fn send_with_retry(
                 return Err(ConsumeError::Permanent(e.message));
             }
             Err(e) => {
-                let wait = e.throttle.unwrap_or_else(|| backoff(retry, attempt, rand::random::<f64>()));
+                let wait = retry_wait(retry, attempt, rand::random::<f64>(), e.throttle);
                 if !retry.max_elapsed_time.is_zero() && start.elapsed() + wait > retry.max_elapsed_time {
                     metrics.send_failed(signal, n);
                     tracing::error!(exporter = name, items = n, error = %e, "export failed, retries exhausted; dropping data");
@@ -87,7 +119,11 @@ pub async fn send_with_retry(
                 }
                 metrics.retries.add(1);
                 tracing::info!(exporter = name, error = %e, wait_ms = wait.as_millis() as u64, "export failed, will retry");
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return Err(stopped()),
+                    () = tokio::time::sleep(wait) => {}
+                }
                 attempt = attempt.saturating_add(1);
             }
         }
@@ -102,17 +138,21 @@ pub struct QueuedExporter {
     retry: RetryConfig,
     metrics: ExporterMetrics,
     queue: Option<(mpsc::Sender<Data>, bool)>,
+    stop: CancellationToken,
 }
 
 impl QueuedExporter {
     /// Builds the exporter and starts its queue workers. The workers exit after the queue is
-    /// closed (all pipeline references dropped) and drained.
+    /// closed (all pipeline references dropped) and drained, or when `stop` fires (the shutdown
+    /// deadline): then sends and retry sleeps in progress are abandoned and what is still
+    /// queued is counted as failed and logged with its count.
     pub fn start(
         name: &str,
         sender: Arc<dyn Sender>,
         retry: RetryConfig,
         queue: &QueueConfig,
         metrics: ExporterMetrics,
+        stop: CancellationToken,
     ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let mut handles = Vec::new();
         let q = if queue.enabled {
@@ -125,12 +165,28 @@ impl QueuedExporter {
                 let retry = retry.clone();
                 let metrics = metrics.clone();
                 let name = name.to_owned();
+                let stop = stop.clone();
                 handles.push(tokio::spawn(async move {
                     loop {
-                        let next = rx.lock().await.recv().await;
-                        let Some(data) = next else { break };
+                        let next = tokio::select! {
+                            biased;
+                            () = stop.cancelled() => break,
+                            next = async { rx.lock().await.recv().await } => next,
+                        };
+                        let Some(data) = next else { return };
                         metrics.queue_size.add(-1);
-                        let _ = send_with_retry(sender.as_ref(), &retry, &metrics, &name, data).await;
+                        let _ = send_with_retry(sender.as_ref(), &retry, &metrics, &name, data, &stop).await;
+                    }
+                    // Deadline: whatever is still queued will not be sent.
+                    let (mut batches, mut items) = (0usize, 0usize);
+                    while let Ok(data) = rx.lock().await.try_recv() {
+                        metrics.queue_size.add(-1);
+                        metrics.send_failed(data.signal(), data.item_count());
+                        batches += 1;
+                        items += data.item_count();
+                    }
+                    if batches > 0 {
+                        tracing::error!(exporter = name, batches, items, "shutdown deadline: dropping queued data");
                     }
                 }));
             }
@@ -138,7 +194,7 @@ impl QueuedExporter {
         } else {
             None
         };
-        (Arc::new(Self { name: name.to_owned(), sender, retry, metrics, queue: q }), handles)
+        (Arc::new(Self { name: name.to_owned(), sender, retry, metrics, queue: q, stop }), handles)
     }
 }
 
@@ -146,7 +202,10 @@ impl Exporter for QueuedExporter {
     fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
             match &self.queue {
-                None => send_with_retry(self.sender.as_ref(), &self.retry, &self.metrics, &self.name, data).await,
+                None => {
+                    send_with_retry(self.sender.as_ref(), &self.retry, &self.metrics, &self.name, data, &self.stop)
+                        .await
+                }
                 Some((tx, blocking)) => {
                     let n = data.item_count();
                     let signal = data.signal();
@@ -200,15 +259,16 @@ mod tests {
         fail_first: u32,
         calls: AtomicU32,
         retryable: bool,
+        throttle: Duration,
     }
     impl Sender for Flaky {
         fn send<'a>(&'a self, _: &'a Data) -> BoxFuture<'a, Result<SendOk, SendError>> {
             let c = self.calls.fetch_add(1, Ordering::SeqCst);
             let fail = c < self.fail_first;
-            let retryable = self.retryable;
+            let (retryable, throttle) = (self.retryable, self.throttle);
             Box::pin(async move {
                 if fail {
-                    Err(SendError { retryable, throttle: Some(Duration::from_millis(1)), message: "down".into() })
+                    Err(SendError { retryable, throttle: Some(throttle), message: "down".into() })
                 } else {
                     Ok(SendOk::default())
                 }
@@ -234,18 +294,84 @@ mod tests {
     async fn retries_retryable_until_success() {
         let t = Telemetry::default();
         let m = ExporterMetrics::new(&t, "x");
-        let s = Flaky { fail_first: 3, calls: AtomicU32::new(0), retryable: true };
-        send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap();
+        let s = Flaky { fail_first: 3, calls: AtomicU32::new(0), retryable: true, throttle: Duration::from_millis(1) };
+        send_with_retry(&s, &RetryConfig::default(), &m, "x", payload(), &CancellationToken::new()).await.unwrap();
         assert_eq!(m.retries.get(), 3);
         assert_eq!(t.counter_value("otelcol_exporter_sent_log_records", &[("exporter", "x")]), 3);
+    }
+
+    #[test]
+    fn server_delays_lengthen_the_backoff_but_are_capped_at_max_interval() {
+        let cfg = RetryConfig {
+            initial_interval: Duration::from_secs(1),
+            randomization_factor: 0.0,
+            multiplier: 2.0,
+            max_interval: Duration::from_secs(30),
+            ..Default::default()
+        };
+        assert_eq!(retry_wait(&cfg, 0, 0.5, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(retry_wait(&cfg, 2, 0.5, Some(Duration::from_millis(10))), Duration::from_secs(4), "backoff wins");
+        assert_eq!(retry_wait(&cfg, 0, 0.5, Some(Duration::from_secs(u64::MAX))), Duration::from_secs(30));
+        assert_eq!(retry_wait(&cfg, 0, 0.5, None), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_does_not_park_the_worker() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        // The server asks for ~585 billion years; retries have no elapsed-time limit.
+        let s =
+            Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: true, throttle: Duration::from_secs(u64::MAX) };
+        let cfg = RetryConfig { max_elapsed_time: Duration::ZERO, ..RetryConfig::default() };
+        let started = Instant::now();
+        send_with_retry(&s, &cfg, &m, "x", payload(), &CancellationToken::new())
+            .await
+            .expect("delivered after one capped wait");
+        assert!(started.elapsed() <= cfg.max_interval, "waited {:?}", started.elapsed());
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_shutdown_deadline_cancels_retry_sleeps_and_counts_everything_as_failed() {
+        let t = Telemetry::default();
+        let m = ExporterMetrics::new(&t, "x");
+        // Always down, with a 10 s hint; retries would go on forever.
+        let s = Arc::new(Flaky {
+            fail_first: u32::MAX,
+            calls: AtomicU32::new(0),
+            retryable: true,
+            throttle: Duration::from_secs(10),
+        });
+        let retry = RetryConfig { max_elapsed_time: Duration::ZERO, ..RetryConfig::default() };
+        let q = QueueConfig { num_consumers: 1, queue_size: 10, ..Default::default() };
+        let stop = CancellationToken::new();
+        let (e, workers) = QueuedExporter::start("x", s.clone(), retry, &q, m, stop.clone());
+        for _ in 0..4 {
+            e.consume(payload()).await.expect("queued");
+        }
+        // The worker is inside a retry sleep of the first batch; three more wait in the queue.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        let started = Instant::now();
+        stop.cancel();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO, "no sleep survives the deadline");
+        assert_eq!(t.counter_value("otelcol_exporter_send_failed_log_records", &[("exporter", "x")]), 12);
+        assert_eq!(t.counter_value("otelcol_exporter_sent_log_records", &[("exporter", "x")]), 0);
     }
 
     #[tokio::test]
     async fn permanent_errors_are_not_retried() {
         let t = Telemetry::default();
         let m = ExporterMetrics::new(&t, "x");
-        let s = Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: false };
-        assert!(!send_with_retry(&s, &RetryConfig::default(), &m, "x", payload()).await.unwrap_err().is_retryable());
+        let s = Flaky { fail_first: 1, calls: AtomicU32::new(0), retryable: false, throttle: Duration::from_millis(1) };
+        assert!(
+            !send_with_retry(&s, &RetryConfig::default(), &m, "x", payload(), &CancellationToken::new())
+                .await
+                .unwrap_err()
+                .is_retryable()
+        );
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
         assert_eq!(t.counter_value("otelcol_exporter_send_failed_log_records", &[("exporter", "x")]), 3);
     }
@@ -263,7 +389,8 @@ mod tests {
             }
         }
         let q = QueueConfig { num_consumers: 1, queue_size: 2, ..Default::default() };
-        let (e, _h) = QueuedExporter::start("x", Arc::new(Stuck), RetryConfig::default(), &q, m);
+        let (e, _h) =
+            QueuedExporter::start("x", Arc::new(Stuck), RetryConfig::default(), &q, m, CancellationToken::new());
         let mut refused = 0;
         for _ in 0..10 {
             if e.consume(payload()).await.is_err() {

@@ -60,7 +60,10 @@ impl OtlpGrpcSender {
             }
         }
         if uri.starts_with("https://") {
-            let mut t = ClientTlsConfig::new().with_webpki_roots();
+            let mut t = ClientTlsConfig::new();
+            if tls::trust_public_roots(&cfg.tls) {
+                t = t.with_webpki_roots();
+            }
             if let Some(ca) = tls::ca_pem(&cfg.tls)? {
                 t = t.ca_certificate(Certificate::from_pem(ca));
             }

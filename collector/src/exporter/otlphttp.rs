@@ -66,6 +66,8 @@ impl OtlpHttpSender {
             .default_headers(headers)
             .timeout(cfg.timeout.unwrap_or(Duration::from_secs(30)))
             .user_agent(concat!("telemetry-collector/", env!("CARGO_PKG_VERSION")));
+        // A configured CA replaces the public roots unless `include_system_ca_certs_pool`.
+        b = b.tls_built_in_root_certs(tls::trust_public_roots(&cfg.tls));
         if let Some(ca) = tls::ca_pem(&cfg.tls)? {
             b = b.add_root_certificate(reqwest::Certificate::from_pem(&ca).map_err(|e| format!("tls.ca_file: {e}"))?);
         }

@@ -15,6 +15,13 @@ pub fn ca_pem(tls: &TlsConfig) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// Whether the bundled public roots (Mozilla's, our "system pool") are trusted besides the
+/// configured CA. As upstream's `configtls`: a `ca_file`/`ca_pem` *replaces* the public roots, so
+/// a private CA can be pinned, unless `include_system_ca_certs_pool: true` adds them back.
+pub fn trust_public_roots(tls: &TlsConfig) -> bool {
+    (tls.ca_file.is_none() && tls.ca_pem.is_none()) || tls.include_system_ca_certs_pool
+}
+
 /// PEM certificate and private key.
 pub type CertAndKey = (Vec<u8>, Vec<u8>);
 
@@ -47,5 +54,16 @@ mod tests {
     fn basic_header() {
         let h = basic_auth_header(&BasicClientAuth { username: "user".into(), password: "pass".into() });
         assert_eq!(h, "Basic dXNlcjpwYXNz");
+    }
+
+    #[test]
+    fn a_configured_ca_replaces_the_public_roots_unless_told_otherwise() {
+        assert!(trust_public_roots(&TlsConfig::default()), "no CA configured: public roots");
+        let pinned = TlsConfig { ca_file: Some("/etc/ca.pem".into()), ..TlsConfig::default() };
+        assert!(!trust_public_roots(&pinned), "ca_file pins the private CA");
+        let inline = TlsConfig { ca_pem: Some("-----BEGIN CERTIFICATE-----".into()), ..TlsConfig::default() };
+        assert!(!trust_public_roots(&inline));
+        let both = TlsConfig { include_system_ca_certs_pool: true, ..pinned };
+        assert!(trust_public_roots(&both), "include_system_ca_certs_pool adds them back");
     }
 }

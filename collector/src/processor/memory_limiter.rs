@@ -14,22 +14,103 @@ const MIB: u64 = 1024 * 1024;
 
 /// Resident set size of this process from `/proc/self/statm`.
 pub fn current_rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    parse_statm_rss(&std::fs::read_to_string("/proc/self/statm").ok()?, page_size())
 }
 
-/// Total memory available to the process: cgroup v2 limit if set, else physical memory.
-pub fn total_memory_bytes() -> Option<u64> {
-    if let Ok(s) = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        && let Ok(v) = s.trim().parse::<u64>()
-    {
-        return Some(v);
+/// The kernel's page size: `rustix::param::page_size` reads `AT_PAGESZ` from the auxiliary
+/// vector, the value `sysconf(_SC_PAGESIZE)` returns, without `unsafe` here. 4 KiB is wrong on
+/// arm64 kernels built with 16 KiB or 64 KiB pages.
+pub fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// RSS in bytes from the text of `/proc/<pid>/statm` (second field, in pages).
+pub fn parse_statm_rss(statm: &str, page_size: u64) -> Option<u64> {
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(page_size))
+}
+
+/// What a cgroup memory limit file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLimit {
+    /// A limit in bytes.
+    Bytes(u64),
+    /// No limit (`max` in v2; v1's "unlimited" is a huge number and is treated the same way by
+    /// [`effective_total`], which takes the smaller of the limit and physical memory).
+    Unlimited,
+}
+
+/// Parses cgroup v2 `memory.max`: a byte count or `max`.
+pub fn parse_cgroup_v2_max(content: &str) -> Option<CgroupLimit> {
+    match content.trim() {
+        "max" => Some(CgroupLimit::Unlimited),
+        v => v.parse().ok().map(CgroupLimit::Bytes),
     }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+}
+
+/// Parses cgroup v1 `memory.limit_in_bytes` (a byte count; `-1` is accepted as unlimited when
+/// written back by tools).
+pub fn parse_cgroup_v1_limit(content: &str) -> Option<CgroupLimit> {
+    match content.trim() {
+        "-1" => Some(CgroupLimit::Unlimited),
+        v => v.parse().ok().map(CgroupLimit::Bytes),
+    }
+}
+
+/// Physical memory from the text of `/proc/meminfo` (`MemTotal`, in KiB).
+pub fn parse_meminfo_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    Some(kb.saturating_mul(1024))
+}
+
+/// The limit files to try, most specific first, from the text of `/proc/self/cgroup`: the
+/// process' own cgroup under the usual mount points (host cgroup namespace), then the mount
+/// root (a private cgroup namespace, as in Kubernetes, shows the container's cgroup as `/`).
+/// `true` marks cgroup v2 files.
+pub fn cgroup_limit_files(proc_self_cgroup: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let path = path.trim_end_matches('/');
+        if controllers.is_empty() {
+            out.push((format!("/sys/fs/cgroup{path}/memory.max"), true));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            out.push((format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"), false));
+        }
+    }
+    out.push(("/sys/fs/cgroup/memory.max".into(), true));
+    out.push(("/sys/fs/cgroup/memory/memory.limit_in_bytes".into(), false));
+    out.dedup();
+    out
+}
+
+/// Memory available to the process: the cgroup limit when one is set and below physical
+/// memory, else physical memory (as upstream's memory limiter: an unlimited cgroup, v2's `max`
+/// or v1's huge sentinel, falls back to the node's total).
+pub fn effective_total(cgroup: Option<CgroupLimit>, physical: Option<u64>) -> Option<u64> {
+    match (cgroup, physical) {
+        (Some(CgroupLimit::Bytes(v)), Some(p)) => Some(v.min(p)),
+        (Some(CgroupLimit::Bytes(v)), None) => Some(v),
+        (_, p) => p,
+    }
+}
+
+/// [`effective_total`] over files read by `read` (the real file system in
+/// [`total_memory_bytes`], a map in tests).
+pub fn total_memory_from(read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let candidates = cgroup_limit_files(&read("/proc/self/cgroup").unwrap_or_default());
+    let cgroup = candidates.iter().find_map(|(path, v2)| {
+        let content = read(path)?;
+        if *v2 { parse_cgroup_v2_max(&content) } else { parse_cgroup_v1_limit(&content) }
+    });
+    effective_total(cgroup, read("/proc/meminfo").as_deref().and_then(parse_meminfo_total))
+}
+
+/// Total memory available to the process (cgroup v2 or v1 limit, else physical memory).
+pub fn total_memory_bytes() -> Option<u64> {
+    total_memory_from(|p| std::fs::read_to_string(p).ok())
 }
 
 /// Hard and soft limits in bytes computed from the config (pure).
@@ -120,6 +201,82 @@ impl Processor for MemoryLimiterProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MEMINFO: &str = "MemTotal:       16318480 kB\nMemFree:         1000000 kB\n";
+    const PHYSICAL: u64 = 16318480 * 1024;
+
+    fn fs(files: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let files: std::collections::HashMap<String, String> =
+            files.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |p| files.get(p).cloned()
+    }
+
+    #[test]
+    fn cgroup_v2_limit_and_max() {
+        assert_eq!(parse_cgroup_v2_max("536870912\n"), Some(CgroupLimit::Bytes(512 * MIB)));
+        assert_eq!(parse_cgroup_v2_max("max\n"), Some(CgroupLimit::Unlimited));
+        assert_eq!(parse_cgroup_v2_max("garbage"), None);
+        // A Kubernetes container (private cgroup namespace): `0::/`.
+        let read = fs(&[
+            ("/proc/self/cgroup", "0::/\n"),
+            ("/sys/fs/cgroup/memory.max", "536870912\n"),
+            ("/proc/meminfo", MEMINFO),
+        ]);
+        assert_eq!(total_memory_from(read), Some(512 * MIB));
+        // `max` means unlimited: physical memory, not a parse failure.
+        let read =
+            fs(&[("/proc/self/cgroup", "0::/\n"), ("/sys/fs/cgroup/memory.max", "max\n"), ("/proc/meminfo", MEMINFO)]);
+        assert_eq!(total_memory_from(read), Some(PHYSICAL));
+        // Host cgroup namespace: the process' own cgroup directory.
+        let read = fs(&[
+            ("/proc/self/cgroup", "0::/system.slice/collector.service\n"),
+            ("/sys/fs/cgroup/system.slice/collector.service/memory.max", "1073741824\n"),
+            ("/sys/fs/cgroup/memory.max", "max\n"),
+            ("/proc/meminfo", MEMINFO),
+        ]);
+        assert_eq!(total_memory_from(read), Some(1024 * MIB));
+    }
+
+    #[test]
+    fn cgroup_v1_limit_and_its_unlimited_sentinel() {
+        let v1 = "12:memory:/kubepods/pod1/abc\n11:cpu,cpuacct:/kubepods/pod1/abc\n";
+        let read = fs(&[
+            ("/proc/self/cgroup", v1),
+            ("/sys/fs/cgroup/memory/kubepods/pod1/abc/memory.limit_in_bytes", "268435456\n"),
+            ("/proc/meminfo", MEMINFO),
+        ]);
+        assert_eq!(total_memory_from(read), Some(256 * MIB));
+        // Private namespace: the mount root.
+        let read = fs(&[
+            ("/proc/self/cgroup", "12:memory:/\n"),
+            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n"),
+            ("/proc/meminfo", MEMINFO),
+        ]);
+        assert_eq!(total_memory_from(read), Some(256 * MIB));
+        // v1 "unlimited" is PAGE_COUNTER_MAX pages: larger than the node, so the node's memory.
+        let read = fs(&[
+            ("/proc/self/cgroup", "12:memory:/\n"),
+            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("/proc/meminfo", MEMINFO),
+        ]);
+        assert_eq!(total_memory_from(read), Some(PHYSICAL));
+        assert_eq!(parse_cgroup_v1_limit("-1"), Some(CgroupLimit::Unlimited));
+    }
+
+    #[test]
+    fn no_cgroup_falls_back_to_physical_memory() {
+        assert_eq!(total_memory_from(fs(&[("/proc/meminfo", MEMINFO)])), Some(PHYSICAL));
+        assert_eq!(total_memory_from(fs(&[])), None);
+    }
+
+    #[test]
+    fn rss_uses_the_given_page_size() {
+        assert_eq!(parse_statm_rss("1000 250 30 1 0 200 0\n", 4096), Some(250 * 4096));
+        assert_eq!(parse_statm_rss("1000 250 30 1 0 200 0\n", 65536), Some(250 * 65536));
+        assert_eq!(parse_statm_rss("", 4096), None);
+        let p = page_size();
+        assert!(p.is_power_of_two() && p >= 4096, "page size {p}");
+    }
 
     #[test]
     fn limits_from_mib_and_percentage() {

@@ -165,14 +165,31 @@ where
     }
 }
 
-/// Serves the gRPC receiver on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    cfg: &GrpcServerConfig,
-    outputs: Outputs,
-    metrics: ReceiverMetrics,
-    shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error> {
+/// The listener limits of the gRPC receiver: upstream's `configgrpc` has no header or body
+/// timeouts, so those take [`crate::listener`]'s defaults (a connection that sends no request
+/// within a minute of accept is closed; request bodies must arrive within a minute);
+/// `keepalive.server_parameters` map to HTTP/2 pings, connection ageing and the idle timeout
+/// (`max_connection_idle`, default none, as grpc-go).
+pub fn limits(cfg: &GrpcServerConfig) -> crate::listener::ServerLimits {
+    let p = cfg.keepalive.as_ref().and_then(|k| k.server_parameters.clone()).unwrap_or_default();
+    crate::listener::ServerLimits {
+        idle_timeout: p.max_connection_idle.filter(|d| !d.is_zero()),
+        http2: crate::listener::Http2Settings {
+            max_concurrent_streams: cfg.max_concurrent_streams.unwrap_or(crate::listener::MAX_CONCURRENT_STREAMS),
+            // HTTP/2's 64 KiB default windows throttle many concurrent ~100 KiB exports to one
+            // WINDOW_UPDATE round trip per window; let hyper size them from the measured BDP.
+            adaptive_window: true,
+            keep_alive_interval: p.time.filter(|d| !d.is_zero()),
+            keep_alive_timeout: p.timeout.filter(|d| !d.is_zero()),
+            max_connection_age: p.max_connection_age.filter(|d| !d.is_zero()),
+            max_connection_age_grace: p.max_connection_age_grace,
+        },
+        ..crate::listener::ServerLimits::default()
+    }
+}
+
+/// The three collector services as one router (tonic's `Routes`), served by the shared listener.
+pub fn app(cfg: &GrpcServerConfig, outputs: Outputs, metrics: ReceiverMetrics) -> axum::Router {
     let inner = OtlpGrpc { outputs, metrics };
     let max_decoding = (cfg.max_recv_msg_size_mib.max(1) as usize) << 20;
     let mut compression = EnabledCompressionEncodings::default();
@@ -180,20 +197,103 @@ pub async fn serve(
     fn server<S>(inner: &OtlpGrpc, max_decoding: usize, compression: EnabledCompressionEncodings) -> ExportServer<S> {
         ExportServer { inner: inner.clone(), max_decoding, compression, _service: PhantomData }
     }
-    // HTTP/2's 64 KiB default windows throttle many concurrent ~100 KiB exports to one
-    // WINDOW_UPDATE round trip per window; let hyper size them from the measured BDP instead.
-    let mut builder = tonic::transport::Server::builder().http2_adaptive_window(Some(true));
-    if let Some(n) = cfg.max_concurrent_streams {
-        builder = builder.max_concurrent_streams(n);
-    }
-    builder
-        .add_service(server::<TraceService>(&inner, max_decoding, compression))
+    tonic::service::Routes::new(server::<TraceService>(&inner, max_decoding, compression))
         .add_service(server::<MetricsService>(&inner, max_decoding, compression))
         .add_service(server::<LogsService>(&inner, max_decoding, compression))
-        .serve_with_incoming_shutdown(
-            // Accepted sockets need TCP_NODELAY: small gRPC responses must not wait for Nagle.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move { shutdown.cancelled().await },
-        )
-        .await
+        .prepare()
+        .into_axum_router()
+}
+
+/// Serves the gRPC receiver on `listener` until `shutdown` is cancelled, through
+/// [`crate::listener::serve`] (connection limit, first-request and body timeouts, HTTP/2
+/// stream cap, reset-flood limits) with [`limits`] from the config.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: &GrpcServerConfig,
+    outputs: Outputs,
+    metrics: ReceiverMetrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    crate::listener::serve(listener, app(cfg, outputs, metrics), limits(cfg), shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server's HTTP/2 settings as a raw h2 client sees them, on port 0.
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::components::{GrpcKeepalive, GrpcKeepaliveServerParameters};
+    use crate::telemetry::Telemetry;
+
+    #[tokio::test]
+    async fn streams_are_capped_and_connections_aged_out() {
+        let cfg = GrpcServerConfig {
+            keepalive: Some(GrpcKeepalive {
+                server_parameters: Some(GrpcKeepaliveServerParameters {
+                    max_connection_age: Some(Duration::from_millis(300)),
+                    max_connection_age_grace: Some(Duration::from_millis(300)),
+                    ..Default::default()
+                }),
+                enforcement_policy: None,
+            }),
+            ..GrpcServerConfig::default()
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let metrics = ReceiverMetrics::new(&Telemetry::new(), "otlp", "grpc");
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            async move { serve(l, &cfg, Outputs::default(), metrics, stop).await }
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let started = Instant::now();
+        let conn = tokio::spawn(conn);
+        // The server's SETTINGS arrive with the handshake; wait for them to be applied.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.current_max_send_streams() != crate::listener::MAX_CONCURRENT_STREAMS as usize {
+            assert!(Instant::now() < deadline, "max streams: {}", client.current_max_send_streams());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // max_connection_age: the server sends GOAWAY and closes the (idle) connection.
+        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await.expect("connection not aged out");
+        assert!(started.elapsed() >= Duration::from_millis(250), "closed early: {:?}", started.elapsed());
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_silent_or_dribbling_grpc_connection_is_cut_and_calls_still_work() {
+        let cfg = GrpcServerConfig::default();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let metrics = ReceiverMetrics::new(&Telemetry::new(), "otlp", "grpc");
+        let limits =
+            crate::listener::ServerLimits { read_header_timeout: Some(Duration::from_millis(300)), ..limits(&cfg) };
+        tokio::spawn(crate::listener::serve(l, app(&cfg, Outputs::default(), metrics), limits, stop.clone()));
+        // The HTTP/2 preface, dribbled, and never a request.
+        let took =
+            crate::listener::tests::slowloris_bytes(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Duration::from_secs(20))
+                .await
+                .expect("dribbling connection never cut");
+        assert!(took < Duration::from_secs(5), "cut after {took:?}");
+        // A real call is still answered (no traces pipeline here: Unimplemented, over gRPC).
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.unwrap();
+        let r = grpc
+            .unary::<Vec<Bytes>, Bytes, _>(
+                tonic::Request::new(vec![Bytes::new()]),
+                http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+                RawCodec,
+            )
+            .await;
+        assert_eq!(r.map(|_| ()).unwrap_err().code(), tonic::Code::Unimplemented);
+        stop.cancel();
+    }
 }

@@ -1,5 +1,6 @@
 //! OTLP/HTTP receiver: `POST /v1/{traces,metrics,logs}` with protobuf or JSON bodies, gzip, and the
-//! configured size limit. Decoding is in [`super::decode`]; this module is the thin axum layer.
+//! configured size limit. Decoding is in [`super::decode`]; this module is the thin axum layer;
+//! it is served with timeouts and limits by [`crate::listener::serve`].
 
 use std::sync::Arc;
 
@@ -13,7 +14,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
-use tokio_util::sync::CancellationToken;
 
 use super::Outputs;
 use super::decode::{self, DecodeError, Encoding};
@@ -38,15 +38,6 @@ pub fn app(cfg: &HttpServerConfig, outputs: Outputs, metrics: ReceiverMetrics) -
         .route(&cfg.metrics_url_path, post(|s, r| handle(s, r, Signal::Metrics)))
         .route(&cfg.logs_url_path, post(|s, r| handle(s, r, Signal::Logs)))
         .with_state(state)
-}
-
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -94,6 +85,10 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request<Body>, signal:
     let reply_enc = decode::encoding_of(ct.as_deref()).unwrap_or(Encoding::Protobuf);
     let bytes = match axum::body::to_bytes(body, state.max_body as usize).await {
         Ok(b) => b,
+        Err(e) if crate::listener::is_body_timeout(&e) => {
+            // The listener's `read_timeout` ran out while the client was still sending.
+            return error_response(StatusCode::REQUEST_TIMEOUT, reply_enc, 4, "request body read timed out".into());
+        }
         Err(_) => {
             let e = DecodeError::TooLarge(state.max_body);
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, reply_enc, 3, e.to_string());

@@ -489,6 +489,8 @@ impl Accumulator {
 }
 
 /// Adds a delta histogram onto the stored cumulative one; a change of bucket layout restarts it.
+/// Counts saturate at `u64::MAX` instead of wrapping (release) or panicking (debug): a sender
+/// can put any count in a delta point, and a wrapped cumulative count would read as a reset.
 fn add_histograms(prev: Option<&SeriesValue>, new: SeriesValue) -> SeriesValue {
     match (prev, new) {
         (
@@ -496,9 +498,9 @@ fn add_histograms(prev: Option<&SeriesValue>, new: SeriesValue) -> SeriesValue {
             SeriesValue::Histogram { bounds, counts, sum, count },
         ) if *pb == bounds && pc.len() == counts.len() => SeriesValue::Histogram {
             bounds,
-            counts: pc.iter().zip(&counts).map(|(a, b)| a + b).collect(),
+            counts: pc.iter().zip(&counts).map(|(a, b)| a.saturating_add(*b)).collect(),
             sum: ps + sum,
-            count: pn + count,
+            count: pn.saturating_add(count),
         },
         (_, new) => new,
     }

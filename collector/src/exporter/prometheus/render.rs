@@ -68,7 +68,8 @@ pub fn render(acc: &Accumulator, send_timestamps: bool) -> String {
                     let bucket = format!("{name}_bucket");
                     let mut cumulative = 0u64;
                     for (b, c) in bounds.iter().zip(counts) {
-                        cumulative += c;
+                        // Saturating: bucket counts come from senders and may sum past u64::MAX.
+                        cumulative = cumulative.saturating_add(*c);
                         sample(&mut out, &bucket, labels, Some(("le", &float(*b))), &cumulative.to_string(), ts);
                     }
                     sample(&mut out, &bucket, labels, Some(("le", "+Inf")), &count.to_string(), ts);

@@ -251,3 +251,37 @@ fn colliding_label_names_join_values_and_values_are_escaped() {
     let text = render(&acc, false);
     assert!(text.contains("g{a_b=\"x;y\\\"z\\n\",otel_scope_name=\"reviews\"} 1\n"), "{text}");
 }
+
+#[test]
+fn delta_histogram_counts_saturate_instead_of_wrapping() {
+    let huge = |counts: Vec<u64>, count: u64, t: u64| {
+        let mut m = histogram("h", 1, vec![0, 0, 0], t);
+        if let Some(Data::Histogram(h)) = &mut m.data {
+            h.data_points[0].bucket_counts = counts;
+            h.data_points[0].count = count;
+        }
+        m
+    };
+    let mut acc = Accumulator::new(Settings::default());
+    let now = Instant::now();
+    acc.ingest(&request(vec![], vec![huge(vec![u64::MAX, u64::MAX, 0], u64::MAX, T0)]), now);
+    acc.ingest(&request(vec![], vec![huge(vec![5, 0, 0], 5, T0 + 1)]), now);
+    let text = render(&acc, false);
+    let max = u64::MAX;
+    assert!(
+        text.contains(&format!(
+            "h_seconds_bucket{{http_route=\"/reviews\",otel_scope_name=\"reviews\",le=\"0.1\"}} {max}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "h_seconds_bucket{{http_route=\"/reviews\",otel_scope_name=\"reviews\",le=\"1\"}} {max}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("h_seconds_count{{http_route=\"/reviews\",otel_scope_name=\"reviews\"}} {max}\n")),
+        "{text}"
+    );
+}

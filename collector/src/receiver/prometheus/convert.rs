@@ -65,7 +65,7 @@ pub struct ScrapeContext<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {
     /// More samples than `sample_limit` remained after metric relabeling.
-    #[error("sample_limit exceeded: {got} samples, limit {limit}")]
+    #[error("sample limit exceeded ({got} samples, sample_limit {limit})")]
     SampleLimit {
         /// Samples after relabeling.
         got: u64,

@@ -8,8 +8,40 @@
 //! Like Prometheus, one malformed line fails the whole scrape (the target reports `up = 0`)
 //! rather than silently delivering part of it. OpenMetrics' `# EOF` and `# UNIT` lines are
 //! tolerated so a target that ignores our `Accept` header still parses.
+//!
+//! Cost is linear in the input: duplicate label names are found with a hash set once a line has
+//! more than a few labels, and [`Limits`] stop a line as soon as it exceeds them (a line with
+//! 10⁵ labels is refused at the `label_limit`-th). Error messages quote at most
+//! [`QUOTE_LIMIT`] characters of the input, so a hostile body cannot flood the logs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Longest piece of scraped text quoted in an error message, in characters.
+pub const QUOTE_LIMIT: usize = 100;
+
+/// Per-series limits, named and worded as Prometheus' scrape config (`0` = unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most labels per series, `__name__` included (`label_limit`).
+    pub label_limit: u64,
+    /// Longest label name in bytes (`label_name_length_limit`).
+    pub label_name_length_limit: u64,
+    /// Longest label value in bytes (`label_value_length_limit`).
+    pub label_value_length_limit: u64,
+}
+
+/// `s` cut to [`QUOTE_LIMIT`] characters (`…` marks the cut), for error messages and logs.
+pub fn truncate(s: &str) -> std::borrow::Cow<'_, str> {
+    truncate_to(s, QUOTE_LIMIT)
+}
+
+/// `s` cut to `max` characters (`…` marks the cut).
+pub fn truncate_to(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => s.into(),
+        Some((i, _)) => format!("{}…", &s[..i]).into(),
+    }
+}
 
 /// A metric family's declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +112,13 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// Parses a whole exposition body.
+/// Parses a whole exposition body without per-series limits.
 pub fn parse(text: &str) -> Result<Exposition, ParseError> {
+    parse_with(text, &Limits::default())
+}
+
+/// Parses a whole exposition body; the first series over `limits` fails it.
+pub fn parse_with(text: &str, limits: &Limits) -> Result<Exposition, ParseError> {
     let mut out = Exposition::default();
     for (i, raw) in text.lines().enumerate() {
         let err = |message: String| ParseError { line: i + 1, message };
@@ -93,7 +130,7 @@ pub fn parse(text: &str) -> Result<Exposition, ParseError> {
             parse_comment(comment, &mut out.metadata).map_err(err)?;
             continue;
         }
-        out.samples.push(parse_sample(line).map_err(err)?);
+        out.samples.push(parse_sample(line, limits).map_err(err)?);
     }
     Ok(out)
 }
@@ -106,7 +143,7 @@ fn parse_comment(comment: &str, metadata: &mut HashMap<String, Metadata>) -> Res
         "HELP" | "TYPE" => {
             let (name, tail) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
             if !is_metric_name(name) {
-                return Err(format!("# {keyword}: invalid metric name {name:?}"));
+                return Err(format!("# {keyword}: invalid metric name {:?}", truncate(name)));
             }
             let entry =
                 metadata.entry(name.to_owned()).or_insert(Metadata { kind: MetricType::Unknown, help: String::new() });
@@ -119,7 +156,7 @@ fn parse_comment(comment: &str, metadata: &mut HashMap<String, Metadata>) -> Res
                     "histogram" => MetricType::Histogram,
                     "summary" => MetricType::Summary,
                     "untyped" | "unknown" => MetricType::Unknown,
-                    other => return Err(format!("# TYPE {name}: unknown type {other:?}")),
+                    other => return Err(format!("# TYPE {name}: unknown type {:?}", truncate(other))),
                 };
             }
             Ok(())
@@ -193,14 +230,19 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_sample(line: &str) -> Result<Sample, String> {
+/// Below this many labels a linear scan finds duplicates faster than hashing.
+const LINEAR_DUPLICATE_SCAN: usize = 8;
+
+fn parse_sample(line: &str, limits: &Limits) -> Result<Sample, String> {
     let mut c = Cursor { s: line, pos: 0 };
     let name = c.take_while(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':');
     if !is_metric_name(name) {
-        return Err(format!("invalid metric name at the start of {line:?}"));
+        return Err(format!("invalid metric name at the start of {:?}", truncate(line)));
     }
     c.skip_ws();
-    let mut labels = Vec::new();
+    let mut labels: Vec<(String, String)> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     if c.peek() == Some('{') {
         c.bump();
         loop {
@@ -211,16 +253,29 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             }
             let lname = c.take_while(|ch| ch.is_ascii_alphanumeric() || ch == '_');
             if lname.is_empty() || lname.starts_with(|ch: char| ch.is_ascii_digit()) {
-                return Err(format!("invalid label name in {line:?}"));
+                return Err(format!("invalid label name in {:?}", truncate(line)));
             }
             c.skip_ws();
             c.expect('=', "after label name")?;
             c.skip_ws();
             c.expect('"', "to open the label value")?;
             let value = parse_label_value(&mut c)?;
-            if labels.iter().any(|(k, _): &(String, String)| k == lname) {
-                return Err(format!("duplicate label {lname:?}"));
+            // Names borrowed from the line: a linear scan for the first few, a hash set beyond
+            // (seeded once), so the check stays linear however many labels a line has.
+            let duplicate = if names.len() < LINEAR_DUPLICATE_SCAN {
+                names.contains(&lname)
+            } else {
+                if seen.is_empty() {
+                    seen.extend(names.iter().copied());
+                }
+                !seen.insert(lname)
+            };
+            if duplicate {
+                // Prometheus' wording (tsdb's appender), so users find it in upstream's docs.
+                return Err(format!("label name {:?} is not unique: invalid sample", truncate(lname)));
             }
+            names.push(lname);
+            check_limits(name, lname, &value, labels.len() + 2, limits)?;
             labels.push((lname.to_owned(), value));
             c.skip_ws();
             match c.bump() {
@@ -233,21 +288,55 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     }
     let value_text = c.take_while(|ch| ch != ' ' && ch != '\t');
     if value_text.is_empty() {
-        return Err(format!("missing value for {name}"));
+        return Err(format!("missing value for {}", truncate(name)));
     }
-    let value = parse_value(value_text).ok_or_else(|| format!("invalid value {value_text:?} for {name}"))?;
+    let value = parse_value(value_text)
+        .ok_or_else(|| format!("invalid value {:?} for {}", truncate(value_text), truncate(name)))?;
     c.skip_ws();
     let ts_text = c.take_while(|ch| ch != ' ' && ch != '\t');
     let timestamp_ms = if ts_text.is_empty() {
         None
     } else {
-        Some(ts_text.parse::<i64>().map_err(|_| format!("invalid timestamp {ts_text:?} for {name}"))?)
+        Some(
+            ts_text
+                .parse::<i64>()
+                .map_err(|_| format!("invalid timestamp {:?} for {}", truncate(ts_text), truncate(name)))?,
+        )
     };
     c.skip_ws();
     if c.peek().is_some() {
-        return Err(format!("unexpected text after the sample: {:?}", &line[c.pos..]));
+        return Err(format!("unexpected text after the sample: {:?}", truncate(&line[c.pos..])));
     }
     Ok(Sample { name: name.to_owned(), labels, value, timestamp_ms })
+}
+
+/// Prometheus' `verifyLabelLimits`, applied as each label is read; `count` includes `__name__`.
+fn check_limits(metric: &str, lname: &str, value: &str, count: usize, limits: &Limits) -> Result<(), String> {
+    let metric = truncate_to(metric, 50);
+    if limits.label_limit > 0 && count as u64 > limits.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {count}, limit: {})",
+            limits.label_limit
+        ));
+    }
+    if limits.label_name_length_limit > 0 && lname.len() as u64 > limits.label_name_length_limit {
+        return Err(format!(
+            "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
+            truncate_to(lname, 50),
+            lname.len(),
+            limits.label_name_length_limit
+        ));
+    }
+    if limits.label_value_length_limit > 0 && value.len() as u64 > limits.label_value_length_limit {
+        return Err(format!(
+            "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
+            truncate_to(lname, 50),
+            truncate_to(value, 50),
+            value.len(),
+            limits.label_value_length_limit
+        ));
+    }
+    Ok(())
 }
 
 /// Reads up to the closing quote; `\\`, `\"` and `\n` are escapes, other backslashes are kept.
@@ -331,7 +420,7 @@ no_labels{} 7
             ("x 1 2 3", "line 1: unexpected text"),
             ("x abc", "line 1: invalid value"),
             ("x 1 1.5", "line 1: invalid timestamp"),
-            ("x{a=\"1\",a=\"2\"} 1", "line 1: duplicate label"),
+            ("x{a=\"1\",a=\"2\"} 1", "line 1: label name \"a\" is not unique: invalid sample"),
             ("# TYPE x countr", "line 1: # TYPE x: unknown type"),
             ("x{1a=\"1\"} 1", "line 1: invalid label name"),
             ("x", "line 1: missing value"),
@@ -339,6 +428,62 @@ no_labels{} 7
             let err = parse(text).expect_err(text).to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
         }
+    }
+
+    /// `x{l0="v",l1="v",...,l<n-1>="v",l0="v"} 1`: n distinct labels, then a duplicate.
+    fn wide_line(n: usize) -> String {
+        let mut s = String::from("x{");
+        for i in 0..n {
+            s.push_str(&format!("l{i}=\"v\","));
+        }
+        s.push_str("l0=\"v\"} 1\n");
+        s
+    }
+
+    #[test]
+    fn a_line_with_100k_labels_is_refused_quickly_with_upstreams_wording() {
+        let timed = |n: usize| {
+            let line = wide_line(n);
+            let started = std::time::Instant::now();
+            let err = parse(&line).expect_err("duplicate").to_string();
+            assert_eq!(err, "line 1: label name \"l0\" is not unique: invalid sample");
+            started.elapsed()
+        };
+        // Unlimited: the duplicate at the end is found in one linear pass. Ten times the labels
+        // costs about ten times as much (the quadratic scan cost a hundred times as much).
+        let (small, large) = (timed(10_000), timed(100_000));
+        assert!(large < small * 40, "10^4 labels: {small:?}, 10^5 labels: {large:?}");
+        // The 100 ms budget holds for optimised builds; debug builds are ~10x slower.
+        let budget = if cfg!(debug_assertions) { 2000 } else { 100 };
+        assert!(large < std::time::Duration::from_millis(budget), "10^5 labels took {large:?}");
+        let line = wide_line(100_000);
+        // With a label limit the line stops at the limit.
+        let limits = Limits { label_limit: 64, ..Limits::default() };
+        let err = parse_with(&line, &limits).expect_err("over the limit").to_string();
+        assert_eq!(err, "line 1: label_limit exceeded (metric: x, number of labels: 65, limit: 64)");
+    }
+
+    #[test]
+    fn label_length_limits_use_prometheus_names_and_wording() {
+        let limits = Limits { label_name_length_limit: 3, label_value_length_limit: 4, ..Limits::default() };
+        let err = parse_with("x{abcd=\"1\"} 1", &limits).expect_err("long name").to_string();
+        assert_eq!(err, "line 1: label_name_length_limit exceeded (metric: x, label name: abcd, length: 4, limit: 3)");
+        let err = parse_with("x{a=\"12345\"} 1", &limits).expect_err("long value").to_string();
+        assert_eq!(
+            err,
+            "line 1: label_value_length_limit exceeded (metric: x, label name: a, value: \"12345\", length: 5, limit: 4)"
+        );
+        assert!(parse_with("x{abc=\"1234\"} 1", &limits).is_ok());
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_bounded_piece_of_the_input() {
+        let long = format!("9{} 1", "a".repeat(1 << 20));
+        let err = parse(&long).expect_err("bad name").to_string();
+        assert!(err.len() < 2 * QUOTE_LIMIT + 100, "{} bytes", err.len());
+        let value = "v".repeat(1 << 20);
+        let err = parse(&format!("x {value}")).expect_err("bad value").to_string();
+        assert!(err.len() < 2 * QUOTE_LIMIT + 100, "{} bytes", err.len());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use super::exposition;
 use super::relabel::{self, Labels, Rule};
 use crate::config::components::{PrometheusReceiverConfig, ScrapeConfig};
 use crate::config::duration::parse_duration;
@@ -21,6 +22,17 @@ use crate::config::duration::parse_duration;
 /// Prometheus' defaults when neither the job nor `global` sets them.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limits applied when a job does not set them. Prometheus leaves them unlimited; a collector
+/// that scrapes pods named by annotations must not let one pod's exposition exhaust its memory,
+/// so these are generous bounds no sane exporter reaches (`0` in the config restores "unlimited").
+pub const DEFAULT_SAMPLE_LIMIT: u64 = 1_000_000;
+/// Labels per series, `__name__` included.
+pub const DEFAULT_LABEL_LIMIT: u64 = 256;
+/// Bytes per label name.
+pub const DEFAULT_LABEL_NAME_LENGTH_LIMIT: u64 = 1024;
+/// Bytes per label value.
+pub const DEFAULT_LABEL_VALUE_LENGTH_LIMIT: u64 = 16 * 1024;
 
 /// Where one pod watch looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +66,9 @@ pub struct Job {
     pub honor_timestamps: bool,
     /// Fail scrapes with more samples than this (0: unlimited).
     pub sample_limit: u64,
+    /// Per-series label limits (`label_limit`, `label_name_length_limit`,
+    /// `label_value_length_limit`).
+    pub label_limits: exposition::Limits,
     /// Follow HTTP redirects.
     pub follow_redirects: bool,
     /// `relabel_configs`.
@@ -274,7 +289,12 @@ fn plan_job(
         params: sc.params.clone().unwrap_or_default(),
         honor_labels: sc.honor_labels.unwrap_or(false),
         honor_timestamps: sc.honor_timestamps.unwrap_or(true),
-        sample_limit: sc.sample_limit.unwrap_or(0),
+        sample_limit: sc.sample_limit.unwrap_or(DEFAULT_SAMPLE_LIMIT),
+        label_limits: exposition::Limits {
+            label_limit: sc.label_limit.unwrap_or(DEFAULT_LABEL_LIMIT),
+            label_name_length_limit: sc.label_name_length_limit.unwrap_or(DEFAULT_LABEL_NAME_LENGTH_LIMIT),
+            label_value_length_limit: sc.label_value_length_limit.unwrap_or(DEFAULT_LABEL_VALUE_LENGTH_LIMIT),
+        },
         follow_redirects: sc.follow_redirects.unwrap_or(true),
         relabel,
         metric_relabel,
@@ -292,6 +312,27 @@ mod tests {
         let (mut e, mut w) = (Vec::new(), Vec::new());
         let jobs = plan("receivers.prometheus", &c, &mut e, &mut w);
         (jobs, e, w)
+    }
+
+    #[test]
+    fn scrape_limits_default_to_bounds_and_zero_means_unlimited() {
+        let (jobs, e, _) = run("config: {scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]}");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(jobs[0].sample_limit, DEFAULT_SAMPLE_LIMIT);
+        let l = jobs[0].label_limits;
+        assert_eq!(
+            (l.label_limit, l.label_name_length_limit, l.label_value_length_limit),
+            (DEFAULT_LABEL_LIMIT, DEFAULT_LABEL_NAME_LENGTH_LIMIT, DEFAULT_LABEL_VALUE_LENGTH_LIMIT)
+        );
+        let (jobs, e, _) = run(
+            "config: {scrape_configs: [{job_name: a, sample_limit: 0, label_limit: 10, label_name_length_limit: 0, label_value_length_limit: 20, static_configs: [{targets: ['h:1']}]}]}",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(jobs[0].sample_limit, 0);
+        assert_eq!(
+            jobs[0].label_limits,
+            exposition::Limits { label_limit: 10, label_name_length_limit: 0, label_value_length_limit: 20 }
+        );
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //!
 //! Bounds: one scrape in flight per target (the next tick waits for the push, missed ticks are
 //! skipped, so a slow pipeline slows scraping instead of queueing), and a response body limit.
+//! Parsing and conversion run on the blocking pool (a large exposition would otherwise hold an
+//! async worker), and the scrape timeout covers them as well as the fetch. A parse that outlives
+//! the timeout keeps its blocking thread until it ends (it cannot be interrupted); the series
+//! state it holds is skipped by the next scrapes until then, so at most one parse per target
+//! runs at a time. Error messages are logged cut to [`LOG_MESSAGE_LIMIT`] characters.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -24,6 +29,9 @@ use crate::telemetry::ReceiverMetrics;
 /// Largest body we read; a bigger one fails the scrape. Prometheus' default is unlimited, but
 /// one runaway target must not take the collector's memory: 64 MiB is ~500k series.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Longest error message logged for a failing target, in characters.
+pub const LOG_MESSAGE_LIMIT: usize = 512;
 
 /// What we ask targets for: the classic text format (the only one we parse).
 const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
@@ -58,6 +66,39 @@ enum ScrapeError {
     /// Too many samples.
     #[error("{0}")]
     Convert(#[from] convert::ConvertError),
+    /// The blocking task that parses and converts the body panicked or was cancelled.
+    #[error("processing the scraped body failed: {0}")]
+    Processing(String),
+}
+
+/// Parses and converts one body; runs on the blocking pool.
+fn process(
+    job: &Job,
+    target: &Target,
+    body: &str,
+    scrape_ms: i64,
+    started: Instant,
+    state: &std::sync::Mutex<SeriesState>,
+) -> Result<
+    (opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest, convert::ScrapeReport),
+    ScrapeError,
+> {
+    let parsed = exposition::parse_with(body, &job.label_limits)?;
+    let ctx = context(job, target);
+    let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(convert::convert(&ctx, Some(&parsed), scrape_ms, started.elapsed().as_secs_f64(), &mut state)?)
+}
+
+fn context<'a>(job: &'a Job, target: &'a Target) -> ScrapeContext<'a> {
+    ScrapeContext {
+        target_labels: &target.labels,
+        discovered: &target.discovered,
+        scheme: &target.scheme,
+        honor_labels: job.honor_labels,
+        honor_timestamps: job.honor_timestamps,
+        metric_relabel: &job.metric_relabel,
+        sample_limit: job.sample_limit,
+    }
 }
 
 /// A deterministic offset within the interval, so targets of one job spread out instead of all
@@ -95,7 +136,8 @@ fn now_ms() -> i64 {
 
 /// Runs until `stop` fires: the target's scrape loop.
 pub async fn run(job: Arc<Job>, target: Target, client: reqwest::Client, sink: Sink, stop: CancellationToken) {
-    let mut state = SeriesState::default();
+    let target = Arc::new(target);
+    let state = Arc::new(std::sync::Mutex::new(SeriesState::default()));
     let mut last_error: Option<String> = None;
     tokio::select! {
         () = stop.cancelled() => return,
@@ -110,26 +152,28 @@ pub async fn run(job: Arc<Job>, target: Target, client: reqwest::Client, sink: S
         }
         let scrape_ms = now_ms();
         let started = Instant::now();
-        let ctx = ScrapeContext {
-            target_labels: &target.labels,
-            discovered: &target.discovered,
-            scheme: &target.scheme,
-            honor_labels: job.honor_labels,
-            honor_timestamps: job.honor_timestamps,
-            metric_relabel: &job.metric_relabel,
-            sample_limit: job.sample_limit,
-        };
+        let deadline = tokio::time::Instant::from_std(started) + target.timeout;
         let result = tokio::select! {
             () = stop.cancelled() => return,
-            r = tokio::time::timeout(target.timeout, fetch(&client, &target)) => {
+            r = tokio::time::timeout_at(deadline, fetch(&client, &target)) => {
                 r.unwrap_or(Err(ScrapeError::Timeout(target.timeout)))
             }
         };
-        let converted = result.and_then(|body| {
-            let parsed = exposition::parse(&body)?;
-            let elapsed = started.elapsed().as_secs_f64();
-            Ok(convert::convert(&ctx, Some(&parsed), scrape_ms, elapsed, &mut state)?)
-        });
+        let converted = match result {
+            Ok(body) => {
+                let (j, t, st) = (job.clone(), target.clone(), state.clone());
+                let work = tokio::task::spawn_blocking(move || process(&j, &t, &body, scrape_ms, started, &st));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    r = tokio::time::timeout_at(deadline, work) => match r {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => Err(ScrapeError::Processing(e.to_string())),
+                        Err(_) => Err(ScrapeError::Timeout(target.timeout)),
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
         let request = match converted {
             Ok((req, _)) => {
                 if last_error.take().is_some() {
@@ -138,14 +182,17 @@ pub async fn run(job: Arc<Job>, target: Target, client: reqwest::Client, sink: S
                 req
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = exposition::truncate_to(&e.to_string(), LOG_MESSAGE_LIMIT).into_owned();
                 if last_error.as_deref() != Some(message.as_str()) {
                     tracing::warn!(job = %job.name, url = %target.url, error = %message, "scrape failed; reporting up=0");
                 }
                 last_error = Some(message);
                 // A failed scrape still reports up=0 and its duration; without content this
-                // cannot hit the sample limit.
-                match convert::convert(&ctx, None, scrape_ms, started.elapsed().as_secs_f64(), &mut state) {
+                // cannot hit the sample limit. The state is busy only while a timed-out parse
+                // is still running; then this round reports nothing (never block a worker on it).
+                let Ok(mut st) = state.try_lock() else { continue };
+                let ctx = context(&job, &target);
+                match convert::convert(&ctx, None, scrape_ms, started.elapsed().as_secs_f64(), &mut st) {
                     Ok((req, _)) => req,
                     Err(_) => continue,
                 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::exposition;
 use super::plan::Job;
 use super::relabel::{self, Labels};
 use crate::config::duration::parse_duration;
@@ -73,6 +74,11 @@ pub enum TargetError {
     /// `__scheme__` is neither `http` nor `https`.
     #[error("__scheme__ {0:?} is not http or https")]
     BadScheme(String),
+    /// `__metrics_path__` does not start with `/` (e.g. a pod annotation
+    /// `prometheus.io/path: "@169.254.169.254/x"`, which concatenated after the address would
+    /// make the address a user name and fetch another host).
+    #[error("__metrics_path__ {0:?} must start with '/'")]
+    BadPath(String),
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -134,13 +140,23 @@ pub fn build(job: &Job, discovered: &Labels) -> Result<Option<Target>, TargetErr
         }
     }
     let path = labels.get("__metrics_path__").cloned().unwrap_or_default();
-    let mut url = format!("{scheme}://{address}{path}");
+    if !path.starts_with('/') {
+        return Err(TargetError::BadPath(exposition::truncate(&path).into_owned()));
+    }
+    // Built as a URL from its parts, as Prometheus does (`url.URL{Scheme, Host, Path, RawQuery}`):
+    // the address must be exactly the URL's authority (no user info), and the path is only a path.
+    let mut url =
+        url::Url::parse(&format!("{scheme}://{address}/")).map_err(|_| TargetError::BadAddress(address.clone()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(TargetError::BadAddress(address));
+    }
+    url.set_path(&path);
     let query: Vec<String> =
         params.iter().flat_map(|(k, vs)| vs.iter().map(move |v| format!("{}={}", encode(k), encode(v)))).collect();
     if !query.is_empty() {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&query.join("&"));
+        url.set_query(Some(&query.join("&")));
     }
+    let url = String::from(url);
     let mut public: Labels = labels.into_iter().filter(|(k, _)| !k.starts_with("__")).collect();
     public.entry("instance".into()).or_insert(address);
     Ok(Some(Target { labels: public, discovered: discovered.clone(), url, scheme, interval, timeout }))
@@ -284,5 +300,31 @@ service:
             let t = build(&jobs[0], &pod).expect("valid").expect("kept");
             assert_eq!(t.url, "http://10.1.2.3:9464/metrics", "replacement {replacement}");
         }
+    }
+
+    #[test]
+    fn a_path_or_address_that_would_name_another_host_is_refused() {
+        let j = job(r#"
+config:
+  scrape_configs:
+    - job_name: pods
+      static_configs: [{targets: ['x:1']}]
+      relabel_configs:
+        - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path], regex: (.+), target_label: __metrics_path__}
+"#);
+        // The annotation as a pod would carry it; nothing is fetched (build is pure).
+        let pod = |path: &str| {
+            labels(&[("__address__", "10.1.2.3:8080"), ("__meta_kubernetes_pod_annotation_prometheus_io_path", path)])
+        };
+        assert_eq!(
+            build(&j, &pod("@169.254.169.254/x")),
+            Err(TargetError::BadPath("@169.254.169.254/x".into())),
+            "concatenated, this URL's host would be 169.254.169.254"
+        );
+        assert_eq!(build(&j, &pod("x")), Err(TargetError::BadPath("x".into())));
+        let t = build(&j, &pod("/stats?x=1")).expect("valid").expect("kept");
+        assert_eq!(t.url, "http://10.1.2.3:8080/stats%3Fx=1", "a path stays a path, as in Prometheus");
+        let evil = labels(&[("__address__", "evil@169.254.169.254:80")]);
+        assert!(matches!(build(&j, &evil), Err(TargetError::BadAddress(_))));
     }
 }
