@@ -122,9 +122,25 @@ kubectl -n demo wait --for=condition=Ready telemetrypipeline/main telemetrypipel
 kubectl -n demo rollout status deployment/reviews --timeout=2m
 kubectl -n demo get telemetrypipelines,instrumentedservices,pods
 
-say "Traffic: 40 requests to http://reviews.demo.svc:8000 from a pod"
+say "A real Prometheus server (Debian's) scraping the collectors: :8889 (what they export), :8888 (their own metrics)"
+main_ip=$(kubectl -n demo get service main-collector -o jsonpath='{.spec.clusterIP}')
+agent_ip=$(kubectl -n demo get service agent-collector -o jsonpath='{.spec.clusterIP}')
+prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/prometheus.yml" <<EOF
+global: {scrape_interval: 5s}
+scrape_configs:
+  - job_name: telemetry-collector
+    static_configs: [{targets: ["$main_ip:8889", "$agent_ip:8889"]}]
+  - job_name: collector-self-metrics
+    static_configs: [{targets: ["$main_ip:8888", "$agent_ip:8888"]}]
+EOF
+prometheus --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prometheus" \
+  --web.listen-address "127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+
+say "Traffic: 60 requests over ~20 s to http://reviews.demo.svc:8000 from a pod"
 kubectl -n demo run traffic --image=localhost/thereview/busybox:1.35 --image-pull-policy=Never --restart=Never \
-  --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"traffic","image":"localhost/thereview/busybox:1.35","imagePullPolicy":"Never","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}},"command":["sh","-c","for i in $(seq 1 20); do wget -q -O /dev/null --header content-type:application/json --post-data \"{\\\"entity_type\\\":\\\"product\\\",\\\"entity_id\\\":\\\"p-$i\\\",\\\"rating\\\":5,\\\"title\\\":\\\"great\\\",\\\"comment\\\":\\\"works\\\",\\\"author\\\":\\\"demo\\\"}\" http://reviews.demo.svc:8000/api/v1/reviews && wget -q -O /dev/null http://reviews.demo.svc:8000/api/v1/reviews; done; echo sent 40"]}]}}' \
+  --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"traffic","image":"localhost/thereview/busybox:1.35","imagePullPolicy":"Never","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}},"command":["sh","-c","for i in $(seq 1 30); do wget -q -O /dev/null --header content-type:application/json --post-data \"{\\\"entity_type\\\":\\\"product\\\",\\\"entity_id\\\":\\\"p-$i\\\",\\\"rating\\\":5,\\\"title\\\":\\\"great\\\",\\\"comment\\\":\\\"works\\\",\\\"author\\\":\\\"demo\\\"}\" http://reviews.demo.svc:8000/api/v1/reviews && wget -q -O /dev/null http://reviews.demo.svc:8000/api/v1/reviews && sleep 0.5; done; echo sent 60"]}]}}' \
   >/dev/null
 until_true 120 "the traffic pod" sh -c '[ "$(kubectl -n demo get pod traffic -o jsonpath={.status.phase})" = Succeeded ]'
 kubectl -n demo logs traffic
@@ -135,28 +151,10 @@ until_true 120 "spans at the Alloy stand-in" sh -c "[ \$(python3 '$root/tools/no
 until_true 120 "scraped /metrics at the Alloy stand-in" sh -c "[ \$(python3 '$root/tools/node/show_otlp.py' '$work/alloy/alloy.jsonl' --count scraped) -gt 0 ]"
 show --spans 3
 
-say "A real Prometheus server scraping the collectors' :8889, queried with PromQL"
-main_ip=$(kubectl -n demo get service main-collector -o jsonpath='{.spec.clusterIP}')
-agent_ip=$(kubectl -n demo get service agent-collector -o jsonpath='{.spec.clusterIP}')
-prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/prometheus.yml" <<EOF
-global: {scrape_interval: 5s}
-scrape_configs:
-  - job_name: telemetry-collector
-    static_configs: [{targets: ["$main_ip:8889", "$agent_ip:8889"]}]
-EOF
-prometheus --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prometheus" \
-  --web.listen-address "127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
-pids+=($!)
-promql() {
-  curl -fsS --get "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" | python3 -c '
-import json, sys
-for r in json.load(sys.stdin)["data"]["result"]:
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if k not in ("job", "instance"))
-    print(f"    {{{labels}}} {float(r[\"value\"][1]):.3f}")'
-}
-has_result() { [ -n "$(promql "$1")" ]; }
-requests='sum by (handler, method) (rate(reviews_http_requests_total[1m]))'
+say "PromQL against that Prometheus"
+promql() { python3 "$root/tools/node/promql.py" "http://127.0.0.1:$prom_port" "$1"; }
+has_result() { promql "$1" >/dev/null; }
+requests='sum by (handler, method) (rate(reviews_http_requests_total{handler=~"/api/.*"}[1m])) > 0'
 cpu='sum by (state) (rate(system_cpu_time_seconds_total[1m]))'
 until_true 120 "request rates in Prometheus" has_result "$requests"
 until_true 120 "host CPU in Prometheus" has_result "$cpu"
@@ -168,8 +166,7 @@ promql "$cpu"
 say "Done in $((SECONDS - start))s"
 printf '  spans at Alloy: %s; OTLP metric items: %s; scraped metric items: %s; Prometheus series from :8889: %s\n' \
   "$(show --count spans)" "$(show --count metrics)" "$(show --count scraped)" \
-  "$(curl -fsS "http://127.0.0.1:$prom_port/api/v1/query?query=count(%7Bjob%3D%22telemetry-collector%22%7D)" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')"
+  "$(promql 'count({job="telemetry-collector"})' | awk '{print int($NF)}')"
 if $keep; then
   echo
   echo "The cluster is kept (Ctrl-C stops everything). Look around:"

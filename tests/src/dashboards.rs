@@ -54,8 +54,13 @@ pub fn dashboard_queries(namespace: &str) -> Vec<DashboardQuery> {
     queries
 }
 
-/// PromQL keywords that are not metric names (function calls are recognised by their `(`).
-const KEYWORDS: &[&str] = &["and", "or", "unless", "offset", "bool"];
+/// PromQL keywords that are not metric names: binary operators, modifiers, and the aggregation
+/// operators, which may be followed by `by (...)` rather than `(` (function calls are recognised
+/// by their `(`).
+const KEYWORDS: &[&str] = &[
+    "and", "or", "unless", "offset", "bool", "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar",
+    "topk", "bottomk", "quantile", "count_values",
+];
 
 /// Keywords followed by a parenthesised list of label names, not of expressions.
 const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
@@ -123,5 +128,9 @@ mod tests {
             vec!["otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"]
         );
         assert_eq!(metric_names(r#"sum(rate(reviews_created_total[1m]))"#), vec!["reviews_created_total"]);
+        assert_eq!(
+            metric_names(r#"sum by (handler) (rate(reviews_http_requests_total{status=~"5.."}[1m])) / sum(up)"#),
+            vec!["reviews_http_requests_total", "up"]
+        );
     }
 }

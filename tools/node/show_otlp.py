@@ -53,7 +53,8 @@ def main():
         return
     shown = int(sys.argv[sys.argv.index("--spans") + 1]) if "--spans" in sys.argv else 5
     print(f"  {len(spans)} spans, {len(metrics)} OTLP metric items, {len(scraped)} scraped metric items")
-    servers = [(r, s) for r, s in spans if s.get("kind") in (2, "SPAN_KIND_SERVER")]
+    # The API's server spans, not the kubelet's probes of /health and /ready.
+    servers = [(r, s) for r, s in spans if s.get("kind") in (2, "SPAN_KIND_SERVER") and "/api/" in s.get("name", "")]
     for resource, span in (servers or spans)[-shown:]:
         duration_ms = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
         children = [s for _, s in spans if s.get("parentSpanId") == span.get("spanId")]
