@@ -8,6 +8,13 @@
 //! first (so a running operator only cleans up and never re-injects), then the injection is removed
 //! from the workload its status records and the finalizer is dropped. Every step is idempotent, so
 //! racing the operator's own cleanup, or running twice, is harmless.
+//!
+//! Then every TelemetryPipeline is deleted with foreground propagation: each stays (Terminating,
+//! and with it the CRD that helm deletes next) until the garbage collector has deleted its collector
+//! Deployment or DaemonSet, ConfigMap, Service, ServiceAccount and Role. Found on a real node: left to
+//! the CRD's deletion, the pipelines vanish first, the garbage collector can then no longer resolve
+//! the owners' kind, and it never deletes dependents whose owner it cannot look up, so the
+//! collectors ran on forever.
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -15,7 +22,7 @@ use serde_json::json;
 use tracing::info;
 
 use crate::conditions;
-use crate::crd::InstrumentedService;
+use crate::crd::{InstrumentedService, TelemetryPipeline};
 use crate::error::{Error, Result};
 use crate::isvc::{FINALIZER, remove_injection};
 
@@ -28,8 +35,31 @@ fn gone_ok<T>(r: kube::Result<T>) -> Result<()> {
     }
 }
 
-/// Releases every InstrumentedService (in `namespace`, or all) and returns how many there were.
+/// Releases every InstrumentedService (in `namespace`, or all), then deletes every TelemetryPipeline
+/// so that its collector goes with it. Returns how many InstrumentedServices there were.
 pub async fn uninstall(client: &Client, namespace: Option<&str>) -> Result<usize> {
+    let released = release_instrumented_services(client, namespace).await?;
+    delete_pipelines_in_the_foreground(client, namespace).await?;
+    Ok(released)
+}
+
+/// Deletes every TelemetryPipeline with foreground propagation (children first, then the pipeline).
+async fn delete_pipelines_in_the_foreground(client: &Client, namespace: Option<&str>) -> Result<()> {
+    let all: Api<TelemetryPipeline> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    for tp in all.list(&ListParams::default()).await?.items {
+        let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
+        let api: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+        gone_ok(api.delete(&tp.name_any(), &DeleteParams::foreground()).await)?;
+        info!(pipeline = %format!("{ns}/{}", tp.name_any()), "pipeline deleted; its collector goes first");
+    }
+    Ok(())
+}
+
+/// Releases every InstrumentedService (in `namespace`, or all) and returns how many there were.
+async fn release_instrumented_services(client: &Client, namespace: Option<&str>) -> Result<usize> {
     let all: Api<InstrumentedService> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),

@@ -1103,6 +1103,16 @@ async fn uninstall_takes_every_injection_back_and_releases_the_finalizers_withou
     drop(op);
     let released = telemetry_operator::uninstall::uninstall(&client, Some(&ns)).await.expect("uninstall");
     assert_eq!(released, 1);
+    // The pipeline is deleted in the foreground: it (and so its CRD) stays until the garbage
+    // collector has deleted its collector. This cluster has no garbage collector: it stays Terminating.
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let tp = tps.get_opt("main").await.expect("get pipeline");
+    assert!(
+        tp.as_ref().is_none_or(|tp| tp.metadata.deletion_timestamp.is_some()
+            && tp.finalizers().iter().any(|f| f == "foregroundDeletion")),
+        "the pipeline is being deleted in the foreground: {:?}",
+        tp.map(|tp| tp.metadata)
+    );
     wait_gone("InstrumentedService released", &isvcs, "reviews", T).await;
     let d = deploys.get("reviews").await.expect("d");
     assert_eq!(d.spec.expect("spec").template, before, "the pod template is exactly as before injection");
