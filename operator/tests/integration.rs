@@ -1108,8 +1108,9 @@ async fn uninstall_takes_every_injection_back_and_releases_the_finalizers_withou
     let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
     let tp = tps.get_opt("main").await.expect("get pipeline");
     assert!(
-        tp.as_ref().is_none_or(|tp| tp.metadata.deletion_timestamp.is_some()
-            && tp.finalizers().iter().any(|f| f == "foregroundDeletion")),
+        tp.as_ref()
+            .is_none_or(|tp| tp.metadata.deletion_timestamp.is_some()
+                && tp.finalizers().iter().any(|f| f == "foregroundDeletion")),
         "the pipeline is being deleted in the foreground: {:?}",
         tp.map(|tp| tp.metadata)
     );

@@ -30,7 +30,8 @@ pub fn dashboards() -> Vec<(String, Value)> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("dashboard file");
-            let json = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+            let json =
+                serde_json::from_str(&text).unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
             (path.file_name().expect("file name").to_string_lossy().into_owned(), json)
         })
         .collect()
@@ -58,8 +59,23 @@ pub fn dashboard_queries(namespace: &str) -> Vec<DashboardQuery> {
 /// operators, which may be followed by `by (...)` rather than `(` (function calls are recognised
 /// by their `(`).
 const KEYWORDS: &[&str] = &[
-    "and", "or", "unless", "offset", "bool", "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar",
-    "topk", "bottomk", "quantile", "count_values",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
 ];
 
 /// Keywords followed by a parenthesised list of label names, not of expressions.
@@ -120,7 +136,9 @@ mod tests {
     #[test]
     fn metric_names_skip_functions_matchers_and_grouping_labels() {
         assert_eq!(
-            metric_names(r#"histogram_quantile(0.95, sum by (le, handler) (rate(http_request_duration_seconds_bucket{namespace="demo"}[1m])))"#),
+            metric_names(
+                r#"histogram_quantile(0.95, sum by (le, handler) (rate(http_request_duration_seconds_bucket{namespace="demo"}[1m])))"#
+            ),
             vec!["http_request_duration_seconds_bucket"]
         );
         assert_eq!(

@@ -27,8 +27,8 @@ mod supervise;
 mod tools;
 mod wait;
 
+pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node};
 pub use dashboards::{DashboardQuery, dashboard_queries, dashboards, metric_names};
 pub use examples::local_only_example_pipeline;
-pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node};
 pub use tools::{python, repo_root, tool, tools_bin};
 pub use wait::wait_for;

@@ -19,7 +19,11 @@ fn dashboards_are_grafana_dashboards_with_prometheus_panels() {
         assert!(!panels.is_empty(), "{file} has panels");
         for panel in panels {
             assert_eq!(panel["datasource"]["type"], "prometheus", "{file}: {} reads Prometheus", panel["title"]);
-            assert!(panel["targets"].as_array().is_some_and(|t| !t.is_empty()), "{file}: {} has queries", panel["title"]);
+            assert!(
+                panel["targets"].as_array().is_some_and(|t| !t.is_empty()),
+                "{file}: {} has queries",
+                panel["title"]
+            );
         }
     }
 }
@@ -32,10 +36,18 @@ fn every_dashboard_expression_parses_with_promtool() {
     // One recording rule per expression: `promtool check rules` parses each with Prometheus's parser.
     let mut text = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, query) in queries.iter().enumerate() {
-        text.push_str(&format!("      - record: dashboard:expression_{i}\n        expr: {}\n", serde_json::to_string(&query.expr).expect("JSON string")));
+        text.push_str(&format!(
+            "      - record: dashboard:expression_{i}\n        expr: {}\n",
+            serde_json::to_string(&query.expr).expect("JSON string")
+        ));
     }
     std::fs::write(&rules, text).expect("write rules");
-    let output = Command::new("promtool").arg("check").arg("rules").arg(&rules).output().expect("promtool (Debian package prometheus) runs");
+    let output = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .expect("promtool (Debian package prometheus) runs");
     assert!(
         output.status.success(),
         "promtool refused a dashboard expression: {}{}",
@@ -49,7 +61,8 @@ fn every_dashboard_expression_parses_with_promtool() {
 fn the_chart_ships_the_dashboards_as_sidecar_configmaps_only_when_enabled() {
     let chart = repo_root().join("charts/telemetry-operator");
     let template = |extra: &[&str]| {
-        let output = Command::new(tool("helm")).arg("template").arg("t").arg(&chart).args(extra).output().expect("helm runs");
+        let output =
+            Command::new(tool("helm")).arg("template").arg("t").arg(&chart).args(extra).output().expect("helm runs");
         assert!(output.status.success(), "helm template: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     };

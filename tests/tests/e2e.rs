@@ -23,7 +23,9 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use telemetry_tests::{Cluster, dashboard_queries, local_only_example_pipeline, metric_names, node, repo_root, wait_for};
+use telemetry_tests::{
+    Cluster, dashboard_queries, local_only_example_pipeline, metric_names, node, repo_root, wait_for,
+};
 
 /// Generous: pods start in seconds, but a 2-core machine may be compiling meanwhile.
 const T: Duration = Duration::from_secs(180);
@@ -95,7 +97,8 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
             .iter()
             .any(|line| {
                 resources(line, "resourceMetrics").any(|(resource, rm)| {
-                    resource_ok(resource) && items(rm, "scopeMetrics", "metrics").any(|m| m["name"] == "reviews.created")
+                    resource_ok(resource)
+                        && items(rm, "scopeMetrics", "metrics").any(|m| m["name"] == "reviews.created")
                 })
             })
             .then_some(())
@@ -114,7 +117,8 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
                             // examples/pipeline.yaml renames http_requests_total.
                             m["name"] == "reviews_http_requests_total"
                                 && data_points(m).any(|p| {
-                                    attr(p, "pod") == Some(reviews_pod_name.as_str()) && attr(p, "namespace") == Some(ns)
+                                    attr(p, "pod") == Some(reviews_pod_name.as_str())
+                                        && attr(p, "namespace") == Some(ns)
                                 })
                         })
                 })
@@ -140,7 +144,9 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
         let memory = metric("system.memory.usage");
         let last_total: f64 = memory.last().map(|m| data_points(m).map(int_value).sum())?;
         let within = (last_total - mem_total).abs() / mem_total < 0.1;
-        let root_fs = metric("system.filesystem.usage").iter().any(|m| data_points(m).any(|p| attr(p, "mountpoint") == Some("/")));
+        let root_fs = metric("system.filesystem.usage")
+            .iter()
+            .any(|m| data_points(m).any(|p| attr(p, "mountpoint") == Some("/")));
         let cpu = !metric("system.cpu.time").is_empty();
         (within && root_fs && cpu).then_some(())
     })
@@ -150,7 +156,8 @@ async fn app_telemetry_reaches_alloy_and_prometheus() {
     let main_ip = cluster_ip(&client, ns, "main-collector").await;
     let agent_ip = cluster_ip(&client, ns, "agent-collector").await;
     // :8889 is the prometheus exporter, :8888 the collector's own metrics (the collector dashboard).
-    let targets: Vec<String> = [&main_ip, &agent_ip].iter().flat_map(|ip| [format!("{ip}:8889"), format!("{ip}:8888")]).collect();
+    let targets: Vec<String> =
+        [&main_ip, &agent_ip].iter().flat_map(|ip| [format!("{ip}:8889"), format!("{ip}:8888")]).collect();
     let prometheus = PrometheusServer::start(&targets);
     let by_pod = prometheus
         .wait_for_result(&format!(r#"sum by (pod, namespace) (reviews_http_requests_total{{namespace="{ns}"}})"#))
@@ -199,7 +206,15 @@ async fn a_collector_rollout_loses_no_span() {
     });
     cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &pipeline.to_string());
     cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &isvc.to_string());
-    cluster.kubectl(&["-n", ns, "wait", "--for=condition=Ready", "telemetrypipeline/gateway", "instrumentedservice/reviews", "--timeout=180s"]);
+    cluster.kubectl(&[
+        "-n",
+        ns,
+        "wait",
+        "--for=condition=Ready",
+        "telemetrypipeline/gateway",
+        "instrumentedservice/reviews",
+        "--timeout=180s",
+    ]);
     cluster.kubectl(&["-n", ns, "rollout", "status", "deployment/reviews", "--timeout=180s"]);
     let first_collector = only_pod(&client, ns, "app.kubernetes.io/instance=gateway").await;
 
@@ -323,7 +338,12 @@ async fn run_traffic(cluster: &Cluster, client: &Client, ns: &str, name: &str, r
         (phase == "Succeeded" || phase == "Failed").then_some(phase)
     })
     .await;
-    assert_eq!(phase, "Succeeded", "every request of the traffic pod succeeded: {}", cluster.kubectl(&["-n", ns, "logs", name]));
+    assert_eq!(
+        phase,
+        "Succeeded",
+        "every request of the traffic pod succeeded: {}",
+        cluster.kubectl(&["-n", ns, "logs", name])
+    );
 }
 
 async fn only_pod(client: &Client, ns: &str, selector: &str) -> Pod {
@@ -355,9 +375,7 @@ async fn cluster_ip(client: &Client, ns: &str, service: &str) -> String {
 async fn reviews_export_stats(service_ip: &str) -> Option<(u64, u64, u64)> {
     let text = reqwest::get(format!("http://{service_ip}:8000/metrics")).await.ok()?.text().await.ok()?;
     let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
+        text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok()).map(|v| v as u64)
     };
     Some((
         value("telemetry_spans_exported_total")?,
@@ -456,7 +474,8 @@ impl PrometheusServer {
     async fn wait_for_result(&self, query: &str) -> Vec<Value> {
         let http = reqwest::Client::new();
         wait_for(&format!("a Prometheus result for {query}"), T, || async {
-            let response = http.get(format!("{}/api/v1/query", self.url)).query(&[("query", query)]).send().await.ok()?;
+            let response =
+                http.get(format!("{}/api/v1/query", self.url)).query(&[("query", query)]).send().await.ok()?;
             let body: Value = serde_json::from_str(&response.text().await.ok()?).ok()?;
             assert_ne!(body["status"], "error", "PromQL {query} is valid: {body}");
             let result = body["data"]["result"].as_array()?.clone();

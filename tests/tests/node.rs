@@ -36,7 +36,16 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
     cluster.kubectl(&["create", "namespace", OPERATOR_NAMESPACE]);
     enforce_restricted(cluster, OPERATOR_NAMESPACE);
     let chart = repo_root().join("charts/telemetry-operator");
-    cluster.helm(&["install", "telemetry-operator", path(&chart), "-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "3m"]);
+    cluster.helm(&[
+        "install",
+        "telemetry-operator",
+        path(&chart),
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--wait",
+        "--timeout",
+        "3m",
+    ]);
     operator_runs_as_a_real_pod(&client).await;
 
     // The examples, in a namespace that also enforces `restricted`.
@@ -160,7 +169,8 @@ spec:
         let conditions = status["conditions"].as_array()?.clone();
         conditions.iter().find_map(|condition| {
             let text = format!("{} {}", condition["reason"], condition["message"]);
-            let image_error = ["ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull"].iter().any(|r| text.contains(r));
+            let image_error =
+                ["ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull"].iter().any(|r| text.contains(r));
             (image_error && condition["status"] == "True" && condition["type"] == "Degraded").then_some(text)
         })
     })
@@ -178,10 +188,14 @@ async fn uninstall_leaves_nothing_behind(cluster: &Cluster, client: &Client) {
     cluster.helm(&["uninstall", "telemetry-operator", "-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "3m"]);
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    wait_for("no operator pod", T, || async { pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(()) }).await;
+    wait_for("no operator pod", T, || async {
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
     let collectors: Api<Pod> = Api::namespaced(client.clone(), DEMO);
     wait_for("no collector pod", T, || async {
-        let list = collectors.list(&ListParams::default().labels("app.kubernetes.io/component=collector")).await.ok()?;
+        let list =
+            collectors.list(&ListParams::default().labels("app.kubernetes.io/component=collector")).await.ok()?;
         list.items.is_empty().then_some(())
     })
     .await;
