@@ -1,11 +1,12 @@
 //! `telemetry-collector`: an OpenTelemetry Collector in Rust that reads the upstream collector's YAML.
 //!
-//! Layout: [`config`] (pure parsing/validation), [`registry`] (type names → configs),
+//! Layout: [`config`] and [`registry`] (parsing and validation, from the `collector-config` crate
+//! the operator links too),
 //! [`pdata`] (the data model: the opentelemetry-proto request types, decoded or still encoded),
 //! [`raw_codec`] (gRPC bodies as bytes), [`receiver`], [`processor`], [`exporter`], [`extension`], [`telemetry`] (own metrics), [`pipeline`] (consumer chains) and
 //! [`service`] (wires everything and handles shutdown).
 
-pub mod config;
+pub use collector_config::{config, registry};
 pub mod exporter;
 pub mod extension;
 pub mod listener;
@@ -14,6 +15,5 @@ pub mod pipeline;
 pub mod processor;
 pub mod raw_codec;
 pub mod receiver;
-pub mod registry;
 pub mod service;
 pub mod telemetry;

@@ -156,9 +156,6 @@ fn otlp_exporter(exp: &OtlpExporter) -> (String, Value, Option<(String, Value)>)
         if tls.insecure {
             t.insert("insecure".into(), json!(true));
         }
-        if tls.insecure_skip_verify {
-            t.insert("insecure_skip_verify".into(), json!(true));
-        }
         if let Some(sn) = &tls.server_name {
             t.insert("server_name_override".into(), json!(sn));
         }
@@ -421,32 +418,6 @@ pub fn listening_ports(cfg: &Value) -> Vec<(i64, String)> {
         cfg.pointer("/service/telemetry/metrics/readers/0/pull/exporter/prometheus/port").and_then(Value::as_i64)
     {
         out.push((p, "service.telemetry.metrics.readers[0].pull.exporter.prometheus.port".into()));
-    }
-    out
-}
-
-/// Names of the component ids referenced anywhere in `service`, by section.
-pub fn referenced_components(cfg: &Value) -> BTreeSet<(String, String, String)> {
-    let mut out = BTreeSet::new();
-    if let Some(pipes) = cfg.pointer("/service/pipelines").and_then(Value::as_object) {
-        for (pname, p) in pipes {
-            for section in ["receivers", "processors", "exporters"] {
-                for id in p.get(section).and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(id) = id.as_str() {
-                        out.insert((
-                            section.to_string(),
-                            id.to_string(),
-                            format!("service.pipelines.{pname}.{section}"),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    for id in cfg.pointer("/service/extensions").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(id) = id.as_str() {
-            out.insert(("extensions".into(), id.to_string(), "service.extensions".into()));
-        }
     }
     out
 }

@@ -1,22 +1,22 @@
 //! Pure semantic validation of a pipeline and its rendered config, before anything is rolled out.
 //!
-//! The API server already refuses what the schema and CEL rules can express; this catches what needs
-//! the whole rendered config or the cluster's state (Secrets), and names the offending field.
+//! The API server already refuses what the schema and CEL rules can express. This checks what
+//! needs the spec as a whole or the cluster's state (Secrets), and then runs the collector's own
+//! config loader (the `collector-config` crate, the code the collector runs at start) over the
+//! rendered config, `configOverrides` included, so a config the collector would refuse is
+//! refused here with the loader's path-named message and never reaches a pod.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use collector_config::config::{Config, ConfigError};
 use serde_json::Value;
 
-use crate::config::{HEALTH_PORT, SELF_METRICS_PORT, referenced_components};
+use crate::config::{HEALTH_PORT, SELF_METRICS_PORT};
 use crate::crd::TelemetryPipelineSpec;
 
-/// Component types compiled into the collectors we support, by config section.
-pub const SUPPORTED: &[(&str, &[&str])] = &[
-    ("receivers", &["otlp", "prometheus", "hostmetrics"]),
-    ("processors", &["memory_limiter", "batch", "resource", "attributes", "span", "metricstransform"]),
-    ("exporters", &["otlp", "otlphttp", "prometheus", "debug", "file"]),
-    ("extensions", &["health_check", "basicauth"]),
-];
+/// Stands in for environment variables the pod gets from Secrets or the downward API: the
+/// operator never reads Secret values, and the loader only needs a string to expand.
+const ENV_PLACEHOLDER: &str = "validation-placeholder";
 
 /// One problem, with the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,41 +116,48 @@ pub fn validate(
             "spec.exporters",
             "no signal pipeline can be built: the enabled receivers and exporters share no signal",
         ));
+        return out;
     }
-    for (pname, p) in pipelines.into_iter().flatten() {
-        for section in ["receivers", "exporters"] {
-            if p.get(section).and_then(Value::as_array).is_none_or(|a| a.is_empty()) {
-                out.push(problem(format!("service.pipelines.{pname}.{section}"), "must name at least one component"));
-            }
-        }
-    }
-    for (section, id, field) in referenced_components(cfg) {
-        if cfg.get(&section).and_then(|s| s.get(&id)).is_none() {
-            out.push(problem(field, format!("{section} {id:?} is not defined in {section}")));
-        }
-    }
-    for (section, kinds) in SUPPORTED {
-        for id in cfg.get(*section).and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
-            let kind = id.split('/').next().unwrap_or(id);
-            if !kinds.contains(&kind) {
-                out.push(problem(
-                    format!("{section}.{id}"),
-                    format!(
-                        "component type {kind:?} is not available in the collector (supported: {})",
-                        kinds.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
+    out.extend(loader_problems(spec, cfg));
     out
+}
+
+/// What the collector's config loader says about the rendered config, one problem per message.
+/// `${env:NAME}` resolves to the spec's literal `env` value where there is one, else to a
+/// placeholder (Secret and downward-API values are not known here, by design).
+fn loader_problems(spec: &TelemetryPipelineSpec, cfg: &Value) -> Vec<Problem> {
+    let literal_env: BTreeMap<&str, &str> = spec
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value.as_deref().map(|v| (e.name.as_str(), v)))
+        .collect();
+    let lookup = |name: &str| Some(literal_env.get(name).copied().unwrap_or(ENV_PLACEHOLDER).to_owned());
+    let text = match serde_yaml::to_string(cfg) {
+        Ok(text) => text,
+        Err(e) => return vec![problem("spec.configOverrides", format!("the rendered config is not YAML: {e}"))],
+    };
+    match Config::from_yaml_str(&text, &lookup) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError::Invalid(messages)) => messages.iter().map(|m| loader_problem(m)).collect(),
+        Err(e) => vec![problem("spec.configOverrides", e.to_string())],
+    }
+}
+
+/// Splits a loader message (`receivers.otlp.protocols.grpc.endpoit: unknown field ...`) into the
+/// path it names and what is wrong.
+fn loader_problem(message: &str) -> Problem {
+    match message.split_once(": ") {
+        Some((path, what)) if !path.contains(' ') => problem(path, what),
+        _ => problem("config", message),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{RenderInput, render};
-    use serde_json::json;
+    use serde::Deserialize;
 
     fn check(yaml: &str, secrets: &[(&str, &[&str])]) -> Vec<Problem> {
         let spec: TelemetryPipelineSpec = serde_yaml::from_str(yaml).expect("spec");
@@ -201,17 +208,56 @@ exporters:
     }
 
     #[test]
-    fn overrides_referencing_undefined_or_unsupported_components_are_caught() {
+    fn overrides_are_checked_by_the_collectors_loader_naming_the_path() {
         let p = check(
             "exporters: {debug: {}}\nconfigOverrides: {service: {pipelines: {traces: {exporters: [kafka]}}}}",
             &[],
         );
         assert!(
-            p.iter().any(|p| p.field == "service.pipelines.traces.exporters" && p.message.contains("kafka")),
+            p.iter().any(|p| p.field == "service.pipelines.traces.exporters[0]" && p.message.contains("\"kafka\"")),
             "{p:?}"
         );
         let p = check("exporters: {debug: {}}\nconfigOverrides: {exporters: {kafka: {}}}", &[]);
-        assert!(p.iter().any(|p| p.field == "exporters.kafka"), "{p:?}");
-        let _ = json!(null);
+        assert!(p.iter().any(|p| p.field == "exporters.kafka" && p.message.contains("unknown type")), "{p:?}");
+        let p = check("exporters: {debug: {}}\nconfigOverrides: {exporters: {debug: {verbosty: detailed}}}", &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "exporters.debug.verbosty");
+        assert!(p[0].message.starts_with("unknown field"), "{p:?}");
+        let p = check("exporters: {debug: {}}\nconfigOverrides: {exporters: {debug: {verbosity: loud}}}", &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].field.starts_with("exporters.debug"), "{p:?}");
+    }
+
+    #[test]
+    fn env_references_resolve_to_literal_env_or_a_placeholder() {
+        // A literal env value is what the collector will see; a bad one is caught here.
+        let yaml = "env: [{name: LEVEL, value: loud}]\nexporters: {debug: {}}\n\
+                    configOverrides: {exporters: {debug: {verbosity: '${env:LEVEL}'}}}";
+        assert!(check(yaml, &[]).iter().any(|p| p.field.starts_with("exporters.debug")));
+        // Secret-backed credentials expand to a placeholder and pass.
+        let yaml = r#"
+exporters:
+  otlp:
+    - name: gc
+      endpoint: https://x.example
+      auth: {basic: {username: {name: creds, key: user}, password: {name: creds, key: pass}}}
+"#;
+        assert_eq!(check(yaml, &[("creds", &["user", "pass"])]), vec![]);
+    }
+
+    #[test]
+    fn every_example_pipeline_passes_the_loader() {
+        for text in [include_str!("../../examples/pipeline.yaml")] {
+            for doc in serde_yaml::Deserializer::from_str(text) {
+                let doc = serde_yaml::Value::deserialize(doc).expect("yaml");
+                if doc.get("kind").and_then(|k| k.as_str()) != Some("TelemetryPipeline") {
+                    continue;
+                }
+                let spec: TelemetryPipelineSpec = serde_yaml::from_value(doc["spec"].clone()).expect("spec");
+                let cfg = render(&RenderInput { name: "p", namespace: "ns", spec: &spec, memory_limit_bytes: None });
+                let problems = loader_problems(&spec, &cfg);
+                assert_eq!(problems, vec![]);
+            }
+        }
     }
 }

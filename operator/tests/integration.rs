@@ -1133,3 +1133,54 @@ async fn uninstall_takes_every_injection_back_and_releases_the_finalizers_withou
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The operator runs the collector's own loader over the rendered config: a misspelt field in
+/// `configOverrides` (which the schema cannot check: it is free-form) is refused naming its path,
+/// and the collector that runs keeps its config and pods.
+#[tokio::test]
+async fn misspelt_override_is_refused_by_the_collectors_loader_and_nothing_rolls() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let pipeline = json!({
+        "apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "p"},
+        "spec": {"exporters": {"debug": {}}},
+    });
+    apply_as(&client, &ns, USER, &pipeline).await.expect("apply pipeline");
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let config_valid = |tp: &TelemetryPipeline, want: &str| {
+        tp.status
+            .as_ref()
+            .is_some_and(|s| condition(Some(&s.conditions), "ConfigValid").is_some_and(|c| c.status == want))
+    };
+    wait_obj("ConfigValid=True", &tps, "p", T, |tp| config_valid(tp, "True")).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let before = wait_obj("collector Deployment", &deploys, "p-collector", T, |d| pipeline_hash(d).is_some()).await;
+    let config_before = cms.get("p-collector").await.expect("ConfigMap").data;
+
+    let mut bad = pipeline.clone();
+    bad["spec"]["configOverrides"] = json!({"exporters": {"debug": {"verbosty": "detailed"}}});
+    apply_as(&client, &ns, USER, &bad).await.expect("the schema accepts free-form overrides");
+    let tp = wait_obj("ConfigValid=False", &tps, "p", T, |tp| config_valid(tp, "False")).await;
+    let status = tp.status.expect("status");
+    let cond = condition(Some(&status.conditions), "ConfigValid").expect("condition");
+    assert_eq!(cond.reason, "InvalidConfig");
+    assert!(cond.message.contains("exporters.debug.verbosty") && cond.message.contains("unknown field"), "{}", cond.message);
+    assert_eq!(condition(Some(&status.conditions), "Degraded").map(|c| c.status.as_str()), Some("True"));
+
+    let after = deploys.get("p-collector").await.expect("Deployment");
+    assert_eq!(pipeline_hash(&after), pipeline_hash(&before), "the collector's pods must not roll");
+    assert_eq!(cms.get("p-collector").await.expect("ConfigMap").data, config_before, "config must not change");
+
+    // The loader's checks beyond field names reach the condition too: a processor the pipeline
+    // names but nobody defines.
+    bad["spec"]["configOverrides"] = json!({"service": {"pipelines": {"traces": {"processors": ["batch/missing"]}}}});
+    apply_as(&client, &ns, USER, &bad).await.expect("apply");
+    wait_obj("the undefined processor named", &tps, "p", T, |tp| {
+        tp.status.as_ref().and_then(|s| condition(Some(&s.conditions), "ConfigValid")).is_some_and(|c| {
+            c.status == "False" && c.message.contains("batch/missing")
+        })
+    })
+    .await;
+}

@@ -6,16 +6,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.cpu.time`.
-pub static CPU_TIME: MetricDef =
-    sum("system.cpu.time", "Total seconds each logical CPU spent on each mode.", "s", true, ValueType::Double);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&CPU_TIME];
-
-/// Upstream metrics that are off by default and not implemented here.
-pub const NOT_IMPLEMENTED: &[&str] =
-    &["system.cpu.frequency", "system.cpu.logical.count", "system.cpu.physical.count", "system.cpu.utilization"];
+pub use collector_config::hostmetrics::metrics::cpu::*;
 
 /// `/proc/stat` counts in USER_HZ ticks, which the kernel fixes at 100 per second for user space on
 /// every architecture Kubernetes runs on (gopsutil divides by the same constant).

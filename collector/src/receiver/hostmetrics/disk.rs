@@ -9,50 +9,7 @@ use super::config::NameFilter;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.disk.io`.
-pub static IO: MetricDef = sum("system.disk.io", "Disk bytes transferred.", "By", true, ValueType::Int);
-/// `system.disk.io_time`.
-pub static IO_TIME: MetricDef = sum(
-    "system.disk.io_time",
-    "Time disk spent activated. On Windows, this is calculated as the inverse of disk idle time.",
-    "s",
-    true,
-    ValueType::Double,
-);
-/// `system.disk.merged`.
-pub static MERGED: MetricDef = sum(
-    "system.disk.merged",
-    "The number of disk reads/writes merged into single physical disk access operations.",
-    "{operations}",
-    true,
-    ValueType::Int,
-);
-/// `system.disk.operation_time`.
-pub static OPERATION_TIME: MetricDef =
-    sum("system.disk.operation_time", "Time spent in disk operations.", "s", true, ValueType::Double);
-/// `system.disk.operations`.
-pub static OPERATIONS: MetricDef =
-    sum("system.disk.operations", "Disk operations count.", "{operations}", true, ValueType::Int);
-/// `system.disk.pending_operations`.
-pub static PENDING_OPERATIONS: MetricDef = sum(
-    "system.disk.pending_operations",
-    "The queue size of pending I/O operations.",
-    "{operations}",
-    false,
-    ValueType::Int,
-);
-/// `system.disk.weighted_io_time`.
-pub static WEIGHTED_IO_TIME: MetricDef = sum(
-    "system.disk.weighted_io_time",
-    "Time disk spent activated multiplied by the queue length.",
-    "s",
-    true,
-    ValueType::Double,
-);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] =
-    &[&IO, &IO_TIME, &MERGED, &OPERATION_TIME, &OPERATIONS, &PENDING_OPERATIONS, &WEIGHTED_IO_TIME];
+pub use collector_config::hostmetrics::metrics::disk::*;
 
 /// `/proc/diskstats` counts sectors of 512 bytes whatever the device's sector size.
 const SECTOR_BYTES: u64 = 512;

@@ -17,17 +17,7 @@ use super::config::FilesystemSettings;
 use super::host::{Host, HostRoot, ParseError, ScrapeError};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.filesystem.inodes.usage`.
-pub static INODES_USAGE: MetricDef =
-    sum("system.filesystem.inodes.usage", "FileSystem inodes used.", "{inodes}", false, ValueType::Int);
-/// `system.filesystem.usage`.
-pub static USAGE: MetricDef = sum("system.filesystem.usage", "Filesystem bytes used.", "By", false, ValueType::Int);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&INODES_USAGE, &USAGE];
-
-/// Upstream metrics that are off by default and not implemented here.
-pub const NOT_IMPLEMENTED: &[&str] = &["system.filesystem.utilization"];
+pub use collector_config::hostmetrics::metrics::filesystem::*;
 
 /// One mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

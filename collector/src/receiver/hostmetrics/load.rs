@@ -6,18 +6,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, gauge};
 
-/// `system.cpu.load_average.1m`.
-pub static LOAD_1M: MetricDef =
-    gauge("system.cpu.load_average.1m", "Average CPU Load over 1 minute.", "{thread}", ValueType::Double);
-/// `system.cpu.load_average.5m`.
-pub static LOAD_5M: MetricDef =
-    gauge("system.cpu.load_average.5m", "Average CPU Load over 5 minutes.", "{thread}", ValueType::Double);
-/// `system.cpu.load_average.15m`.
-pub static LOAD_15M: MetricDef =
-    gauge("system.cpu.load_average.15m", "Average CPU Load over 15 minutes.", "{thread}", ValueType::Double);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&LOAD_1M, &LOAD_5M, &LOAD_15M];
+pub use collector_config::hostmetrics::metrics::load::*;
 
 /// The three load averages.
 #[derive(Debug, Clone, Copy, PartialEq)]

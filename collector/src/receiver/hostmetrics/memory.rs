@@ -9,27 +9,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.memory.usage`.
-pub static USAGE: MetricDef = sum("system.memory.usage", "Bytes of memory in use.", "By", false, ValueType::Int);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&USAGE];
-
-/// Upstream metrics that are off by default and not implemented here.
-pub const NOT_IMPLEMENTED: &[&str] = &[
-    "system.linux.memory.available",
-    "system.linux.memory.dirty",
-    "system.memory.limit",
-    "system.memory.linux.hugepages.limit",
-    "system.memory.linux.hugepages.page_size",
-    "system.memory.linux.hugepages.reserved",
-    "system.memory.linux.hugepages.surplus",
-    "system.memory.linux.hugepages.usage",
-    "system.memory.linux.hugepages.utilization",
-    "system.memory.linux.shared",
-    "system.memory.page_size",
-    "system.memory.utilization",
-];
+pub use collector_config::hostmetrics::metrics::memory::*;
 
 /// The `/proc/meminfo` lines the scraper uses, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

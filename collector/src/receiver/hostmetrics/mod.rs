@@ -10,7 +10,7 @@
 //! permission) is logged once until it recovers and counted in
 //! `otelcol_scraper_errored_metric_points`, and never stops the other scrapers.
 
-pub mod config;
+pub use collector_config::hostmetrics::config;
 mod cpu;
 mod disk;
 mod filesystem;

@@ -10,27 +10,7 @@ use super::config::NameFilter;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.network.connections`.
-pub static CONNECTIONS: MetricDef =
-    sum("system.network.connections", "The number of connections.", "{connections}", false, ValueType::Int);
-/// `system.network.dropped`.
-pub static DROPPED: MetricDef =
-    sum("system.network.dropped", "The number of packets dropped.", "{packets}", true, ValueType::Int);
-/// `system.network.errors`.
-pub static ERRORS: MetricDef =
-    sum("system.network.errors", "The number of errors encountered.", "{errors}", true, ValueType::Int);
-/// `system.network.io`.
-pub static IO: MetricDef =
-    sum("system.network.io", "The number of bytes transmitted and received.", "By", true, ValueType::Int);
-/// `system.network.packets`.
-pub static PACKETS: MetricDef =
-    sum("system.network.packets", "The number of packets transferred.", "{packets}", true, ValueType::Int);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&CONNECTIONS, &DROPPED, &ERRORS, &IO, &PACKETS];
-
-/// Upstream metrics that are off by default and not implemented here.
-pub const NOT_IMPLEMENTED: &[&str] = &["system.network.conntrack.count", "system.network.conntrack.max"];
+pub use collector_config::hostmetrics::metrics::network::*;
 
 /// The states upstream always reports (with 0 when no connection is in them).
 const ALL_TCP_STATES: &[&str] = &[

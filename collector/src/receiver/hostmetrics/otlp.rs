@@ -10,6 +10,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+pub use collector_config::hostmetrics::metrics::{MetricDef, Shape, ValueType, gauge, sum};
+
 /// Schema URL upstream's generated metrics builders set on every resource.
 pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.9.0";
 
@@ -17,58 +19,6 @@ pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.9.0";
 /// `otel_scope_name` labels in Prometheus and dashboards key on it, so we keep the same names.
 const SCOPE_PREFIX: &str =
     "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/hostmetricsreceiver/internal/scraper/";
-
-/// Sum or Gauge, as upstream declares the metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// A cumulative Sum.
-    Sum {
-        /// Whether the sum only ever grows (counters) or may go down (usage).
-        monotonic: bool,
-    },
-    /// A Gauge.
-    Gauge,
-}
-
-/// Integer or floating point data points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueType {
-    /// `asInt`.
-    Int,
-    /// `asDouble`.
-    Double,
-}
-
-/// One metric as the upstream receiver declares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricDef {
-    /// Metric name, e.g. `system.cpu.time`.
-    pub name: &'static str,
-    /// Description, verbatim from upstream.
-    pub description: &'static str,
-    /// UCUM unit, e.g. `s`, `By`, `{operations}`.
-    pub unit: &'static str,
-    /// Sum or Gauge.
-    pub shape: Shape,
-    /// Int or Double points.
-    pub value: ValueType,
-}
-
-/// Shorthand for a cumulative Sum definition.
-pub const fn sum(
-    name: &'static str,
-    description: &'static str,
-    unit: &'static str,
-    monotonic: bool,
-    value: ValueType,
-) -> MetricDef {
-    MetricDef { name, description, unit, shape: Shape::Sum { monotonic }, value }
-}
-
-/// Shorthand for a Gauge definition.
-pub const fn gauge(name: &'static str, description: &'static str, unit: &'static str, value: ValueType) -> MetricDef {
-    MetricDef { name, description, unit, shape: Shape::Gauge, value }
-}
 
 /// A scraped number; converted to the metric's declared [`ValueType`].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,21 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.paging.faults`.
-pub static FAULTS: MetricDef =
-    sum("system.paging.faults", "The number of page faults.", "{faults}", true, ValueType::Int);
-/// `system.paging.operations`.
-pub static OPERATIONS: MetricDef =
-    sum("system.paging.operations", "The number of paging operations.", "{operations}", true, ValueType::Int);
-/// `system.paging.usage`.
-pub static USAGE: MetricDef =
-    sum("system.paging.usage", "Swap (unix) or pagefile (windows) usage.", "By", false, ValueType::Int);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&FAULTS, &OPERATIONS, &USAGE];
-
-/// Upstream metrics that are off by default and not implemented here.
-pub const NOT_IMPLEMENTED: &[&str] = &["system.paging.utilization"];
+pub use collector_config::hostmetrics::metrics::paging::*;
 
 /// gopsutil's scale for `/proc/vmstat` counters (see the module docs).
 const GOPSUTIL_VMSTAT_SCALE: u64 = 4 * 1024;

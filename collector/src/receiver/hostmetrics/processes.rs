@@ -10,20 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
 
-/// `system.processes.count`.
-pub static COUNT: MetricDef =
-    sum("system.processes.count", "Total number of processes in each state.", "{processes}", false, ValueType::Int);
-/// `system.processes.created`.
-pub static CREATED: MetricDef = sum(
-    "system.processes.created",
-    "Total number of created processes. Supported on Linux and OpenBSD.",
-    "{processes}",
-    true,
-    ValueType::Int,
-);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&COUNT, &CREATED];
+pub use collector_config::hostmetrics::metrics::processes::*;
 
 /// The system-wide process lines of `/proc/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

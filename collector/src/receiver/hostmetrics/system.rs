@@ -6,11 +6,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::host::{Host, ParseError, ScrapeError, field};
 use super::otlp::{MetricDef, Points, Stamp, ValueType, gauge};
 
-/// `system.uptime`.
-pub static UPTIME: MetricDef = gauge("system.uptime", "The time the system has been running", "s", ValueType::Double);
-
-/// Metrics this scraper emits by default.
-pub static METRICS: &[&MetricDef] = &[&UPTIME];
+pub use collector_config::hostmetrics::metrics::system::*;
 
 /// Seconds since boot: the first field of `/proc/uptime`.
 pub fn parse(text: &str) -> Result<f64, ParseError> {

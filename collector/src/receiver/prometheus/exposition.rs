@@ -19,16 +19,7 @@ use std::collections::{HashMap, HashSet};
 /// Longest piece of scraped text quoted in an error message, in characters.
 pub const QUOTE_LIMIT: usize = 100;
 
-/// Per-series limits, named and worded as Prometheus' scrape config (`0` = unlimited).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Most labels per series, `__name__` included (`label_limit`).
-    pub label_limit: u64,
-    /// Longest label name in bytes (`label_name_length_limit`).
-    pub label_name_length_limit: u64,
-    /// Longest label value in bytes (`label_value_length_limit`).
-    pub label_value_length_limit: u64,
-}
+pub use collector_config::prometheus::Limits;
 
 /// `s` cut to [`QUOTE_LIMIT`] characters (`…` marks the cut), for error messages and logs.
 pub fn truncate(s: &str) -> std::borrow::Cow<'_, str> {

@@ -13,8 +13,6 @@
 pub mod convert;
 pub mod exposition;
 pub mod kubernetes;
-pub mod plan;
-pub mod relabel;
 pub mod scrape;
 pub mod targets;
 
@@ -25,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub use collector_config::prometheus::{plan, relabel};
 pub use plan::plan;
 
 use super::Outputs;

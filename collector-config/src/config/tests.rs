@@ -333,7 +333,7 @@ fn http_server_timeouts_follow_upstream_names_and_defaults() {
     let l = o.protocols.http.as_ref().expect("http").limits();
     assert_eq!(l.read_header_timeout, Some(std::time::Duration::from_secs(5)));
     assert_eq!(l.idle_timeout, None, "0 disables, as in Go");
-    assert_eq!(l.read_timeout, Some(crate::listener::DEFAULT_TIMEOUT));
+    assert_eq!(l.read_timeout, Some(crate::limits::DEFAULT_TIMEOUT));
 }
 
 #[test]

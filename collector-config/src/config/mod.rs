@@ -459,11 +459,11 @@ fn validate_semantics(
             }
             ReceiverConfig::Prometheus(c) => {
                 // One function validates and compiles, so what passes here is what runs.
-                crate::receiver::prometheus::plan(&p, c, errors, warnings);
+                crate::prometheus::plan::plan(&p, c, errors, warnings);
             }
             ReceiverConfig::HostMetrics(c) => {
                 // Scraper bodies are typed by the receiver itself (filters, metric toggles).
-                if let Err(e) = crate::receiver::hostmetrics::config::Settings::from_config(c) {
+                if let Err(e) = crate::hostmetrics::config::Settings::from_config(c) {
                     errors.extend(e.into_iter().map(|e| format!("{p}.{e}")));
                 }
             }

@@ -332,8 +332,8 @@ pub struct HttpServerConfig {
 
 impl HttpServerConfig {
     /// The listener limits these settings select.
-    pub fn limits(&self) -> crate::listener::ServerLimits {
-        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    pub fn limits(&self) -> crate::limits::ServerLimits {
+        crate::limits::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
     }
 }
 
@@ -904,8 +904,8 @@ pub struct PrometheusExporterConfig {
 
 impl PrometheusExporterConfig {
     /// The listener limits these settings select.
-    pub fn limits(&self) -> crate::listener::ServerLimits {
-        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    pub fn limits(&self) -> crate::limits::ServerLimits {
+        crate::limits::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
     }
 }
 
@@ -966,8 +966,8 @@ pub struct HealthCheckConfig {
 
 impl HealthCheckConfig {
     /// The listener limits these settings select.
-    pub fn limits(&self) -> crate::listener::ServerLimits {
-        crate::listener::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+    pub fn limits(&self) -> crate::limits::ServerLimits {
+        crate::limits::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::exposition;
+use super::Limits;
 use super::relabel::{self, Labels, Rule};
 use crate::config::components::{PrometheusReceiverConfig, ScrapeConfig};
 use crate::config::duration::parse_duration;
@@ -68,7 +68,7 @@ pub struct Job {
     pub sample_limit: u64,
     /// Per-series label limits (`label_limit`, `label_name_length_limit`,
     /// `label_value_length_limit`).
-    pub label_limits: exposition::Limits,
+    pub label_limits: Limits,
     /// Follow HTTP redirects.
     pub follow_redirects: bool,
     /// `relabel_configs`.
@@ -290,7 +290,7 @@ fn plan_job(
         honor_labels: sc.honor_labels.unwrap_or(false),
         honor_timestamps: sc.honor_timestamps.unwrap_or(true),
         sample_limit: sc.sample_limit.unwrap_or(DEFAULT_SAMPLE_LIMIT),
-        label_limits: exposition::Limits {
+        label_limits: Limits {
             label_limit: sc.label_limit.unwrap_or(DEFAULT_LABEL_LIMIT),
             label_name_length_limit: sc.label_name_length_limit.unwrap_or(DEFAULT_LABEL_NAME_LENGTH_LIMIT),
             label_value_length_limit: sc.label_value_length_limit.unwrap_or(DEFAULT_LABEL_VALUE_LENGTH_LIMIT),
@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(jobs[0].sample_limit, 0);
         assert_eq!(
             jobs[0].label_limits,
-            exposition::Limits { label_limit: 10, label_name_length_limit: 0, label_value_length_limit: 20 }
+            Limits { label_limit: 10, label_name_length_limit: 0, label_value_length_limit: 20 }
         );
     }
 

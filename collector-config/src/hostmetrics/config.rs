@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::otlp::MetricDef;
-use super::{cpu, disk, filesystem, load, memory, network, paging, processes, system};
+use super::metrics::MetricDef;
+use super::metrics::{cpu, disk, filesystem, load, memory, network, paging, processes, system};
 use crate::config::components::HostMetricsConfig;
 
 /// Upstream's default `collection_interval`.
