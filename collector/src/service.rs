@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config::components::{BasicClientAuth, QueueConfig, RetryConfig};
+use crate::config::id::Signal;
 use crate::exporter::debug::DebugExporter;
 use crate::exporter::file::FileExporter;
 use crate::exporter::helper::{QueuedExporter, Sender};
@@ -34,7 +35,7 @@ use crate::processor::{attributes, batch, metricstransform, resource, span};
 use crate::receiver::prometheus as prometheus_receiver;
 use crate::receiver::{Outputs, hostmetrics, otlp_grpc, otlp_http};
 use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
-use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
+use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry, item_suffix};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,32 @@ async fn join_until(tasks: Vec<JoinHandle<()>>, deadline: tokio::time::Instant) 
     }
     aborts.iter().for_each(tokio::task::AbortHandle::abort);
     false
+}
+
+/// Logs what each exporter sent, failed to send and refused over the run, once everything has
+/// stopped: the last word on what was delivered, readable after the process (and its
+/// `/metrics`) is gone.
+fn log_exporter_totals(config: &Config, telemetry: &Telemetry) {
+    let used: std::collections::BTreeSet<&String> = config.pipelines.iter().flat_map(|p| &p.exporters).collect();
+    for id in used {
+        let labels = [("exporter", id.as_str())];
+        for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+            let count = |what: &str| {
+                telemetry.counter_value(&format!("otelcol_exporter_{what}_{}", item_suffix(signal)), &labels)
+            };
+            let (sent, send_failed, enqueue_failed) = (count("sent"), count("send_failed"), count("enqueue_failed"));
+            if sent + send_failed + enqueue_failed > 0 {
+                tracing::info!(
+                    exporter = id.as_str(),
+                    signal = signal.as_str(),
+                    sent,
+                    send_failed,
+                    enqueue_failed,
+                    "exporter totals at shutdown"
+                );
+            }
+        }
+    }
 }
 
 /// What an exporter with the shared queue and retry helper needs to start.
@@ -414,6 +441,7 @@ pub async fn run(
     }
     stop_servers.cancel();
     join_until(server_tasks, tokio::time::Instant::now() + Duration::from_secs(1)).await;
+    log_exporter_totals(&config, &telemetry);
     tracing::info!("Shutdown complete.");
     Ok(telemetry)
 }

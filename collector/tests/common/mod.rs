@@ -61,6 +61,15 @@ impl Collector {
 
     /// [`Collector::start`] with extra environment variables (e.g. `KUBECONFIG`).
     pub fn start_with_env(yaml: &str, env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::spawn(yaml, env, &[])
+    }
+
+    /// [`Collector::start`] with extra command-line arguments (e.g. `--shutdown-timeout`).
+    pub fn start_with_args(yaml: &str, args: &[&str]) -> Self {
+        Self::spawn(yaml, &[], args)
+    }
+
+    fn spawn(yaml: &str, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics_port = free_port();
         let yaml = yaml
@@ -72,6 +81,7 @@ impl Collector {
         let child = Command::new(env!("CARGO_BIN_EXE_telemetry-collector"))
             .arg("--config")
             .arg(&cfg)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .envs(env.iter().map(|(k, v)| (*k, *v)))
