@@ -199,21 +199,20 @@ impl PersistentQueue {
         let lock = lock(&dir, opts.lock_timeout)?;
         let mut resumed = Resumed::default();
 
-        // Segments as found, damaged tails cut off.
-        let mut found: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Segments as found, damaged tails cut off; read one at a time, so a large queue costs
+        // its index at start, not its size in memory.
+        let mut found: Vec<u64> = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(|e| io_err("cannot list", &dir, e))? {
             let e = e.map_err(|e| io_err("cannot list", &dir, e))?;
-            let Some(start) = e.file_name().to_str().and_then(record::parse_segment_name) else { continue };
-            let path = e.path();
-            let bytes = std::fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
-            found.push((start, bytes));
+            found.extend(e.file_name().to_str().and_then(record::parse_segment_name));
         }
-        found.sort_by_key(|(s, _)| *s);
+        found.sort_unstable();
         let mut segments = VecDeque::new();
         let mut records: Vec<Found> = Vec::new();
-        for (start, bytes) in &found {
+        for start in &found {
             let path = dir.join(record::segment_name(*start));
-            let scanned = record::scan(bytes);
+            let bytes = std::fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
+            let scanned = record::scan(&bytes);
             if let Some(damage) = scanned.damage {
                 let dropped = (bytes.len() - scanned.valid_end) as u64;
                 resumed.damaged_bytes += dropped;
@@ -227,7 +226,6 @@ impl PersistentQueue {
             }
             segments.push_back(Segment { start: *start, end: start + scanned.valid_end as u64 });
         }
-        drop(found);
 
         let ack_path = dir.join("ack");
         let ack = std::fs::read(&ack_path).ok().and_then(|b| record::decode_ack(&b));
