@@ -58,6 +58,8 @@ pub enum ExtensionConfig {
     HealthCheck(Box<HealthCheckConfig>),
     /// Basic authentication.
     BasicAuth(Box<BasicAuthConfig>),
+    /// Directory for persistent sending queues.
+    FileStorage(Box<FileStorageConfig>),
 }
 
 /// Any component config.
@@ -253,6 +255,14 @@ pub const REGISTRY: &[Entry] = &[
         deprecated_aliases: &[],
         signals: &[],
         parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::BasicAuth(Box::new(c)))),
+    },
+    Entry {
+        kind: Kind::Extension,
+        ty: "file_storage",
+        aliases: &[],
+        deprecated_aliases: &[],
+        signals: &[],
+        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::FileStorage(Box::new(c)))),
     },
 ];
 

@@ -17,13 +17,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::config::components::BasicClientAuth;
+use crate::config::components::{BasicClientAuth, QueueConfig, RetryConfig};
+use crate::config::id::Signal;
 use crate::exporter::debug::DebugExporter;
 use crate::exporter::file::FileExporter;
-use crate::exporter::helper::QueuedExporter;
+use crate::exporter::helper::{QueuedExporter, Sender};
 use crate::exporter::otlp::OtlpGrpcSender;
 use crate::exporter::otlphttp::OtlpHttpSender;
+use crate::exporter::persistent_queue::PersistentQueue;
 use crate::exporter::prometheus::{self, PrometheusExporter};
+use crate::extension::file_storage::FileStorage;
 use crate::extension::health_check::{self, Health};
 use crate::listener;
 use crate::pipeline::{Consumer, Exporter, Processor};
@@ -32,7 +35,7 @@ use crate::processor::{attributes, batch, metricstransform, resource, span};
 use crate::receiver::prometheus as prometheus_receiver;
 use crate::receiver::{Outputs, hostmetrics, otlp_grpc, otlp_http};
 use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
-use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry};
+use crate::telemetry::{ExporterMetrics, ReceiverMetrics, Telemetry, item_suffix};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,70 @@ async fn join_until(tasks: Vec<JoinHandle<()>>, deadline: tokio::time::Instant) 
     false
 }
 
+/// Logs what each exporter sent, failed to send and refused over the run, once everything has
+/// stopped: the last word on what was delivered, readable after the process (and its
+/// `/metrics`) is gone.
+fn log_exporter_totals(config: &Config, telemetry: &Telemetry) {
+    let used: std::collections::BTreeSet<&String> = config.pipelines.iter().flat_map(|p| &p.exporters).collect();
+    for id in used {
+        let labels = [("exporter", id.as_str())];
+        for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+            let count = |what: &str| {
+                telemetry.counter_value(&format!("otelcol_exporter_{what}_{}", item_suffix(signal)), &labels)
+            };
+            let (sent, send_failed, enqueue_failed) = (count("sent"), count("send_failed"), count("enqueue_failed"));
+            if sent + send_failed + enqueue_failed > 0 {
+                tracing::info!(
+                    exporter = id.as_str(),
+                    signal = signal.as_str(),
+                    sent,
+                    send_failed,
+                    enqueue_failed,
+                    "exporter totals at shutdown"
+                );
+            }
+        }
+    }
+}
+
+/// What an exporter with the shared queue and retry helper needs to start.
+struct Queued<'a> {
+    id: &'a str,
+    retry: &'a RetryConfig,
+    queue: &'a QueueConfig,
+    storages: &'a BTreeMap<String, FileStorage>,
+}
+
+impl Queued<'_> {
+    /// Starts the exporter's queue workers: in memory, or on disk when `sending_queue.storage`
+    /// names a `file_storage` (opened off the runtime: it reads the queue back and may wait for
+    /// the directory lock).
+    async fn start(
+        &self,
+        sender: Arc<dyn Sender>,
+        metrics: ExporterMetrics,
+        stop: CancellationToken,
+    ) -> Result<(Arc<dyn Exporter>, Vec<JoinHandle<()>>), String> {
+        let storage = match (self.queue.enabled, &self.queue.storage) {
+            (true, Some(s)) => self.storages.get(s).ok_or_else(|| format!("storage extension {s:?} is not started"))?,
+            _ => {
+                let (e, h) = QueuedExporter::start(self.id, sender, self.retry.clone(), self.queue, metrics, stop);
+                return Ok((e, h));
+            }
+        };
+        let opts = storage.queue_options(self.id, self.queue);
+        let dir = opts.dir.clone();
+        let (disk, resumed) = tokio::task::spawn_blocking(move || PersistentQueue::open(opts))
+            .await
+            .map_err(|e| format!("opening the persistent queue failed: {e}"))?
+            .map_err(|e| format!("sending_queue.storage: {e}"))?;
+        tracing::info!(exporter = self.id, directory = %dir.display(), batches = resumed.records, items = resumed.items, damaged_bytes = resumed.damaged_bytes, "persistent queue opened");
+        let (e, h) =
+            QueuedExporter::start_persistent(self.id, sender, self.retry.clone(), self.queue, disk, metrics, stop);
+        Ok((e, h))
+    }
+}
+
 /// Addresses actually bound, keyed like `receivers.otlp.grpc`, `telemetry.metrics`, `extensions.health_check`.
 pub type BoundAddrs = BTreeMap<String, SocketAddr>;
 
@@ -114,7 +181,13 @@ pub async fn run(
             basic_auth.insert(id.clone(), c.clone());
         }
     }
+    let mut storages: BTreeMap<String, FileStorage> = BTreeMap::new();
     for id in &config.service_extensions {
+        if let Some(ExtensionConfig::FileStorage(f)) = config.extensions.get(id) {
+            let storage = FileStorage::start(f)
+                .map_err(|message| ServiceError::Build { component: format!("extensions.{id}"), message })?;
+            storages.insert(id.clone(), storage);
+        }
         if let Some(ExtensionConfig::HealthCheck(h)) = config.extensions.get(id) {
             let component = format!("extensions.{id}");
             let l = bind(&component, &h.endpoint).await?;
@@ -150,27 +223,17 @@ pub async fn run(
         let exp: Arc<dyn Exporter> = match cfg {
             ExporterConfig::Otlp(c) => {
                 let sender = OtlpGrpcSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) = QueuedExporter::start(
-                    id,
-                    Arc::new(sender),
-                    c.retry_on_failure.clone(),
-                    &c.sending_queue,
-                    metrics,
-                    stop_exporters.clone(),
-                );
+                let queued = Queued { id, retry: &c.retry_on_failure, queue: &c.sending_queue, storages: &storages };
+                let (e, h) =
+                    queued.start(Arc::new(sender), metrics, stop_exporters.clone()).await.map_err(build_err)?;
                 exporter_workers.extend(h);
                 e
             }
             ExporterConfig::OtlpHttp(c) => {
                 let sender = OtlpHttpSender::new(c, auth_of(&c.auth)).map_err(build_err)?;
-                let (e, h) = QueuedExporter::start(
-                    id,
-                    Arc::new(sender),
-                    c.retry_on_failure.clone(),
-                    &c.sending_queue,
-                    metrics,
-                    stop_exporters.clone(),
-                );
+                let queued = Queued { id, retry: &c.retry_on_failure, queue: &c.sending_queue, storages: &storages };
+                let (e, h) =
+                    queued.start(Arc::new(sender), metrics, stop_exporters.clone()).await.map_err(build_err)?;
                 exporter_workers.extend(h);
                 e
             }
@@ -378,6 +441,7 @@ pub async fn run(
     }
     stop_servers.cancel();
     join_until(server_tasks, tokio::time::Instant::now() + Duration::from_secs(1)).await;
+    log_exporter_totals(&config, &telemetry);
     tracing::info!("Shutdown complete.");
     Ok(telemetry)
 }

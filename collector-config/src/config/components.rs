@@ -135,7 +135,7 @@ impl Default for RetryConfig {
     }
 }
 
-/// `sending_queue`: bounded in-memory queue in front of an exporter.
+/// `sending_queue`: bounded queue in front of an exporter, in memory or (with `storage`) on disk.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
@@ -143,20 +143,42 @@ pub struct QueueConfig {
     pub enabled: bool,
     /// Number of concurrent export workers (default 10).
     pub num_consumers: usize,
-    /// Maximum number of batches held (default 1000). Data beyond it is refused with a retryable error.
+    /// Maximum the queue holds, counted by `sizer` (default 1000). Data beyond it is refused
+    /// with a retryable error and counted in `otelcol_exporter_enqueue_failed_*`.
     pub queue_size: usize,
-    /// Persistent storage extension id; not supported (the queue is in memory).
+    /// A `file_storage` extension id: keep the queue on disk, so it survives a crash.
     pub storage: Option<String>,
     /// Block the pipeline instead of refusing when full (default false).
     pub blocking: bool,
-    /// What `queue_size` counts; only `requests` is supported.
-    pub sizer: Option<String>,
+    /// What `queue_size` counts (default `requests`). The in-memory queue counts requests
+    /// only; a persistent queue also counts `items` or `bytes` (of its files on disk).
+    pub sizer: Sizer,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { enabled: true, num_consumers: 10, queue_size: 1000, storage: None, blocking: false, sizer: None }
+        Self {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            storage: None,
+            blocking: false,
+            sizer: Sizer::Requests,
+        }
     }
+}
+
+/// `sending_queue.sizer`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches (export requests).
+    #[default]
+    Requests,
+    /// Spans, data points or log records.
+    Items,
+    /// Bytes: of the queue's files on disk, for a persistent queue.
+    Bytes,
 }
 
 /// Export compression: `gzip` (default) or `none`.
@@ -984,6 +1006,67 @@ impl Default for HealthCheckConfig {
             read_timeout: None,
         }
     }
+}
+
+/// `file_storage` extension: where persistent sending queues keep their files. Upstream's
+/// settings that are not implemented here are refused by path rather than ignored.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileStorageConfig {
+    /// Directory holding one sub-directory per queue (default `/var/lib/otelcol/file_storage`).
+    pub directory: String,
+    /// How long to wait for another process's lock on a queue directory (default 1s).
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    /// `fdatasync` each write before it is acknowledged (default false: the data is in the
+    /// kernel's page cache, surviving a crash of the collector but not of the machine).
+    pub fsync: bool,
+    /// Create `directory` if it is missing (default false, as upstream).
+    pub create_directory: bool,
+    /// Space reclamation.
+    pub compaction: CompactionConfig,
+    /// Not implemented (the directory is created with the process umask); refused when set.
+    pub directory_permissions: Option<Value>,
+    /// Not implemented; refused when set.
+    pub recreate: Option<Value>,
+}
+
+impl Default for FileStorageConfig {
+    fn default() -> Self {
+        Self {
+            directory: "/var/lib/otelcol/file_storage".into(),
+            timeout: Duration::from_secs(1),
+            fsync: false,
+            create_directory: false,
+            compaction: CompactionConfig::default(),
+            directory_permissions: None,
+            recreate: None,
+        }
+    }
+}
+
+/// `file_storage.compaction`. A queue frees the disk of finished segments as it goes; these
+/// settings reclaim the rest earlier.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// At start, rewrite each queue's oldest segment without its already-sent part.
+    pub on_start: bool,
+    /// Whenever a queue empties, start a new segment so the old one is deleted at once.
+    pub on_rebound: bool,
+    /// Where compaction writes; only `directory` itself is supported (compaction renames a
+    /// file into place, which cannot cross file systems).
+    pub directory: Option<String>,
+    /// Not implemented (bbolt transactions); refused when set.
+    pub max_transaction_size: Option<Value>,
+    /// Not implemented (segments are freed as they finish instead); refused when set.
+    pub rebound_needed_threshold_mib: Option<Value>,
+    /// Not implemented; refused when set.
+    pub rebound_trigger_threshold_mib: Option<Value>,
+    /// Not implemented; refused when set.
+    pub check_interval: Option<Value>,
+    /// Not implemented; refused when set.
+    pub cleanup_on_start: Option<Value>,
 }
 
 /// `basicauth` extension.

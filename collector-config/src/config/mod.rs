@@ -366,7 +366,15 @@ impl Config {
             errors.push("service.pipelines: at least one pipeline is required".to_owned());
         }
 
-        validate_semantics(&receivers, &processors, &exporters, &extensions, &mut errors, &mut warnings);
+        validate_semantics(
+            &receivers,
+            &processors,
+            &exporters,
+            &extensions,
+            &service.extensions,
+            &mut errors,
+            &mut warnings,
+        );
 
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(errors));
@@ -407,6 +415,7 @@ fn validate_semantics(
     processors: &BTreeMap<String, ProcessorConfig>,
     exporters: &BTreeMap<String, ExporterConfig>,
     extensions: &BTreeMap<String, ExtensionConfig>,
+    service_extensions: &[String],
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) {
@@ -544,7 +553,7 @@ fn validate_semantics(
                 if c.tls.insecure_skip_verify {
                     errors.push(format!("{p}.tls.insecure_skip_verify: not supported; provide ca_file instead"));
                 }
-                validate_queue(&p, &c.sending_queue, errors);
+                validate_queue(&p, &c.sending_queue, extensions, service_extensions, errors);
             }
             ExporterConfig::OtlpHttp(c) => {
                 if c.endpoint.is_empty()
@@ -577,7 +586,7 @@ fn validate_semantics(
                     errors.push(format!("{p}.tls.insecure_skip_verify: not supported; provide ca_file instead"));
                 }
                 check_auth(p.clone(), &c.auth, errors);
-                validate_queue(&p, &c.sending_queue, errors);
+                validate_queue(&p, &c.sending_queue, extensions, service_extensions, errors);
             }
             ExporterConfig::Debug(d) => {
                 if !["basic", "normal", "detailed"].contains(&d.verbosity.as_str()) {
@@ -611,6 +620,9 @@ fn validate_semantics(
         {
             errors.push(format!("extensions.{id}: one of client_auth or htpasswd is required"));
         }
+        if let ExtensionConfig::FileStorage(f) = e {
+            validate_file_storage(id, f, errors);
+        }
     }
 }
 
@@ -622,25 +634,70 @@ fn path_err(prefix: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> S
     format!("{prefix}{path}: {msg}")
 }
 
-fn validate_queue(p: &str, q: &components::QueueConfig, errors: &mut Vec<String>) {
-    if q.enabled {
-        if q.queue_size == 0 {
-            errors.push(format!("{p}.sending_queue.queue_size: must be greater than zero"));
-        }
-        if q.num_consumers == 0 {
-            errors.push(format!("{p}.sending_queue.num_consumers: must be greater than zero"));
-        }
-        if q.storage.is_some() {
-            errors.push(format!("{p}.sending_queue.storage: persistent queues are not supported"));
-        }
+fn validate_queue(
+    p: &str,
+    q: &components::QueueConfig,
+    extensions: &BTreeMap<String, ExtensionConfig>,
+    service_extensions: &[String],
+    errors: &mut Vec<String>,
+) {
+    if !q.enabled {
+        return;
+    }
+    if q.queue_size == 0 {
+        errors.push(format!("{p}.sending_queue.queue_size: must be greater than zero"));
+    }
+    if q.num_consumers == 0 {
+        errors.push(format!("{p}.sending_queue.num_consumers: must be greater than zero"));
+    }
+    match &q.storage {
         // Accepting `items`/`bytes` while counting batches would bound the queue 100-1000x
-        // looser than the user asked for.
-        match q.sizer.as_deref() {
-            None | Some("requests") => {}
-            Some(other) => errors.push(format!(
-                "{p}.sending_queue.sizer: {other:?} is not supported; only \"requests\" (queue_size counts batches)"
-            )),
+        // looser than the user asked for; only the persistent queue counts them.
+        None if q.sizer != components::Sizer::Requests => errors.push(format!(
+            "{p}.sending_queue.sizer: {:?} needs sending_queue.storage; the in-memory queue counts requests",
+            q.sizer
+        )),
+        None => {}
+        Some(id) => {
+            match extensions.get(id) {
+                Some(ExtensionConfig::FileStorage(_)) if service_extensions.contains(id) => {}
+                Some(ExtensionConfig::FileStorage(_)) => errors
+                    .push(format!("{p}.sending_queue.storage: extension {id:?} is not enabled in service.extensions")),
+                Some(_) => errors.push(format!("{p}.sending_queue.storage: extension {id:?} is not a file_storage")),
+                None => errors
+                    .push(format!("{p}.sending_queue.storage: references extension {id:?} which is not configured")),
+            }
         }
+    }
+}
+
+/// `file_storage`: what is accepted is implemented; upstream's other settings are refused.
+fn validate_file_storage(id: &str, f: &components::FileStorageConfig, errors: &mut Vec<String>) {
+    let p = format!("extensions.{id}");
+    if f.directory.is_empty() {
+        errors.push(format!("{p}.directory: required"));
+    }
+    let c = &f.compaction;
+    for (field, set) in [
+        ("directory_permissions", f.directory_permissions.is_some()),
+        ("recreate", f.recreate.is_some()),
+        ("compaction.max_transaction_size", c.max_transaction_size.is_some()),
+        ("compaction.rebound_needed_threshold_mib", c.rebound_needed_threshold_mib.is_some()),
+        ("compaction.rebound_trigger_threshold_mib", c.rebound_trigger_threshold_mib.is_some()),
+        ("compaction.check_interval", c.check_interval.is_some()),
+        ("compaction.cleanup_on_start", c.cleanup_on_start.is_some()),
+    ] {
+        if set {
+            errors.push(format!("{p}.{field}: not supported by this collector"));
+        }
+    }
+    if let Some(d) = &c.directory
+        && std::path::Path::new(d) != std::path::Path::new(&f.directory)
+    {
+        errors.push(format!(
+            "{p}.compaction.directory: only the storage directory itself ({:?}) is supported",
+            f.directory
+        ));
     }
 }
 

@@ -345,7 +345,51 @@ fn queue_sizers_other_than_requests_are_refused_by_path() {
     };
     assert!(load(&yaml("requests")).is_ok());
     for sizer in ["items", "bytes"] {
+        // Without storage: the in-memory queue counts requests only.
         let e = errors(&yaml(sizer));
         assert!(e.iter().any(|e| e.starts_with("exporters.otlp.sending_queue.sizer:")), "{e:?}");
+    }
+}
+
+#[test]
+fn file_storage_and_a_persistent_queue_are_accepted_as_upstream_writes_them() {
+    let yaml = "extensions:\n  file_storage/q:\n    directory: /var/lib/q\n    timeout: 2s\n    fsync: true\n    compaction: {on_start: true, on_rebound: true, directory: /var/lib/q}\nreceivers: {otlp: {protocols: {grpc: {}}}}\nexporters:\n  otlp:\n    endpoint: x:4317\n    sending_queue: {storage: file_storage/q, sizer: bytes, queue_size: 1000000}\nservice: {extensions: [file_storage/q], pipelines: {traces: {receivers: [otlp], exporters: [otlp]}}}\n";
+    let c = load(yaml).expect("valid");
+    let ExporterConfig::Otlp(o) = &c.exporters["otlp"] else { panic!("otlp exporter") };
+    assert_eq!(o.sending_queue.storage.as_deref(), Some("file_storage/q"));
+    assert_eq!(o.sending_queue.sizer, components::Sizer::Bytes);
+    let ExtensionConfig::FileStorage(f) = &c.extensions["file_storage/q"] else { panic!("file_storage") };
+    assert!(f.fsync && f.compaction.on_start && f.compaction.on_rebound);
+    assert_eq!(f.timeout, std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn file_storage_settings_that_are_not_implemented_are_refused_by_path() {
+    let yaml = |ext: &str, storage: &str, enabled: &str| {
+        format!(
+            "extensions:\n  file_storage:\n{ext}\n  health_check: {{}}\nreceivers: {{otlp: {{protocols: {{grpc: {{}}}}}}}}\nexporters:\n  otlp:\n    endpoint: x:4317\n    sending_queue: {{storage: {storage}}}\nservice: {{extensions: [{enabled}], pipelines: {{traces: {{receivers: [otlp], exporters: [otlp]}}}}}}\n"
+        )
+    };
+    let cases = [
+        (
+            "    compaction: {max_transaction_size: 100}",
+            "file_storage",
+            "file_storage",
+            "extensions.file_storage.compaction.max_transaction_size:",
+        ),
+        (
+            "    compaction: {directory: /tmp/elsewhere}",
+            "file_storage",
+            "file_storage",
+            "extensions.file_storage.compaction.directory:",
+        ),
+        ("    recreate: true", "file_storage", "file_storage", "extensions.file_storage.recreate:"),
+        ("    directory: /d", "file_storage/other", "file_storage", "exporters.otlp.sending_queue.storage:"),
+        ("    directory: /d", "health_check", "file_storage, health_check", "exporters.otlp.sending_queue.storage:"),
+        ("    directory: /d", "file_storage", "health_check", "exporters.otlp.sending_queue.storage:"),
+    ];
+    for (ext, storage, enabled, want) in cases {
+        let e = errors(&yaml(ext, storage, enabled));
+        assert!(e.iter().any(|e| e.starts_with(want)), "{ext} / {storage}: {e:?}");
     }
 }

@@ -1,5 +1,6 @@
-//! Shared exporter machinery: a bounded `sending_queue` drained by `num_consumers` workers, and
-//! `retry_on_failure` with exponential backoff that honours server throttling hints.
+//! Shared exporter machinery: a bounded `sending_queue` drained by `num_consumers` workers (in
+//! memory, or on disk with `storage`: [`super::persistent_queue`]), and `retry_on_failure` with
+//! exponential backoff that honours server throttling hints.
 //!
 //! A server's hint (`Retry-After`, gRPC `RetryInfo`) lengthens the wait as upstream's
 //! exporterhelper does (the larger of the hint and the backoff), but never beyond
@@ -15,6 +16,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::persistent_queue::{Next, PersistentQueue};
 use crate::config::components::{QueueConfig, RetryConfig};
 use crate::pdata::Data;
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
@@ -76,13 +78,36 @@ pub async fn send_with_retry(
     data: Data,
     stop: &CancellationToken,
 ) -> Result<(), ConsumeError> {
+    send_until(sender, retry, metrics, name, data, stop, OnStop::CountFailed).await
+}
+
+/// What the shutdown deadline does to a payload whose delivery it interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnStop {
+    /// It is lost: count it in `otelcol_exporter_send_failed_*`.
+    CountFailed,
+    /// It stays in the persistent queue and is sent after the next start: nothing failed.
+    KeepForRestart,
+}
+
+async fn send_until(
+    sender: &dyn Sender,
+    retry: &RetryConfig,
+    metrics: &ExporterMetrics,
+    name: &str,
+    data: Data,
+    stop: &CancellationToken,
+    on_stop: OnStop,
+) -> Result<(), ConsumeError> {
     let start = Instant::now();
     let n = data.item_count();
     let signal = data.signal();
     let mut attempt = 0u32;
     let stopped = || {
-        metrics.send_failed(signal, n);
-        tracing::error!(exporter = name, items = n, "shutdown deadline reached before delivery; dropping data");
+        if on_stop == OnStop::CountFailed {
+            metrics.send_failed(signal, n);
+            tracing::error!(exporter = name, items = n, "shutdown deadline reached before delivery; dropping data");
+        }
         ConsumeError::Retryable("exporter stopped before the data was delivered".into())
     };
     loop {
@@ -137,8 +162,16 @@ pub struct QueuedExporter {
     sender: Arc<dyn Sender>,
     retry: RetryConfig,
     metrics: ExporterMetrics,
-    queue: Option<(mpsc::Sender<Data>, bool)>,
+    /// The queue and its `blocking` setting; `None` sends in the caller's task.
+    queue: Option<(Queue, bool)>,
     stop: CancellationToken,
+}
+
+/// Where queued data waits.
+#[derive(Debug)]
+enum Queue {
+    Memory(mpsc::Sender<Data>),
+    Disk(Arc<PersistentQueue>),
 }
 
 impl QueuedExporter {
@@ -190,11 +223,106 @@ impl QueuedExporter {
                     }
                 }));
             }
-            Some((tx, queue.blocking))
+            Some((Queue::Memory(tx), queue.blocking))
         } else {
             None
         };
         (Arc::new(Self { name: name.to_owned(), sender, retry, metrics, queue: q, stop }), handles)
+    }
+}
+
+impl QueuedExporter {
+    /// Like [`QueuedExporter::start`], with the queue on disk (`sending_queue.storage`). What
+    /// the queue resumed is sent first. At the shutdown deadline, sends in progress are
+    /// abandoned and stay in the queue for the next start (not counted as failed: they are
+    /// not lost); a record that cannot be read back is counted in `send_failed` and logged.
+    pub fn start_persistent(
+        name: &str,
+        sender: Arc<dyn Sender>,
+        retry: RetryConfig,
+        queue: &QueueConfig,
+        disk: Arc<PersistentQueue>,
+        metrics: ExporterMetrics,
+        stop: CancellationToken,
+    ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+        metrics.queue_capacity.set(queue.queue_size as i64);
+        metrics.queue_size.set(disk.pending().0 as i64);
+        let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..queue.num_consumers)
+            .map(|_| {
+                let (disk, sender, retry, metrics, name, stop, reported) = (
+                    disk.clone(),
+                    sender.clone(),
+                    retry.clone(),
+                    metrics.clone(),
+                    name.to_owned(),
+                    stop.clone(),
+                    reported.clone(),
+                );
+                tokio::spawn(async move {
+                    loop {
+                        match disk.next(&stop).await {
+                            Next::Done => break,
+                            Next::Lost(signal, items, why) => {
+                                metrics.queue_size.add(-1);
+                                metrics.send_failed(signal, items);
+                                tracing::error!(
+                                    exporter = name,
+                                    items,
+                                    error = why,
+                                    "persistent queue: dropping a record that cannot be read back"
+                                );
+                            }
+                            Next::Item(ticket, data) => {
+                                let r = send_until(
+                                    sender.as_ref(),
+                                    &retry,
+                                    &metrics,
+                                    &name,
+                                    data,
+                                    &stop,
+                                    OnStop::KeepForRestart,
+                                )
+                                .await;
+                                if r.is_err() && stop.is_cancelled() {
+                                    break;
+                                }
+                                metrics.queue_size.add(-1);
+                                if let Err(e) = disk.done(ticket).await {
+                                    // The record stays behind the pointer: sent again after a restart.
+                                    tracing::error!(
+                                        exporter = name,
+                                        error = e,
+                                        "persistent queue: cannot record a finished batch"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    let (batches, items) = disk.pending();
+                    if batches > 0 && !reported.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        tracing::warn!(
+                            exporter = name,
+                            batches,
+                            items,
+                            "shutdown: batches stay in the persistent queue for the next start"
+                        );
+                    }
+                })
+            })
+            .collect();
+        let q = Some((Queue::Disk(disk), queue.blocking));
+        (Arc::new(Self { name: name.to_owned(), sender, retry, metrics, queue: q, stop }), handles)
+    }
+}
+
+impl Drop for QueuedExporter {
+    fn drop(&mut self) {
+        // The last pipeline reference is gone: no more pushes, workers drain and exit (the
+        // in-memory queue closes when its sender drops).
+        if let Some((Queue::Disk(q), _)) = &self.queue {
+            q.close();
+        }
     }
 }
 
@@ -206,7 +334,20 @@ impl Exporter for QueuedExporter {
                     send_with_retry(self.sender.as_ref(), &self.retry, &self.metrics, &self.name, data, &self.stop)
                         .await
                 }
-                Some((tx, blocking)) => {
+                Some((Queue::Disk(q), blocking)) => {
+                    let (n, signal) = (data.item_count(), data.signal());
+                    match q.push(&data, *blocking).await {
+                        Ok(()) => {
+                            self.metrics.queue_size.add(1);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            self.metrics.enqueue_failed(signal, n);
+                            Err(ConsumeError::Retryable(e.to_string()))
+                        }
+                    }
+                }
+                Some((Queue::Memory(tx), blocking)) => {
                     let n = data.item_count();
                     let signal = data.signal();
                     // Count before sending so a fast worker never drives the gauge negative.

@@ -2,11 +2,12 @@
 //! with a config, waiting on conditions, an OTLP gRPC sink peer, and span payload builders.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
@@ -60,6 +61,15 @@ impl Collector {
 
     /// [`Collector::start`] with extra environment variables (e.g. `KUBECONFIG`).
     pub fn start_with_env(yaml: &str, env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::spawn(yaml, env, &[])
+    }
+
+    /// [`Collector::start`] with extra command-line arguments (e.g. `--shutdown-timeout`).
+    pub fn start_with_args(yaml: &str, args: &[&str]) -> Self {
+        Self::spawn(yaml, &[], args)
+    }
+
+    fn spawn(yaml: &str, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics_port = free_port();
         let yaml = yaml
@@ -71,6 +81,7 @@ impl Collector {
         let child = Command::new(env!("CARGO_BIN_EXE_telemetry-collector"))
             .arg("--config")
             .arg(&cfg)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .envs(env.iter().map(|(k, v)| (*k, *v)))
@@ -200,7 +211,11 @@ pub fn spans_request(prefix: &str, n: usize, seq: u64) -> ExportTraceServiceRequ
     }
 }
 
-/// An OTLP gRPC trace sink that counts spans; stop and restart it to simulate an outage.
+/// Spans seen by a recording [`Sink`], keyed by trace id and span id, with how often each came.
+pub type SeenSpans = Arc<Mutex<HashMap<Vec<u8>, u32>>>;
+
+/// An OTLP gRPC trace sink that counts spans (and, recording, which); stop and restart it to
+/// simulate an outage.
 pub struct Sink {
     pub spans: Arc<AtomicU64>,
     pub addr: SocketAddr,
@@ -209,7 +224,7 @@ pub struct Sink {
 }
 
 #[derive(Clone)]
-struct SinkSvc(Arc<AtomicU64>);
+struct SinkSvc(Arc<AtomicU64>, Option<SeenSpans>);
 
 #[tonic::async_trait]
 impl TraceService for SinkSvc {
@@ -218,6 +233,12 @@ impl TraceService for SinkSvc {
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let n: usize = req.get_ref().resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        if let Some(seen) = &self.1 {
+            let mut seen = seen.lock().expect("seen spans");
+            for s in req.get_ref().resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+                *seen.entry([s.trace_id.as_slice(), &s.span_id].concat()).or_default() += 1;
+            }
+        }
         self.0.fetch_add(n as u64, Ordering::SeqCst);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -226,10 +247,19 @@ impl TraceService for SinkSvc {
 impl Sink {
     /// Starts on `addr` (port 0 for a fresh one).
     pub async fn start(addr: SocketAddr, spans: Arc<AtomicU64>) -> Self {
+        Self::serve(addr, spans, None).await
+    }
+
+    /// [`Sink::start`], also recording each span's ids in `seen`.
+    pub async fn start_recording(addr: SocketAddr, spans: Arc<AtomicU64>, seen: SeenSpans) -> Self {
+        Self::serve(addr, spans, Some(seen)).await
+    }
+
+    async fn serve(addr: SocketAddr, spans: Arc<AtomicU64>, seen: Option<SeenSpans>) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = TraceServiceServer::new(SinkSvc(spans.clone()))
+        let svc = TraceServiceServer::new(SinkSvc(spans.clone(), seen))
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(64 << 20);
         let task = tokio::spawn(async move {
