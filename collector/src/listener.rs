@@ -38,7 +38,6 @@ use tower::{Layer as _, ServiceExt as _};
 
 pub use collector_config::limits::*;
 
-
 /// True when `err` (from reading a request body) is the body-read timeout of [`serve`], so a
 /// handler can answer 408 instead of blaming the client's payload.
 pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {

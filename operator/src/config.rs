@@ -4,8 +4,6 @@
 //! used. Credentials never appear here: they are referenced as `${env:...}` and the env vars come from
 //! Secrets (see [`secret_env`]).
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use serde_json::{Map, Value, json};
 

@@ -126,12 +126,8 @@ pub fn validate(
 /// `${env:NAME}` resolves to the spec's literal `env` value where there is one, else to a
 /// placeholder (Secret and downward-API values are not known here, by design).
 fn loader_problems(spec: &TelemetryPipelineSpec, cfg: &Value) -> Vec<Problem> {
-    let literal_env: BTreeMap<&str, &str> = spec
-        .env
-        .iter()
-        .flatten()
-        .filter_map(|e| e.value.as_deref().map(|v| (e.name.as_str(), v)))
-        .collect();
+    let literal_env: BTreeMap<&str, &str> =
+        spec.env.iter().flatten().filter_map(|e| e.value.as_deref().map(|v| (e.name.as_str(), v))).collect();
     let lookup = |name: &str| Some(literal_env.get(name).copied().unwrap_or(ENV_PLACEHOLDER).to_owned());
     let text = match serde_yaml::to_string(cfg) {
         Ok(text) => text,

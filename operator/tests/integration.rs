@@ -1166,7 +1166,11 @@ async fn misspelt_override_is_refused_by_the_collectors_loader_and_nothing_rolls
     let status = tp.status.expect("status");
     let cond = condition(Some(&status.conditions), "ConfigValid").expect("condition");
     assert_eq!(cond.reason, "InvalidConfig");
-    assert!(cond.message.contains("exporters.debug.verbosty") && cond.message.contains("unknown field"), "{}", cond.message);
+    assert!(
+        cond.message.contains("exporters.debug.verbosty") && cond.message.contains("unknown field"),
+        "{}",
+        cond.message
+    );
     assert_eq!(condition(Some(&status.conditions), "Degraded").map(|c| c.status.as_str()), Some("True"));
 
     let after = deploys.get("p-collector").await.expect("Deployment");
@@ -1178,9 +1182,10 @@ async fn misspelt_override_is_refused_by_the_collectors_loader_and_nothing_rolls
     bad["spec"]["configOverrides"] = json!({"service": {"pipelines": {"traces": {"processors": ["batch/missing"]}}}});
     apply_as(&client, &ns, USER, &bad).await.expect("apply");
     wait_obj("the undefined processor named", &tps, "p", T, |tp| {
-        tp.status.as_ref().and_then(|s| condition(Some(&s.conditions), "ConfigValid")).is_some_and(|c| {
-            c.status == "False" && c.message.contains("batch/missing")
-        })
+        tp.status
+            .as_ref()
+            .and_then(|s| condition(Some(&s.conditions), "ConfigValid"))
+            .is_some_and(|c| c.status == "False" && c.message.contains("batch/missing"))
     })
     .await;
 }

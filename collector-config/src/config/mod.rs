@@ -239,6 +239,17 @@ impl Config {
             out
         };
 
+        // Components present in the file, valid or not: a reference to one that failed to parse
+        // is not reported again as "not configured" (its own error says what is wrong).
+        let declared: std::collections::BTreeSet<(Kind, String)> = [
+            (Kind::Receiver, &raw.receivers),
+            (Kind::Processor, &raw.processors),
+            (Kind::Exporter, &raw.exporters),
+            (Kind::Extension, &raw.extensions),
+        ]
+        .into_iter()
+        .flat_map(|(kind, section)| section.keys().map(move |k| (kind, k.clone())))
+        .collect();
         let receivers = parse_section(Kind::Receiver, raw.receivers);
         let processors = parse_section(Kind::Processor, raw.processors);
         let exporters = parse_section(Kind::Exporter, raw.exporters);
@@ -286,7 +297,7 @@ impl Config {
         };
 
         for (i, ext) in service.extensions.iter().enumerate() {
-            if !extensions.contains_key(ext) {
+            if !extensions.contains_key(ext) && !declared.contains(&(Kind::Extension, ext.clone())) {
                 errors.push(format!("service.extensions[{i}]: references extension {ext:?} which is not configured"));
             }
         }
@@ -331,6 +342,9 @@ impl Config {
                 let field = kind.section();
                 for (i, r) in list.iter().enumerate() {
                     if !defined(r) {
+                        if declared.contains(&(kind, r.clone())) {
+                            continue;
+                        }
                         errors.push(format!(
                             "{prefix}.{field}[{i}]: references {} {r:?} which is not configured",
                             field.trim_end_matches('s')

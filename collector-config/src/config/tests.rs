@@ -175,6 +175,23 @@ fn unknown_field_names_the_path() {
 }
 
 #[test]
+fn a_component_that_fails_to_parse_is_reported_once_not_again_where_it_is_referenced() {
+    let e = errors(
+        "receivers: {otlp: {protocols: {grpc: {}}}}\nexporters: {debug: {verbosty: detailed}}\n\
+         extensions: {health_check: {endpoit: x}}\n\
+         service: {extensions: [health_check], pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("exporters.debug.verbosty: unknown field"), "{e:?}");
+    assert!(e[1].starts_with("extensions.health_check.endpoit: unknown field"), "{e:?}");
+    // A component that is not in the file at all is still a reference error.
+    let e = errors(
+        "receivers: {otlp: {protocols: {grpc: {}}}}\nservice: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}",
+    );
+    assert!(e.iter().any(|m| m.contains("references exporter \"debug\" which is not configured")), "{e:?}");
+}
+
+#[test]
 fn nested_unknown_field_names_the_path() {
     let errs = errors(&FULL.replace("      insecure: true", "      insecur: true"));
     assert!(errs.iter().any(|e| e.starts_with("exporters.otlp/alloy.tls.insecur: unknown field")), "{errs:?}");

@@ -273,7 +273,8 @@ pub mod system {
     use super::*;
 
     /// `system.uptime`.
-    pub static UPTIME: MetricDef = gauge("system.uptime", "The time the system has been running", "s", ValueType::Double);
+    pub static UPTIME: MetricDef =
+        gauge("system.uptime", "The time the system has been running", "s", ValueType::Double);
 
     /// Metrics this scraper emits by default.
     pub static METRICS: &[&MetricDef] = &[&UPTIME];

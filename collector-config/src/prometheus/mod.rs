@@ -16,4 +16,3 @@ pub struct Limits {
     /// Longest label value in bytes (`label_value_length_limit`).
     pub label_value_length_limit: u64,
 }
-

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use super::Scraped;
 use super::config::FilesystemSettings;
 use super::host::{Host, HostRoot, ParseError, ScrapeError};
-use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
+use super::otlp::{Points, Stamp};
 
 pub use collector_config::hostmetrics::metrics::filesystem::*;
 

@@ -4,7 +4,7 @@
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::host::{Host, ParseError, ScrapeError, field};
-use super::otlp::{MetricDef, Points, Stamp, ValueType, gauge};
+use super::otlp::{Points, Stamp};
 
 pub use collector_config::hostmetrics::metrics::load::*;
 

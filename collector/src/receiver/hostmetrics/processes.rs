@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::host::{Host, ParseError, ScrapeError, field};
-use super::otlp::{MetricDef, Points, Stamp, ValueType, sum};
+use super::otlp::{Points, Stamp};
 
 pub use collector_config::hostmetrics::metrics::processes::*;
 
