@@ -814,6 +814,22 @@ pub struct InjectedTarget {
     pub name: String,
     /// Workload uid: a workload deleted and recreated under the same name carries none of our fields.
     pub uid: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES` values the workload set itself, per container, that the injection
+    /// merged with ours. Taking the injection back writes them back as the manager that set them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_resource_attributes: Vec<AppEnvValue>,
+}
+
+/// An env var value a workload sets itself (another field manager owns it), in one container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppEnvValue {
+    /// Container name.
+    pub container: String,
+    /// The workload's own value.
+    pub value: String,
+    /// The field manager that set it (the app's manifest, chart or `kubectl set env`).
+    pub manager: String,
 }
 
 impl InjectedTarget {

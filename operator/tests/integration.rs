@@ -459,6 +459,66 @@ async fn app_set_service_name_wins_and_a_true_conflict_names_field_and_manager()
 }
 
 #[tokio::test]
+async fn app_set_resource_attributes_are_merged_and_given_back_on_removal() {
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    let mut doc = deployment_doc("reviews");
+    doc["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "OTEL_RESOURCE_ATTRIBUTES",
+        "value": "team=payments,service.namespace=shop,k8s.namespace.name=spoofed"}]);
+    apply_as(&client, &ns, USER, &doc).await.expect("deployment");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let before = deploys.get("reviews").await.expect("d").spec.expect("spec").template;
+    // The example sets `service.namespace: thereview`: on that key the app's value wins; on k8s.* ours.
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let i = wait_obj("Injected with merged attributes", &isvcs, "reviews", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True" && c.1 == "Injected")
+    })
+    .await;
+    let merged = format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,service.namespace=shop,team=payments");
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(env_of(&d).get("OTEL_RESOURCE_ATTRIBUTES"), Some(&merged));
+    assert!(env_of(&d).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"), "the rest is injected too");
+    let status = i.status.expect("status");
+    let recorded = &status.injected_target.as_ref().expect("target").app_resource_attributes;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].manager, USER);
+    assert_eq!(recorded[0].value, "team=payments,service.namespace=shop,k8s.namespace.name=spoofed");
+    let msg = &condition(Some(&status.conditions), "Injected").expect("Injected").message;
+    assert!(msg.contains("OTEL_RESOURCE_ATTRIBUTES") && msg.contains(USER), "{msg}");
+
+    // The app changes its own value later (`kubectl set env`): merged again from the new value.
+    let set_env = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "team=checkout"}]}]}}}});
+    let pp = PatchParams { field_manager: Some("kubectl-set".into()), ..PatchParams::default() };
+    deploys.patch("reviews", &pp, &Patch::Strategic(set_env)).await.expect("set env");
+    let remerged =
+        format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,service.namespace=thereview,team=checkout");
+    wait_obj("re-merged", &deploys, "reviews", T, |d| env_of(d).get("OTEL_RESOURCE_ATTRIBUTES") == Some(&remerged))
+        .await;
+    wait_obj("new app value recorded", &isvcs, "reviews", T, |i| {
+        i.status.as_ref().and_then(|s| s.injected_target.as_ref()).is_some_and(|t| {
+            t.app_resource_attributes.iter().any(|a| a.value == "team=checkout" && a.manager == "kubectl-set")
+        })
+    })
+    .await;
+
+    // Deleting the InstrumentedService gives the app its own value back and removes the rest.
+    let mut expected = before.clone();
+    if let Some(spec) = expected.spec.as_mut() {
+        for e in spec.containers[0].env.iter_mut().flatten() {
+            e.value = Some("team=checkout".into());
+        }
+    }
+    isvcs.delete("reviews", &DeleteParams::default()).await.expect("delete");
+    wait_gone("isvc gone", &isvcs, "reviews", T).await;
+    let d = deploys.get("reviews").await.expect("d");
+    assert_eq!(d.spec.clone().expect("spec").template, expected, "the app's own value, nothing of ours");
+    assert!(!injector_manages(&d), "{:?}", d.managed_fields());
+}
+
+#[tokio::test]
 async fn only_one_replica_holds_the_lease() {
     let (client, ns) = setup().await;
     let cfg = |id: &str| LeaseConfig {
