@@ -22,6 +22,8 @@ pub struct Config {
     pub collector_image: String,
     /// Identity of this replica (events and the Lease holder).
     pub identity: String,
+    /// What pipeline authors may put into their collector pods.
+    pub tenant_policy: crate::guardrails::TenantPolicy,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             namespace: None,
             collector_image: crate::resources::DEFAULT_IMAGE.to_string(),
             identity: "telemetry-operator".into(),
+            tenant_policy: crate::guardrails::TenantPolicy::default(),
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -84,11 +84,30 @@ pub struct TelemetryPipelineSpec {
     /// Where telemetry goes.
     #[serde(default)]
     pub exporters: Exporters,
+    /// Namespaces whose InstrumentedServices may attach workloads to this pipeline, besides its own
+    /// (the default: its own namespace only). An InstrumentedService from any other namespace is
+    /// refused with `Injected=False`, reason `NotAllowed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<AllowedNamespaces>,
     /// Escape hatch: a partial upstream collector configuration deep-merged over the rendered one
     /// (maps merge, everything else replaces). The result is still validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::crd::free_form")]
     pub config_overrides: Option<serde_json::Value>,
+}
+
+/// Which other namespaces may attach to a pipeline: listed by name, or selected by their labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespace names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// A label selector over Namespace objects (`matchLabels`, `matchExpressions` with `In`, `NotIn`,
+    /// `Exists`, `DoesNotExist`). An empty selector (`{}`) admits every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist"))]
+    pub selector: Option<LabelSelector>,
 }
 
 /// How the collector is deployed.
@@ -621,8 +640,10 @@ pub struct InstrumentedServiceSpec {
     /// OTLP protocol used by the workload; the endpoint port follows (4317 or 4318).
     #[serde(default)]
     pub protocol: Protocol,
-    /// Extra resource attributes added to `OTEL_RESOURCE_ATTRIBUTES`.
+    /// Extra resource attributes added to `OTEL_RESOURCE_ATTRIBUTES`. Keys `k8s.*` are reserved: the
+    /// operator sets them from the Kubernetes API, so telemetry cannot claim another namespace or workload.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('k8s.'))").message("keys k8s.* are reserved: the operator sets them from the Kubernetes API"))]
     pub resource_attributes: BTreeMap<String, String>,
     /// Trace sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -14,6 +15,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::conditions;
+use crate::consent;
 use crate::context::{Context, MANAGER};
 use crate::crd::{
     AppEnvValue, InjectedTarget, InstrumentedService, InstrumentedServiceStatus, PipelineMissingPolicy, TargetKind,
@@ -253,6 +255,17 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
         return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
     };
+    // Another namespace's pipeline only with its consent (spec.allowedNamespaces); a withdrawn consent
+    // takes the injection back.
+    let labels = if consent::needs_labels(&pipeline, &pns, &ns) {
+        let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(&ns).await?;
+        namespace.and_then(|n| n.metadata.labels).unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    if let Some(msg) = consent::refusal(&pipeline, &pns, &ns, &labels) {
+        return not_injected(ctx, &isvc, status, "NotAllowed", msg, true).await;
+    }
     let api = target_api(ctx, &ns, target.kind);
     let Some(workload) = api.get_opt(&target.name).await? else {
         let msg = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);

@@ -23,6 +23,7 @@ use crate::config::{self, RenderInput};
 use crate::context::{Context, MANAGER};
 use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
 use crate::error::{Error, Result};
+use crate::guardrails;
 use crate::resources::{self, Workload};
 use crate::rollout::{self, Rollout};
 use crate::validate;
@@ -149,30 +150,36 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
         memory_limit_bytes: resources::memory_limit_bytes(&tp),
     };
     let cfg = config::render(&input);
-    let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
-    let problems = validate::validate(&tp.spec, &cfg, &secrets);
+    // The tenant policy first: a refused pipeline is not rendered further, and its Secrets are not read.
+    let refused = guardrails::check(&tp.spec, &ctx.config.tenant_policy, &ctx.config.collector_image);
+    let (reason, problems) = if refused.is_empty() {
+        let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
+        ("InvalidConfig", validate::validate(&tp.spec, &cfg, &secrets))
+    } else {
+        ("NotAllowed", refused)
+    };
     if !problems.is_empty() {
         let message = validate::summary(&problems);
         let new_problem =
             !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
-        conditions::set(&mut status.conditions, "ConfigValid", false, "InvalidConfig", &message, generation);
+        conditions::set(&mut status.conditions, "ConfigValid", false, reason, &message, generation);
         conditions::set(
             &mut status.conditions,
             "Degraded",
             true,
-            "InvalidConfig",
+            reason,
             "the last valid configuration keeps running",
             generation,
         );
-        conditions::set(&mut status.conditions, "Progressing", false, "InvalidConfig", &message, generation);
-        conditions::set(&mut status.conditions, "Ready", false, "InvalidConfig", &message, generation);
-        set_kstatus(&mut status, None, Some(("InvalidConfig", &message)), generation);
+        conditions::set(&mut status.conditions, "Progressing", false, reason, &message, generation);
+        conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
+        set_kstatus(&mut status, None, Some((reason, &message)), generation);
         patch_status(&ctx, &ns, &name, &status).await?;
         if new_problem {
-            warn!(pipeline = %format!("{ns}/{name}"), %message, "invalid pipeline configuration");
+            warn!(pipeline = %format!("{ns}/{name}"), %message, "pipeline refused");
             let ev = Event {
                 type_: EventType::Warning,
-                reason: "InvalidConfig".into(),
+                reason: reason.into(),
                 note: Some(message.chars().take(1000).collect()),
                 action: "Validate".into(),
                 secondary: None,

@@ -30,6 +30,11 @@ pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 /// with a margin, so the kubelet never kills a collector that is still draining.
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 
+/// Whether the collector pods mount the node's `/` (a hostPath volume): hostmetrics in daemonset mode.
+pub fn mounts_host_fs(spec: &crate::crd::TelemetryPipelineSpec) -> bool {
+    spec.mode == PipelineMode::Daemonset && spec.receivers.host_metrics.as_ref().is_some_and(|h| h.enabled)
+}
+
 /// Default collector image (our Rust collector).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/thereview/telemetry-collector:0.1.0";
 /// Pod-template annotation carrying the config hash, so pods roll when the config changes.
@@ -169,8 +174,7 @@ pub fn pod_template(
         config_map: Some(ConfigMapVolumeSource { name: child_name(&name), ..Default::default() }),
         ..Default::default()
     }];
-    let host_metrics = spec.receivers.host_metrics.as_ref().is_some_and(|h| h.enabled);
-    if spec.mode == PipelineMode::Daemonset && host_metrics {
+    if mounts_host_fs(spec) {
         mounts.push(VolumeMount {
             name: "hostfs".into(),
             mount_path: HOSTFS.into(),

@@ -83,9 +83,17 @@ fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
         .collect()
 }
 
-/// What of a pipeline the injection depends on: its endpoints and whether it scrapes.
-fn injected_view(tp: &TelemetryPipeline) -> (crate::crd::Endpoints, bool) {
-    (crate::resources::endpoints(tp), tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled))
+/// What of a pipeline the injection depends on: its endpoints, whether it scrapes, and which other
+/// namespaces may attach.
+type InjectedView = (crate::crd::Endpoints, bool, Option<crate::crd::AllowedNamespaces>);
+
+/// The [`InjectedView`] of a pipeline.
+fn injected_view(tp: &TelemetryPipeline) -> InjectedView {
+    (
+        crate::resources::endpoints(tp),
+        tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled),
+        tp.spec.allowed_namespaces.clone(),
+    )
 }
 
 /// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
@@ -144,7 +152,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
     // neither, so they are dropped here instead of re-reconciling every attached InstrumentedService.
     // A raw watcher stream is used because deletions must always pass, and a deleted pipeline's last
     // state can be identical to the one already seen (no finalizer, so no deletionTimestamp).
-    let pipeline_seen = SeenFilter::<(crate::crd::Endpoints, bool)>::default();
+    let pipeline_seen = SeenFilter::<InjectedView>::default();
     let pipeline_events = watcher::watcher(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
         .filter_map(move |event| {
             let out = match event {

@@ -18,7 +18,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use telemetry_operator::config::{self, RenderInput};
+use telemetry_operator::context::Config;
 use telemetry_operator::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineSpec};
+use telemetry_operator::guardrails::TenantPolicy;
 use telemetry_operator::leader::{self, LeaseConfig};
 use telemetry_operator::resources::{CONFIG_HASH_ANNOTATION, CONFIG_KEY};
 use telemetry_tests::{apiserver, wait_for};
@@ -516,6 +518,130 @@ async fn app_set_resource_attributes_are_merged_and_given_back_on_removal() {
     let d = deploys.get("reviews").await.expect("d");
     assert_eq!(d.spec.clone().expect("spec").template, expected, "the app's own value, nothing of ours");
     assert!(!injector_manages(&d), "{:?}", d.managed_fields());
+}
+
+#[tokio::test]
+async fn tenant_policy_refuses_naming_each_field_and_rolls_nothing_out() {
+    let (client, ns) = setup().await;
+    let policy = TenantPolicy {
+        allow_env_value_from: false,
+        allow_tolerations: false,
+        allow_node_selector: false,
+        allow_host_path: false,
+        ..TenantPolicy::default()
+    };
+    let _op = start_operator_with(&client, &ns, Config { tenant_policy: policy, ..Config::default() });
+    let tp = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "agent"}, "spec": {
+            "mode": "daemonset", "image": "example/miner:1",
+            "env": [{"name": "STOLEN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+            "tolerations": [{"operator": "Exists"}], "nodeSelector": {"pool": "infra"},
+            "receivers": {"hostMetrics": {}}, "exporters": {"debug": {}}}});
+    apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let refused = wait_obj("NotAllowed", &tps, "agent", T, |tp| {
+        pipeline_condition(tp, "ConfigValid").is_some_and(|c| c.0 == "False" && c.1 == "NotAllowed")
+    })
+    .await;
+    let (_, _, msg) = pipeline_condition(&refused, "ConfigValid").expect("ConfigValid");
+    for field in
+        ["spec.image", "spec.env[0].valueFrom", "spec.tolerations", "spec.nodeSelector", "spec.receivers.hostMetrics"]
+    {
+        assert!(msg.contains(field), "{field} not named in {msg}");
+    }
+    assert_eq!(pipeline_condition(&refused, "Stalled").map(|c| (c.0, c.1)), Some(("True".into(), "NotAllowed".into())));
+    // Nothing was created for it.
+    let dss: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(client.clone(), &ns);
+    assert!(dss.get_opt("agent-collector").await.expect("get").is_none());
+    assert!(Api::<ConfigMap>::namespaced(client.clone(), &ns).get_opt("agent-collector").await.expect("get").is_none());
+
+    // The upstream collector's image and a plain gateway pass.
+    let ok = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "gateway"}, "spec": {"image": "otel/opentelemetry-collector-contrib:0.155.0",
+            "env": [{"name": "LITERAL", "value": "x"}], "exporters": {"debug": {}}}});
+    apply_as(&client, &ns, USER, &ok).await.expect("pipeline");
+    wait_obj("gateway valid", &tps, "gateway", T, |tp| {
+        pipeline_condition(tp, "ConfigValid").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reserved_resource_attribute_keys_are_refused_by_the_api_server() {
+    let (client, ns) = setup().await;
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "spoof"}, "spec": {"pipelineRef": {"name": "main"}, "target": {"name": "reviews"},
+            "resourceAttributes": {"team": "a", "k8s.namespace.name": "someone-else"}}});
+    let err = apply_as(&client, &ns, USER, &isvc).await.expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("spec.resourceAttributes") && msg.contains("k8s.* are reserved"), "{msg}");
+}
+
+async fn isvc_in(client: &Client, ns: &str, name: &str, pipeline_ns: &str) {
+    apply_as(client, ns, USER, &deployment_doc(name)).await.expect("deployment");
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": name}, "spec": {"pipelineRef": {"name": "main", "namespace": pipeline_ns},
+            "target": {"name": name}}});
+    apply_as(client, ns, USER, &isvc).await.expect("isvc");
+}
+
+#[tokio::test]
+async fn another_namespaces_pipeline_is_attached_only_with_its_consent() {
+    let (client, apps) = setup().await;
+    let obs = apiserver().await.namespace().await.name;
+    let _op = start_operator(&client, &apps);
+    apply_example(&client, &obs, "pipeline.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &apps);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &apps);
+
+    // No consent: refused, naming the rule; the workload is untouched.
+    isvc_in(&client, &apps, "uninvited", &obs).await;
+    let i = wait_obj("NotAllowed", &isvcs, "uninvited", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "NotAllowed")
+    })
+    .await;
+    let msg = i.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(msg.contains("spec.allowedNamespaces") && msg.contains(&apps), "{msg}");
+    assert!(!injector_manages(&deploys.get("uninvited").await.expect("d")));
+
+    // Consent by name.
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &obs);
+    let consent = |v: Value| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "main"}, "spec": {"allowedNamespaces": v}})
+    };
+    tps.patch("main", &PatchParams::apply("consent"), &Patch::Apply(consent(json!({"names": [apps]}))))
+        .await
+        .expect("consent");
+    isvc_in(&client, &apps, "invited", &obs).await;
+    wait_obj("invited injected", &isvcs, "invited", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True" && c.1 == "Injected")
+    })
+    .await;
+    let env = env_of(&deploys.get("invited").await.expect("d"));
+    assert_eq!(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"), Some(&format!("http://main-collector.{obs}.svc:4317")));
+
+    // Consent by a label selector over namespaces.
+    tps.patch(
+        "main",
+        &PatchParams::apply("consent"),
+        &Patch::Apply(consent(json!({"selector": {"matchLabels": {"telemetry.example/pipeline": "shared"}}}))),
+    )
+    .await
+    .expect("selector");
+    isvc_in(&client, &apps, "unlabelled", &obs).await;
+    wait_obj("refused without the label", &isvcs, "unlabelled", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "NotAllowed")
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let label = json!({"metadata": {"labels": {"telemetry.example/pipeline": "shared"}}});
+    namespaces.patch(&apps, &PatchParams::default(), &Patch::Merge(label)).await.expect("label");
+    isvc_in(&client, &apps, "labelled", &obs).await;
+    wait_obj("labelled injected", &isvcs, "labelled", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True")
+    })
+    .await;
 }
 
 #[tokio::test]
