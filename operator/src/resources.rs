@@ -62,7 +62,7 @@ pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
+pub fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
     labels(pipeline).into_iter().take(2).collect()
 }
 
@@ -270,7 +270,8 @@ pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, def
         PipelineMode::Deployment => Workload::Deployment(Box::new(Deployment {
             metadata: meta(tp),
             spec: Some(DeploymentSpec {
-                replicas: Some(tp.spec.replicas.unwrap_or(1)),
+                // Not owned while an HPA scales the Deployment: applying it would revert the HPA.
+                replicas: (!crate::topology::autoscaled(tp)).then(|| tp.spec.replicas.unwrap_or(1)),
                 selector,
                 template,
                 ..Default::default()
@@ -305,15 +306,30 @@ pub fn service(tp: &TelemetryPipeline) -> Service {
         ports.push(sp("prometheus", p.port));
     }
     ports.push(sp("metrics", SELF_METRICS_PORT));
+    let exposure = spec.service.clone().unwrap_or_default();
+    let node_ports = exposure.node_ports.unwrap_or_default();
+    for p in &mut ports {
+        p.node_port = match p.name.as_deref() {
+            Some("otlp-grpc") => node_ports.grpc,
+            Some("otlp-http") => node_ports.http,
+            _ => None,
+        };
+    }
     Service {
         metadata: meta(tp),
         spec: Some(ServiceSpec {
+            type_: Some(exposure.type_.as_str().to_string()),
             selector: Some(selector_labels(&tp.name_any())),
             ports: Some(ports),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// Metadata of a child named `name` (owned by the pipeline, with its labels).
+pub fn child_meta(tp: &TelemetryPipeline) -> ObjectMeta {
+    meta(tp)
 }
 
 /// The collector's ServiceAccount; its token is mounted only when the prometheus receiver discovers pods.

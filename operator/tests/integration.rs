@@ -645,6 +645,87 @@ async fn another_namespaces_pipeline_is_attached_only_with_its_consent() {
 }
 
 #[tokio::test]
+async fn an_hpa_owns_the_replicas_of_an_autoscaled_gateway_and_exposure_follows_the_spec() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tp = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "edge"}, "spec": {
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCpuUtilization": 70},
+            "service": {"type": "NodePort", "nodePorts": {"grpc": 30317, "http": 30318}},
+            "processors": {"batch": {"timeout": "1s"}},
+            "exporters": {"debug": {}}}});
+    apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = wait_obj("collector", &deploys, "edge-collector", T, |_| true).await;
+    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(1), "the API server's default, not ours");
+    assert!(
+        !d.managed_fields().iter().any(|m| m.manager.as_deref() == Some("telemetry-operator")
+            && m.fields_v1.as_ref().is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())),
+        "the operator does not own replicas while autoscaling is on"
+    );
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpa = wait_obj("HPA", &hpas, "edge-collector", T, |_| true).await.spec;
+    assert_eq!(
+        (hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()),
+        (Some(2), 4, "edge-collector")
+    );
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    wait_obj("PDB", &pdbs, "edge-collector", T, |_| true).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let svc = services.get("edge-collector").await.expect("service").spec.expect("spec");
+    assert_eq!(svc.type_.as_deref(), Some("NodePort"));
+    // The OTLP ports get the fixed node ports (the cluster allocates the others').
+    let node_ports: Vec<_> = svc
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.name.as_deref().is_some_and(|n| n.starts_with("otlp-")))
+        .filter_map(|p| p.node_port)
+        .collect();
+    assert_eq!(node_ports, [30317, 30318]);
+    let headless = services.get("edge-headless").await.expect("headless").spec.expect("spec");
+    assert_eq!(headless.cluster_ip.as_deref(), Some("None"));
+
+    // The HPA scales the Deployment (as its controller does, through the scale subresource); a
+    // config change re-applies the Deployment and the replicas stay the HPA's.
+    let hpa_manager = PatchParams { field_manager: Some("horizontal-pod-autoscaler".into()), ..PatchParams::default() };
+    deploys
+        .patch_scale("edge-collector", &hpa_manager, &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .expect("scale");
+    let before = pipeline_hash(&deploys.get("edge-collector").await.expect("d"));
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let change = json!({"spec": {"processors": {"batch": {"timeout": "2s"}}}});
+    tps.patch("edge", &PatchParams::default(), &Patch::Merge(&change)).await.expect("change");
+    let d = wait_obj("re-applied", &deploys, "edge-collector", T, |d| pipeline_hash(d) != before).await;
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(3), "the HPA's replicas are not reverted");
+
+    // Without autoscaling, `kubectl scale tp` (the pipeline's scale subresource) sets the replicas.
+    apply_as(
+        &client,
+        &ns,
+        USER,
+        &json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "gw"}, "spec": {"exporters": {"debug": {}}}}),
+    )
+    .await
+    .expect("gw");
+    wait_obj("gw collector", &deploys, "gw-collector", T, |_| true).await;
+    assert!(pdbs.get_opt("gw-collector").await.expect("get").is_none(), "one replica: no PDB");
+    tps.patch_scale("gw", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}})))
+        .await
+        .expect("scale tp");
+    wait_obj("scaled", &deploys, "gw-collector", T, |d| d.spec.as_ref().and_then(|s| s.replicas) == Some(2)).await;
+    wait_obj("PDB for 2", &pdbs, "gw-collector", T, |_| true).await;
+    let gw =
+        wait_obj("selector in status", &tps, "gw", T, |tp| tp.status.as_ref().is_some_and(|s| s.selector.is_some()))
+            .await;
+    assert!(gw.status.and_then(|s| s.selector).is_some_and(|s| s.contains("app.kubernetes.io/instance=gw")));
+}
+
+#[tokio::test]
 async fn only_one_replica_holds_the_lease() {
     let (client, ns) = setup().await;
     let cfg = |id: &str| LeaseConfig {
