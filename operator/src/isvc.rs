@@ -10,6 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -250,7 +251,14 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
-    let Some(pipeline) = Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await? else {
+    // From the watch cache (no request per reconcile); a pipeline the cache lacks (outside the
+    // watched namespace, or just created) is read from the API server.
+    let cached = ctx.pipelines.get(&ObjectRef::new(&pname).within(&pns)).map(|p| (*p).clone());
+    let pipeline = match cached {
+        Some(p) => Some(p),
+        None => Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await?,
+    };
+    let Some(pipeline) = pipeline else {
         let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
         let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
         return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
@@ -357,6 +365,9 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
+    if let (Some(uid), Some(generation)) = (patched.metadata.uid.as_deref(), patched.metadata.generation) {
+        ctx.own_writes.record(uid, generation);
+    }
     // A co-owned app value is not ours to report as managed.
     let managed_env: Vec<String> = inj
         .env
@@ -432,6 +443,18 @@ async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Re
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
+    // The finalizer is added here and the injection applied in the same reconcile, instead of
+    // adding it and waiting for the resulting watch event (kube's helper): metadata-only changes do
+    // not trigger reconciles (see `run`), so one reconcile per new object is enough.
+    let isvc = if isvc.metadata.deletion_timestamp.is_none() && !isvc.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = isvc.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        // resourceVersion makes it a compare-and-swap: a concurrent change fails with 409 and is retried.
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": isvc.resource_version()}});
+        Arc::new(api.patch(&isvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?)
+    } else {
+        isvc
+    };
     finalizer::finalizer(&api, FINALIZER, isvc, |event| async {
         match event {
             Finalizer::Apply(i) => apply_injection(i, &ctx).await,
