@@ -726,6 +726,34 @@ async fn an_hpa_owns_the_replicas_of_an_autoscaled_gateway_and_exposure_follows_
 }
 
 #[tokio::test]
+async fn a_new_instrumented_service_is_injected_in_one_reconcile_not_one_per_own_write() {
+    use telemetry_operator::metrics::ControllerLabel;
+    let (client, ns) = setup().await;
+    let op = start_operator(&client, &ns);
+    let count = || {
+        op.metrics.reconciliations.get_or_create(&ControllerLabel { controller: "instrumentedservice".into() }).get()
+    };
+    apply_example(&client, &ns, "pipeline.yaml").await;
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("reviews");
+    apply_example(&client, &ns, "instrumented-service.yaml").await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    wait_obj("Ready", &isvcs, "reviews", T, |i| isvc_condition(i, "Ready").is_some_and(|c| c.0 == "True")).await;
+    // Its finalizer, its status write and the Deployment change its injection made each used to
+    // queue one more reconcile. Wait until a further reconcile would have happened, on the pipeline's
+    // next reconcile (it also reacts to the InstrumentedService), then count.
+    let tp_count =
+        || op.metrics.reconciliations.get_or_create(&ControllerLabel { controller: "telemetrypipeline".into() }).get();
+    let tp_before = tp_count();
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    tps.patch("main", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"poke": "1"}}})))
+        .await
+        .expect("poke");
+    wait_for("pipeline reconciled again", T, || async { (tp_count() > tp_before).then_some(()) }).await;
+    let n = count();
+    assert!(n <= 2, "{n} reconciles for one new InstrumentedService (one, plus at most one lost own-write race)");
+}
+
+#[tokio::test]
 async fn only_one_replica_holds_the_lease() {
     let (client, ns) = setup().await;
     let cfg = |id: &str| LeaseConfig {
