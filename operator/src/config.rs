@@ -372,10 +372,31 @@ pub fn deep_merge(base: &mut Value, overlay: &Value) {
     }
 }
 
-/// Renders the final config: base plus `configOverrides`.
+/// Doubles every `$` in the string values of `v` (not in keys: the collector expands values only).
+fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
+}
+
+/// The spec with every user string escaped for the collector's `${env:...}` / `$$` expansion: what a
+/// user writes (an attribute value, a header, an override) reaches the telemetry as written, and can
+/// never expand one of the collector's env vars (an exporter's credentials). Only the references this
+/// module writes itself (credentials) stay references.
+fn escaped(spec: &TelemetryPipelineSpec) -> TelemetryPipelineSpec {
+    let Ok(mut v) = serde_json::to_value(spec) else { return spec.clone() };
+    escape_dollars(&mut v);
+    serde_json::from_value(v).unwrap_or_else(|_| spec.clone())
+}
+
+/// Renders the final config: base plus `configOverrides`, every user string escaped.
 pub fn render(input: &RenderInput<'_>) -> Value {
-    let mut cfg = render_base(input);
-    if let Some(o) = &input.spec.config_overrides {
+    let spec = escaped(input.spec);
+    let mut cfg = render_base(&RenderInput { spec: &spec, ..input.clone() });
+    if let Some(o) = &spec.config_overrides {
         deep_merge(&mut cfg, o);
     }
     cfg
@@ -515,6 +536,46 @@ exporters:
         );
         let traces = cfg.pointer("/service/pipelines/traces/exporters").expect("traces");
         assert_eq!(traces, &json!(["otlphttp/grafana-cloud", "otlp/alloy"]));
+    }
+
+    #[test]
+    fn user_strings_reach_the_telemetry_literally_through_the_collectors_expansion() {
+        let spec = spec_from(
+            r#"
+processors:
+  resourceAttributes: {leak: "${env:OTLP_ALLOY_BEARER_TOKEN}"}
+  attributes: [{key: price, action: upsert, value: "$5 and $${x}"}]
+exporters:
+  otlp:
+    - name: alloy
+      endpoint: http://alloy.monitoring:4317
+      headers: {x-tenant: "${OTLP_ALLOY_BEARER_TOKEN}"}
+      auth:
+        bearerToken: {name: alloy, key: token}
+configOverrides:
+  exporters: {debug: {verbosity: "${env:HOME}"}}
+"#,
+        );
+        let yaml = to_yaml(&render(&input(&spec))).expect("yaml");
+        // Loaded the way our collector loads its config file, with the credential in its env.
+        let mut cfg: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("parse");
+        let env = |name: &str| match name {
+            "OTLP_ALLOY_BEARER_TOKEN" => Some("s3cret".to_string()),
+            "HOME" => Some("/root".to_string()),
+            _ => None,
+        };
+        telemetry_collector::config::expand::expand_value(&mut cfg, "", &env).expect("expand");
+        let cfg: Value = serde_json::to_value(&cfg).expect("json");
+        assert_eq!(
+            cfg.pointer("/processors/resource/attributes/0/value"),
+            Some(&json!("${env:OTLP_ALLOY_BEARER_TOKEN}"))
+        );
+        assert_eq!(cfg.pointer("/processors/attributes/actions/0/value"), Some(&json!("$5 and $${x}")));
+        assert_eq!(cfg.pointer("/exporters/otlp~1alloy/headers/x-tenant"), Some(&json!("${OTLP_ALLOY_BEARER_TOKEN}")));
+        assert_eq!(cfg.pointer("/exporters/debug/verbosity"), Some(&json!("${env:HOME}")));
+        // The operator's own reference still expands: that is how the credential reaches the exporter.
+        assert_eq!(cfg.pointer("/exporters/otlp~1alloy/headers/Authorization"), Some(&json!("Bearer s3cret")));
+        assert!(!yaml.contains("s3cret"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use crate::backoff::Failures;
-use crate::crd::InstrumentedService;
+use crate::crd::{InstrumentedService, TelemetryPipeline};
 use crate::metrics::Metrics;
 
 /// Field manager of a pipeline's children and of both resources' status.
@@ -22,6 +22,8 @@ pub struct Config {
     pub collector_image: String,
     /// Identity of this replica (events and the Lease holder).
     pub identity: String,
+    /// What pipeline authors may put into their collector pods.
+    pub tenant_policy: crate::guardrails::TenantPolicy,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             namespace: None,
             collector_image: crate::resources::DEFAULT_IMAGE.to_string(),
             identity: "telemetry-operator".into(),
+            tenant_policy: crate::guardrails::TenantPolicy::default(),
         }
     }
 }
@@ -47,8 +50,42 @@ pub struct Context {
     pub config: Arc<Config>,
     /// Cache of all InstrumentedServices (pipelines list the ones attached to them).
     pub isvcs: Store<InstrumentedService>,
+    /// Cache of the watched pipelines (an InstrumentedService reads its pipeline from here).
+    pub pipelines: Store<TelemetryPipeline>,
     /// Consecutive reconcile failures per object, for the exponential backoff.
     pub failures: Arc<Failures>,
+    /// Workload generations our own injections produced (see [`OwnWrites`]).
+    pub own_writes: Arc<OwnWrites>,
+}
+
+/// The generation each workload got from our own last injection, by uid. The workload watch sees
+/// that change come back as an event; it cannot change the outcome, so it must not queue another
+/// reconcile (one reconcile per object instead of two). A lost race only costs one no-op reconcile.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    generations: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl OwnWrites {
+    /// Records that our write gave workload `uid` generation `generation`.
+    pub fn record(&self, uid: &str, generation: i64) {
+        if let Ok(mut g) = self.generations.lock() {
+            g.insert(uid.to_string(), generation);
+        }
+    }
+
+    /// Whether `generation` of workload `uid` is the one our last write produced (forgets it: any later
+    /// event of that generation is someone else's concern again).
+    pub fn is_own(&self, uid: &str, generation: Option<i64>) -> bool {
+        let Ok(mut g) = self.generations.lock() else { return false };
+        match (g.get(uid), generation) {
+            (Some(own), Some(seen)) if *own == seen => {
+                g.remove(uid);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -82,7 +119,14 @@ impl Context {
     }
 
     /// Builds a context.
-    pub fn new(client: Client, metrics: Metrics, config: Arc<Config>, isvcs: Store<InstrumentedService>) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        config: Arc<Config>,
+        isvcs: Store<InstrumentedService>,
+        pipelines: Store<TelemetryPipeline>,
+        own_writes: Arc<OwnWrites>,
+    ) -> Self {
         let reporter = Reporter { controller: MANAGER.into(), instance: Some(config.identity.clone()) };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
@@ -90,7 +134,9 @@ impl Context {
             metrics,
             config,
             isvcs,
+            pipelines,
             failures: Arc::default(),
+            own_writes,
         }
     }
 }

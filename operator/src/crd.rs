@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -44,12 +44,19 @@ const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowerca
     // a DNS-1035 label of at most 63 characters, so no dot, a leading letter, and 63 - len("-collector") = 53.
     validation = Rule::new(NAME_LENGTH_RULE).message(NAME_LENGTH_MESSAGE),
     validation = Rule::new(NAME_FORM_RULE).message(NAME_FORM_MESSAGE),
+    // `kubectl scale tp/<name> --replicas N` writes spec.replicas (ignored while spec.autoscaling is on).
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.replicas)").message("spec.replicas cannot be set when spec.mode is daemonset"))]
+#[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.autoscaling)").message("spec.autoscaling is for deployment mode only (a daemonset runs one collector per node)"))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPipelineSpec {
     /// How the collector runs: `deployment` (a gateway, the default) or `daemonset` (an agent on every node).
@@ -66,6 +73,14 @@ pub struct TelemetryPipelineSpec {
     /// Compute resources of the collector container. The memory limit also sizes the memory_limiter processor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Horizontal autoscaling of a gateway: renders a HorizontalPodAutoscaler, and `replicas` is then
+    /// the HPA's (the operator stops owning the Deployment's replica count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// How the collector's Service is exposed (beside it, a headless `<name>-headless` Service always
+    /// resolves every collector pod, for gRPC clients that balance per connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceExposure>,
     /// Node selector for collector pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -84,11 +99,103 @@ pub struct TelemetryPipelineSpec {
     /// Where telemetry goes.
     #[serde(default)]
     pub exporters: Exporters,
+    /// Namespaces whose InstrumentedServices may attach workloads to this pipeline, besides its own
+    /// (the default: its own namespace only). An InstrumentedService from any other namespace is
+    /// refused with `Injected=False`, reason `NotAllowed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<AllowedNamespaces>,
     /// Escape hatch: a partial upstream collector configuration deep-merged over the rendered one
     /// (maps merge, everything else replaces). The result is still validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::crd::free_form")]
     pub config_overrides: Option<serde_json::Value>,
+}
+
+/// Horizontal autoscaling of a gateway collector.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("spec.autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    /// Whether the HPA exists (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Fewest replicas (default 1).
+    #[serde(default = "default_one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: i32,
+    /// Most replicas.
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Target average CPU utilisation in percent of the request (default 80 when no target is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: Option<i32>,
+    /// Target average memory utilisation in percent of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_utilization: Option<i32>,
+}
+
+/// Exposure of the collector's Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.nodePorts) || self.type != 'ClusterIP'").message("spec.service.nodePorts needs type NodePort or LoadBalancer"))]
+pub struct ServiceExposure {
+    /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Fixed node ports of the OTLP ports (default: allocated by the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ports: Option<NodePorts>,
+}
+
+/// Service type of the collector.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[allow(missing_docs)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The Service's `spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Fixed node ports (the cluster's node port range, 30000–32767 by default).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePorts {
+    /// Node port of OTLP/gRPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub grpc: Option<i32>,
+    /// Node port of OTLP/HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http: Option<i32>,
+}
+
+/// Which other namespaces may attach to a pipeline: listed by name, or selected by their labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespace names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// A label selector over Namespace objects (`matchLabels`, `matchExpressions` with `In`, `NotIn`,
+    /// `Exists`, `DoesNotExist`). An empty selector (`{}`) admits every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist"))]
+    pub selector: Option<LabelSelector>,
 }
 
 /// How the collector is deployed.
@@ -565,6 +672,12 @@ pub struct TelemetryPipelineStatus {
     /// Collector pods ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// Collector pods (the scale subresource's status replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the collector pods (the scale subresource's, read by an HPA on the pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// SHA-256 of the rolled-out configuration (also on the pod template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
@@ -617,8 +730,10 @@ pub struct InstrumentedServiceSpec {
     /// OTLP protocol used by the workload; the endpoint port follows (4317 or 4318).
     #[serde(default)]
     pub protocol: Protocol,
-    /// Extra resource attributes added to `OTEL_RESOURCE_ATTRIBUTES`.
+    /// Extra resource attributes added to `OTEL_RESOURCE_ATTRIBUTES`. Keys `k8s.*` are reserved: the
+    /// operator sets them from the Kubernetes API, so telemetry cannot claim another namespace or workload.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('k8s.'))").message("keys k8s.* are reserved: the operator sets them from the Kubernetes API"))]
     pub resource_attributes: BTreeMap<String, String>,
     /// Trace sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -810,6 +925,22 @@ pub struct InjectedTarget {
     pub name: String,
     /// Workload uid: a workload deleted and recreated under the same name carries none of our fields.
     pub uid: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES` values the workload set itself, per container, that the injection
+    /// merged with ours. Taking the injection back writes them back as the manager that set them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_resource_attributes: Vec<AppEnvValue>,
+}
+
+/// An env var value a workload sets itself (another field manager owns it), in one container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppEnvValue {
+    /// Container name.
+    pub container: String,
+    /// The workload's own value.
+    pub value: String,
+    /// The field manager that set it (the app's manifest, chart or `kubectl set env`).
+    pub manager: String,
 }
 
 impl InjectedTarget {
@@ -821,6 +952,9 @@ impl InjectedTarget {
 
 fn default_true() -> bool {
     true
+}
+fn default_one() -> i32 {
+    1
 }
 fn default_grpc_port() -> i32 {
     4317

@@ -10,13 +10,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Value, json};
 
 use crate::config::{PIPELINE_LABEL, PIPELINE_NS_LABEL};
-use crate::crd::{Endpoints, InstrumentedService, Protocol, TargetKind};
+use crate::crd::{AppEnvValue, Endpoints, InstrumentedService, Protocol, TargetKind};
 
 /// Field manager of everything injected into workloads (distinct from the pipeline children's).
 pub const INJECTOR_MANAGER: &str = "telemetry-operator-injector";
 
 /// The env var naming the service; an app's own value wins over ours.
 pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
+
+/// The env var carrying resource attributes; an app's own value is merged with ours.
+pub const RESOURCE_ATTRIBUTES_ENV: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// Prefix of the resource attribute keys the operator derives from the Kubernetes API.
+pub const RESERVED_ATTRIBUTE_PREFIX: &str = "k8s.";
 
 /// What gets injected.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,10 +113,29 @@ fn api_version(kind: TargetKind) -> &'static str {
     "apps/v1"
 }
 
-/// The server-side-apply patch adding `inj` to the given containers of the target.
-pub fn apply_patch(kind: TargetKind, name: &str, containers: &[String], inj: &Injection) -> Value {
-    let env: Vec<Value> = inj.env.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
-    let containers: Vec<Value> = containers.iter().map(|c| json!({"name": c, "env": env})).collect();
+/// The server-side-apply patch adding `inj` to the given containers of the target. `attributes`
+/// replaces the value of `OTEL_RESOURCE_ATTRIBUTES` in the containers it names (a merged value).
+pub fn apply_patch(
+    kind: TargetKind,
+    name: &str,
+    containers: &[String],
+    inj: &Injection,
+    attributes: &BTreeMap<String, String>,
+) -> Value {
+    let containers: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            let env: Vec<Value> = inj
+                .env
+                .iter()
+                .map(|(n, v)| match attributes.get(c) {
+                    Some(merged) if n == RESOURCE_ATTRIBUTES_ENV => json!({"name": n, "value": merged}),
+                    _ => json!({"name": n, "value": v}),
+                })
+                .collect();
+            json!({"name": c, "env": env})
+        })
+        .collect();
     let mut template_meta = json!({"labels": inj.labels});
     if !inj.annotations.is_empty() {
         template_meta["annotations"] = json!(inj.annotations);
@@ -123,35 +148,106 @@ pub fn apply_patch(kind: TargetKind, name: &str, containers: &[String], inj: &In
     })
 }
 
+/// A strategic-merge patch writing the workload's own values back into their containers: sent with
+/// each value's own field manager before the injector lets go of a merged value, so the workload ends
+/// as it was before injection and the value belongs to whoever set it.
+pub fn restore_patch(values: &[&AppEnvValue]) -> Value {
+    let containers: Vec<Value> = values
+        .iter()
+        .map(|a| json!({"name": a.container, "env": [{"name": RESOURCE_ATTRIBUTES_ENV, "value": a.value}]}))
+        .collect();
+    json!({"spec": {"template": {"spec": {"containers": containers}}}})
+}
+
+/// Splits an `OTEL_RESOURCE_ATTRIBUTES` value into `(key, encoded value)` pairs; an item without
+/// `=` is kept whole as a key with no value.
+fn parse_attributes(v: &str) -> Vec<(String, Option<String>)> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
+            None => (item.to_string(), None),
+        })
+        .collect()
+}
+
+/// Merges the workload's own `OTEL_RESOURCE_ATTRIBUTES` (`theirs`) with ours. On a key both set, the
+/// workload's value wins (as the OpenTelemetry Operator does: the app knows itself best), except for
+/// `k8s.*` keys, which we derive from the Kubernetes API and which nobody may claim otherwise. Keys
+/// only the workload sets are kept, after ours, in its order; values stay encoded as they were.
+pub fn merge_resource_attributes(theirs: &str, ours: &str) -> String {
+    let theirs = parse_attributes(theirs);
+    let ours = parse_attributes(ours);
+    let theirs_of = |k: &str| theirs.iter().find(|(tk, _)| tk == k);
+    let mut out: Vec<String> = ours
+        .iter()
+        .map(|(k, v)| match theirs_of(k) {
+            Some((_, Some(tv))) if !k.starts_with(RESERVED_ATTRIBUTE_PREFIX) => format!("{k}={tv}"),
+            _ => format!("{k}={}", v.as_deref().unwrap_or_default()),
+        })
+        .collect();
+    out.extend(theirs.iter().filter(|(k, _)| !ours.iter().any(|(ok, _)| ok == k)).map(|(k, v)| match v {
+        Some(v) => format!("{k}={v}"),
+        None => k.clone(),
+    }));
+    out.join(",")
+}
+
 /// An empty apply: the API server removes every field the injector manager owned on the target.
 pub fn removal_patch(kind: TargetKind, name: &str) -> Value {
     json!({"apiVersion": api_version(kind), "kind": kind.as_str(), "metadata": {"name": name}})
 }
 
-/// The value of env var `name` that the workload sets itself in one of `containers`: a field manager
-/// other than the injector owns its value (the app's manifest, its chart, a `kubectl set env`). The
-/// app knows its own name better than we do, so for `OTEL_SERVICE_NAME` such a value wins: the
-/// injector then applies that same value, which server-side apply lets two managers co-own without a
-/// conflict (dropping the entry instead would delete it when we were its only list-entry owner).
+/// The values of env var `name` that the workload sets itself in `containers`: a field manager other
+/// than the injector owns the value (the app's manifest, its chart, a `kubectl set env`). The app
+/// knows its own name better than we do, so for `OTEL_SERVICE_NAME` such a value wins: the injector
+/// then applies that same value, which server-side apply lets two managers co-own without a conflict
+/// (dropping the entry instead would delete it when we were its only list-entry owner). For
+/// `OTEL_RESOURCE_ATTRIBUTES` it is merged with ours ([`merge_resource_attributes`]).
+pub fn app_owned_env(
+    workload: &Value,
+    managed_fields: &[ManagedFieldsEntry],
+    containers: &[String],
+    name: &str,
+) -> Vec<AppEnvValue> {
+    let all = workload.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    all.into_iter()
+        .flatten()
+        .filter(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| containers.iter().any(|w| w == n)))
+        .filter_map(|c| {
+            let container = c.get("name").and_then(Value::as_str)?;
+            let entry =
+                c.get("env")?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?;
+            let manager = managed_fields
+                .iter()
+                .filter(|m| m.manager.as_deref() != Some(INJECTOR_MANAGER))
+                .find(|m| m.fields_v1.as_ref().is_some_and(|f| owns_env(&f.0, container, name)))?;
+            Some(AppEnvValue {
+                container: container.to_string(),
+                value: entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string(),
+                manager: manager.manager.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The first value of env var `name` the workload sets itself (see [`app_owned_env`]).
 pub fn app_set_env(
     workload: &Value,
     managed_fields: &[ManagedFieldsEntry],
     containers: &[String],
     name: &str,
 ) -> Option<String> {
+    app_owned_env(workload, managed_fields, containers, name).into_iter().next().map(|a| a.value)
+}
+
+/// The current value of env var `name` in container `container` of a workload, if the entry exists.
+pub fn env_value(workload: &Value, container: &str, name: &str) -> Option<String> {
     let all = workload.pointer("/spec/template/spec/containers")?.as_array()?;
-    all.iter()
-        .filter(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| containers.iter().any(|w| w == n)))
-        .find_map(|c| {
-            let container = c.get("name").and_then(Value::as_str)?;
-            let entry =
-                c.get("env")?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?;
-            let theirs = managed_fields
-                .iter()
-                .filter(|m| m.manager.as_deref() != Some(INJECTOR_MANAGER))
-                .any(|m| m.fields_v1.as_ref().is_some_and(|f| owns_env(&f.0, container, name)));
-            theirs.then(|| entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string())
-        })
+    let c = all.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(container))?;
+    let entry = c.get("env")?.as_array()?.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(name))?;
+    Some(entry.get("value").and_then(Value::as_str).unwrap_or_default().to_string())
 }
 
 /// Whether a managed-fields set (`fieldsV1`) contains the value of env var `name` of container `container`.
@@ -240,7 +336,7 @@ mod tests {
     fn patches_touch_only_injected_fields() {
         let i = isvc("pipelineRef: {name: main}\ntarget: {name: reviews}");
         let inj = injection(&i, "apps", ("obs", "main"), &eps(), true);
-        let p = apply_patch(TargetKind::Deployment, "reviews", &["app".into()], &inj);
+        let p = apply_patch(TargetKind::Deployment, "reviews", &["app".into()], &inj, &BTreeMap::new());
         assert_eq!(p["kind"], "Deployment");
         assert_eq!(p.pointer("/spec/template/spec/containers/0/name"), Some(&json!("app")));
         assert_eq!(p.pointer("/spec/template/spec/containers/0/env/0/name"), Some(&json!("ENABLE_TELEMETRY")));
@@ -270,6 +366,46 @@ mod tests {
         // Only the selected containers count.
         assert_eq!(app_set_env(&workload, &[], &["sidecar".to_string()], "OTEL_SERVICE_NAME"), None);
         assert_eq!(app_set_env(&workload, &[], &app, "OTEL_RESOURCE_ATTRIBUTES"), None);
+        let owned = app_owned_env(&workload, &both, &app, "OTEL_SERVICE_NAME");
+        assert_eq!(
+            owned,
+            vec![AppEnvValue { container: "app".into(), value: "mine".into(), manager: "kubectl-set".into() }]
+        );
+        assert_eq!(env_value(&workload, "app", "OTEL_SERVICE_NAME").as_deref(), Some("mine"));
+        assert_eq!(env_value(&workload, "sidecar", "OTEL_SERVICE_NAME"), None);
+    }
+
+    #[test]
+    fn merged_attributes_keep_the_apps_values_but_not_its_k8s_keys() {
+        let ours = "k8s.namespace.name=apps,k8s.deployment.name=reviews,deployment.environment=staging,tier=api";
+        let theirs = "team=payments, deployment.environment=prod ,k8s.namespace.name=other,k8s.pod.name=p,odd";
+        assert_eq!(
+            merge_resource_attributes(theirs, ours),
+            "k8s.namespace.name=apps,k8s.deployment.name=reviews,deployment.environment=prod,tier=api,\
+             team=payments,k8s.pod.name=p,odd"
+        );
+        assert_eq!(merge_resource_attributes("", ours), ours);
+        // Encoded values stay as the app wrote them.
+        assert_eq!(merge_resource_attributes("x=a%2Cb", "k8s.namespace.name=n"), "k8s.namespace.name=n,x=a%2Cb");
+    }
+
+    #[test]
+    fn merged_values_replace_the_attributes_of_their_containers_only() {
+        let i = isvc("pipelineRef: {name: main}\ntarget: {name: reviews}");
+        let inj = injection(&i, "apps", ("obs", "main"), &eps(), true);
+        let merged = BTreeMap::from([("app".to_string(), "k8s.namespace.name=apps,team=a".to_string())]);
+        let p = apply_patch(TargetKind::Deployment, "reviews", &["app".into(), "side".into()], &inj, &merged);
+        let attrs = |c: usize| {
+            p.pointer(&format!("/spec/template/spec/containers/{c}/env"))
+                .and_then(Value::as_array)
+                .and_then(|env| env.iter().find(|e| e["name"] == RESOURCE_ATTRIBUTES_ENV))
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(attrs(0), Some(json!("k8s.namespace.name=apps,team=a")));
+        assert_eq!(attrs(1), Some(json!(env_of(&inj, RESOURCE_ATTRIBUTES_ENV))));
+        let restore =
+            restore_patch(&[&AppEnvValue { container: "app".into(), value: "team=a".into(), manager: "helm".into() }]);
+        assert_eq!(restore.pointer("/spec/template/spec/containers/0/env/0/value"), Some(&json!("team=a")));
     }
 
     #[test]

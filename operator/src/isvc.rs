@@ -1,21 +1,25 @@
 //! Reconciler of InstrumentedService: server-side-apply the injection onto the target workload with the
 //! injector's own field manager, take it back on deletion (finalizer), and report conditions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::conditions;
+use crate::consent;
 use crate::context::{Context, MANAGER};
 use crate::crd::{
-    InjectedTarget, InstrumentedService, InstrumentedServiceStatus, PipelineMissingPolicy, TargetKind,
+    AppEnvValue, InjectedTarget, InstrumentedService, InstrumentedServiceStatus, PipelineMissingPolicy, TargetKind,
     TelemetryPipeline,
 };
 use crate::error::{Error, Result};
@@ -121,32 +125,69 @@ async fn warn_event(ctx: &Context, isvc: &InstrumentedService, reason: &str, not
 /// Takes back everything the injector added to a workload: an apply of an empty object with the
 /// injector's field manager. `uid` guards against a workload deleted and recreated under the same
 /// name (it carries none of our fields, and may be claimed by another InstrumentedService now).
+/// `restore` are the workload's own `OTEL_RESOURCE_ATTRIBUTES` values the injection merged ours into:
+/// each is first written back as the manager that set it, which hands that value back to it, so the
+/// empty apply then removes only what we added.
 pub async fn remove_injection(
     client: &kube::Client,
     ns: &str,
     kind: TargetKind,
     name: &str,
     uid: Option<&str>,
+    restore: &[AppEnvValue],
 ) -> Result<()> {
     let api = workload_api(client, ns, kind);
     if let Some(current) = api.get_opt(name).await?
         && uid.is_none_or(|u| current.metadata.uid.as_deref() == Some(u))
     {
+        let mut managers: Vec<&str> = restore.iter().map(|a| a.manager.as_str()).collect();
+        managers.sort_unstable();
+        managers.dedup();
+        for manager in managers {
+            let values: Vec<&AppEnvValue> = restore.iter().filter(|a| a.manager == manager).collect();
+            let pp = PatchParams { field_manager: Some(manager.to_string()), ..PatchParams::default() };
+            api.patch(name, &pp, &Patch::Strategic(inject::restore_patch(&values))).await?;
+        }
         let patch = inject::removal_patch(kind, name);
         api.patch(name, &PatchParams::apply(INJECTOR_MANAGER).force(), &Patch::Apply(&patch)).await?;
     }
     Ok(())
 }
 
+/// Takes the injection back from the workload a status records.
+pub async fn remove_from(client: &kube::Client, ns: &str, t: &InjectedTarget) -> Result<()> {
+    remove_injection(client, ns, t.kind, &t.name, Some(&t.uid), &t.app_resource_attributes).await
+}
+
 /// Takes the injection back from wherever the status says it was applied, and forgets it.
 async fn remove_recorded(ctx: &Context, ns: &str, status: &mut InstrumentedServiceStatus) -> Result<()> {
     if let Some(t) = status.injected_target.take() {
-        remove_injection(&ctx.client, ns, t.kind, &t.name, Some(&t.uid)).await?;
+        remove_from(&ctx.client, ns, &t).await?;
         info!(namespace = %ns, target = %t.name, kind = t.kind.as_str(), "injection removed");
     }
     status.managed_env.clear();
     status.managed_annotations.clear();
     Ok(())
+}
+
+/// The workload's own `OTEL_RESOURCE_ATTRIBUTES`, per selected container, to merge ours into: a value
+/// another manager owns now (`live`, it may have just changed), else the one recorded when we merged
+/// into it earlier (we own the merged value since) as long as that container still has the variable.
+fn app_attributes(
+    live: &[AppEnvValue],
+    recorded: &[AppEnvValue],
+    workload: &serde_json::Value,
+    containers: &[String],
+) -> Vec<AppEnvValue> {
+    containers
+        .iter()
+        .filter_map(|c| {
+            live.iter().find(|a| &a.container == c).cloned().or_else(|| {
+                let r = recorded.iter().find(|a| &a.container == c)?;
+                inject::env_value(workload, c, inject::RESOURCE_ATTRIBUTES_ENV).map(|_| r.clone())
+            })
+        })
+        .collect()
 }
 
 /// Records a failure to inject: conditions, message, event, and no injection left behind.
@@ -210,11 +251,29 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
-    let Some(pipeline) = Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await? else {
+    // From the watch cache (no request per reconcile); a pipeline the cache lacks (outside the
+    // watched namespace, or just created) is read from the API server.
+    let cached = ctx.pipelines.get(&ObjectRef::new(&pname).within(&pns)).map(|p| (*p).clone());
+    let pipeline = match cached {
+        Some(p) => Some(p),
+        None => Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await?,
+    };
+    let Some(pipeline) = pipeline else {
         let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
         let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
         return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
     };
+    // Another namespace's pipeline only with its consent (spec.allowedNamespaces); a withdrawn consent
+    // takes the injection back.
+    let labels = if consent::needs_labels(&pipeline, &pns, &ns) {
+        let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(&ns).await?;
+        namespace.and_then(|n| n.metadata.labels).unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    if let Some(msg) = consent::refusal(&pipeline, &pns, &ns, &labels) {
+        return not_injected(ctx, &isvc, status, "NotAllowed", msg, true).await;
+    }
     let api = target_api(ctx, &ns, target.kind);
     let Some(workload) = api.get_opt(&target.name).await? else {
         let msg = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);
@@ -247,10 +306,58 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
             v.clone_from(theirs);
         }
     }
-    let patch = inject::apply_patch(target.kind, &target.name, &containers, &inj);
-    // No force: if another manager owns one of these fields with a different value, we report the
-    // conflict instead of silently taking the field over.
-    let patched = match api.patch(&target.name, &PatchParams::apply(INJECTOR_MANAGER), &Patch::Apply(&patch)).await {
+    // Merge, don't fight: the workload's own resource attributes are merged with ours (see
+    // `inject::merge_resource_attributes` for who wins on a key both set).
+    let ours_attrs = inj.env.iter().find(|(n, _)| n == inject::RESOURCE_ATTRIBUTES_ENV).map(|(_, v)| v.clone());
+    let live_attrs =
+        inject::app_owned_env(&workload.data, workload.managed_fields(), &containers, inject::RESOURCE_ATTRIBUTES_ENV);
+    let recorded = status
+        .injected_target
+        .as_ref()
+        .filter(|t| workload.metadata.uid.as_deref() == Some(t.uid.as_str()))
+        .map(|t| t.app_resource_attributes.clone())
+        .unwrap_or_default();
+    let app_attrs = app_attributes(&live_attrs, &recorded, &workload.data, &containers);
+    let merged: BTreeMap<String, String> = app_attrs
+        .iter()
+        .map(|a| {
+            (a.container.clone(), inject::merge_resource_attributes(&a.value, ours_attrs.as_deref().unwrap_or("")))
+        })
+        .collect();
+    let patch = inject::apply_patch(target.kind, &target.name, &containers, &inj, &merged);
+    // Taking over a value another manager owns needs `force`; everything else must still not be
+    // forced. So first a dry run co-owning the app's values exactly as they are: a conflict there is
+    // a true one, on a field we must own.
+    let take_over = live_attrs.iter().any(|a| merged.get(&a.container) != Some(&a.value));
+    if take_over {
+        let theirs: BTreeMap<String, String> = merged
+            .iter()
+            .map(|(c, m)| (c.clone(), live_attrs.iter().find(|a| &a.container == c).map_or(m, |a| &a.value).clone()))
+            .collect();
+        let probe = inject::apply_patch(target.kind, &target.name, &containers, &inj, &theirs);
+        let pp = PatchParams { dry_run: true, ..PatchParams::apply(INJECTOR_MANAGER) };
+        match api.patch(&target.name, &pp, &Patch::Apply(&probe)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let msg = format!("spec.target: fields are owned by another manager: {}", s.message);
+                return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Recorded before the value is taken over, so the app's part is never lost.
+        status.injected_target = Some(InjectedTarget {
+            kind: target.kind,
+            name: target.name.clone(),
+            uid: workload.metadata.uid.clone().unwrap_or_default(),
+            app_resource_attributes: app_attrs.clone(),
+        });
+        patch_status(ctx, &isvc, &status).await?;
+    }
+    let pp =
+        if take_over { PatchParams::apply(INJECTOR_MANAGER).force() } else { PatchParams::apply(INJECTOR_MANAGER) };
+    // No force otherwise: if another manager owns one of these fields with a different value, we
+    // report the conflict instead of silently taking the field over.
+    let patched = match api.patch(&target.name, &pp, &Patch::Apply(&patch)).await {
         Ok(p) => p,
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let msg = format!("spec.target: fields are owned by another manager: {}", s.message);
@@ -258,6 +365,9 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
+    if let (Some(uid), Some(generation)) = (patched.metadata.uid.as_deref(), patched.metadata.generation) {
+        ctx.own_writes.record(uid, generation);
+    }
     // A co-owned app value is not ours to report as managed.
     let managed_env: Vec<String> = inj
         .env
@@ -275,11 +385,20 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         kind: target.kind,
         name: target.name.clone(),
         uid: patched.metadata.uid.clone().unwrap_or_default(),
+        app_resource_attributes: app_attrs.clone(),
     });
     status.message = None;
     let mut injected_msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
     if let Some(name) = &app_service_name {
         injected_msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
+    }
+    if !app_attrs.is_empty() {
+        let by = app_attrs.iter().map(|a| format!("{} (container {})", a.manager, a.container)).collect::<Vec<_>>();
+        injected_msg.push_str(&format!(
+            "; {} set by the workload merged with ours (its values win, except on k8s.* keys): {}",
+            inject::RESOURCE_ATTRIBUTES_ENV,
+            by.join(", ")
+        ));
     }
     status.app_service_name = app_service_name;
     conditions::set(&mut status.conditions, "Injected", true, "Injected", &injected_msg, generation);
@@ -324,17 +443,29 @@ async fn reconcile_once(isvc: Arc<InstrumentedService>, ctx: Arc<Context>) -> Re
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let api: Api<InstrumentedService> = Api::namespaced(ctx.client.clone(), &ns);
+    // The finalizer is added here and the injection applied in the same reconcile, instead of
+    // adding it and waiting for the resulting watch event (kube's helper): metadata-only changes do
+    // not trigger reconciles (see `run`), so one reconcile per new object is enough.
+    let isvc = if isvc.metadata.deletion_timestamp.is_none() && !isvc.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = isvc.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        // resourceVersion makes it a compare-and-swap: a concurrent change fails with 409 and is retried.
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": isvc.resource_version()}});
+        Arc::new(api.patch(&isvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?)
+    } else {
+        isvc
+    };
     finalizer::finalizer(&api, FINALIZER, isvc, |event| async {
         match event {
             Finalizer::Apply(i) => apply_injection(i, &ctx).await,
             Finalizer::Cleanup(i) => {
                 match i.status.as_ref().and_then(|s| s.injected_target.as_ref()) {
                     // Exactly where the injection was applied, whatever the spec says now.
-                    Some(t) => remove_injection(&ctx.client, &ns, t.kind, &t.name, Some(&t.uid)).await?,
+                    Some(t) => remove_from(&ctx.client, &ns, t).await?,
                     // No record (never injected, or written by an older operator): only the winner of a
                     // conflict may have injected; a loser must not strip the winner's fields.
                     None if conflicting(&ctx, &i).is_none() => {
-                        remove_injection(&ctx.client, &ns, i.spec.target.kind, &i.spec.target.name, None).await?
+                        remove_injection(&ctx.client, &ns, i.spec.target.kind, &i.spec.target.name, None, &[]).await?
                     }
                     None => {}
                 }

@@ -4,10 +4,12 @@
 pub mod backoff;
 pub mod conditions;
 pub mod config;
+pub mod consent;
 pub mod context;
 pub mod crd;
 pub mod crdgen;
 pub mod error;
+pub mod guardrails;
 pub mod http;
 pub mod inject;
 pub mod isvc;
@@ -17,6 +19,7 @@ pub mod pipeline;
 pub mod resources;
 pub mod rollout;
 pub mod run;
+pub mod topology;
 pub mod uninstall;
 pub mod validate;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use telemetry_operator::context::Config;
 use telemetry_operator::error::Error;
+use telemetry_operator::guardrails::TenantPolicy;
 use telemetry_operator::http::{AppState, app};
 use telemetry_operator::leader::{self, LeaseConfig};
 use telemetry_operator::{crdgen, run_controllers};
@@ -53,6 +54,22 @@ struct RunArgs {
     /// Collector image for pipelines that do not name one.
     #[arg(long, env = "COLLECTOR_IMAGE", default_value = telemetry_operator::resources::DEFAULT_IMAGE)]
     collector_image: String,
+    /// Images pipelines may name in spec.image (repositories or exact references, comma-separated;
+    /// default: our collector and the upstream OpenTelemetry Collector images).
+    #[arg(long, env = "ALLOWED_COLLECTOR_IMAGES", value_delimiter = ',')]
+    allowed_collector_images: Option<Vec<String>>,
+    /// Whether pipelines may set env vars from Secrets, ConfigMaps or fields (spec.env[].valueFrom).
+    #[arg(long, env = "ALLOW_ENV_VALUE_FROM", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_env_value_from: bool,
+    /// Whether pipelines may set spec.tolerations.
+    #[arg(long, env = "ALLOW_TOLERATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_tolerations: bool,
+    /// Whether pipelines may set spec.nodeSelector.
+    #[arg(long, env = "ALLOW_NODE_SELECTOR", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_node_selector: bool,
+    /// Whether daemonset pipelines may mount the node's / for host metrics (a hostPath volume).
+    #[arg(long, env = "ALLOW_HOST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_host_path: bool,
     /// Disable leader election (single replica, or tests).
     #[arg(long, env = "DISABLE_LEADER_ELECTION")]
     disable_leader_election: bool,
@@ -76,6 +93,11 @@ impl Default for RunArgs {
                 metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
                 watch_namespace: None,
                 collector_image: telemetry_operator::resources::DEFAULT_IMAGE.into(),
+                allowed_collector_images: None,
+                allow_env_value_from: true,
+                allow_tolerations: true,
+                allow_node_selector: true,
+                allow_host_path: true,
                 disable_leader_election: false,
                 lease_namespace: "default".into(),
                 lease_name: "telemetry-operator".into(),
@@ -102,6 +124,22 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The tenant policy the flags describe; unset flags keep the defaults.
+fn tenant_policy(args: &RunArgs) -> TenantPolicy {
+    let defaults = TenantPolicy::default();
+    TenantPolicy {
+        allowed_images: args
+            .allowed_collector_images
+            .clone()
+            .map(|v| v.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
+            .unwrap_or(defaults.allowed_images),
+        allow_env_value_from: args.allow_env_value_from,
+        allow_tolerations: args.allow_tolerations,
+        allow_node_selector: args.allow_node_selector,
+        allow_host_path: args.allow_host_path,
+    }
+}
+
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await?;
     let state = AppState::default();
@@ -116,6 +154,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         namespace: args.watch_namespace.clone(),
         collector_image: args.collector_image.clone(),
         identity: args.identity.clone(),
+        tenant_policy: tenant_policy(&args),
     };
     let lease = LeaseConfig {
         namespace: args.lease_namespace.clone(),

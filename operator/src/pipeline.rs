@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -23,8 +25,10 @@ use crate::config::{self, RenderInput};
 use crate::context::{Context, MANAGER};
 use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
 use crate::error::{Error, Result};
+use crate::guardrails;
 use crate::resources::{self, Workload};
 use crate::rollout::{self, Rollout};
+use crate::topology;
 use crate::validate;
 
 /// Controller name in metrics and logs.
@@ -95,6 +99,21 @@ async fn prune_other_mode(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep_
     Ok(())
 }
 
+/// Deletes the pipeline's child of this kind (named `<name>-collector`) if the pipeline owns it.
+async fn delete_owned<K>(api: &Api<K>, tp: &TelemetryPipeline) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let name = resources::child_name(&tp.name_any());
+    let uid = tp.uid().unwrap_or_default();
+    if let Some(obj) = api.get_opt(&name).await?
+        && obj.owner_references().iter().any(|r| r.uid == uid)
+    {
+        api.delete(&name, &DeleteParams::background()).await?;
+    }
+    Ok(())
+}
+
 /// The collector pods of the pipeline (its workload's selector), for the rollout's health.
 async fn collector_pods(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -149,30 +168,36 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
         memory_limit_bytes: resources::memory_limit_bytes(&tp),
     };
     let cfg = config::render(&input);
-    let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
-    let problems = validate::validate(&tp.spec, &cfg, &secrets);
+    // The tenant policy first: a refused pipeline is not rendered further, and its Secrets are not read.
+    let refused = guardrails::check(&tp.spec, &ctx.config.tenant_policy, &ctx.config.collector_image);
+    let (reason, problems) = if refused.is_empty() {
+        let secrets = referenced_secrets(&ctx, &ns, &tp).await?;
+        ("InvalidConfig", validate::validate(&tp.spec, &cfg, &secrets))
+    } else {
+        ("NotAllowed", refused)
+    };
     if !problems.is_empty() {
         let message = validate::summary(&problems);
         let new_problem =
             !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
-        conditions::set(&mut status.conditions, "ConfigValid", false, "InvalidConfig", &message, generation);
+        conditions::set(&mut status.conditions, "ConfigValid", false, reason, &message, generation);
         conditions::set(
             &mut status.conditions,
             "Degraded",
             true,
-            "InvalidConfig",
+            reason,
             "the last valid configuration keeps running",
             generation,
         );
-        conditions::set(&mut status.conditions, "Progressing", false, "InvalidConfig", &message, generation);
-        conditions::set(&mut status.conditions, "Ready", false, "InvalidConfig", &message, generation);
-        set_kstatus(&mut status, None, Some(("InvalidConfig", &message)), generation);
+        conditions::set(&mut status.conditions, "Progressing", false, reason, &message, generation);
+        conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
+        set_kstatus(&mut status, None, Some((reason, &message)), generation);
         patch_status(&ctx, &ns, &name, &status).await?;
         if new_problem {
-            warn!(pipeline = %format!("{ns}/{name}"), %message, "invalid pipeline configuration");
+            warn!(pipeline = %format!("{ns}/{name}"), %message, "pipeline refused");
             let ev = Event {
                 type_: EventType::Warning,
-                reason: "InvalidConfig".into(),
+                reason: reason.into(),
                 note: Some(message.chars().take(1000).collect()),
                 action: "Validate".into(),
                 secondary: None,
@@ -192,7 +217,20 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     apply(&Api::<Role>::namespaced(client.clone(), &ns), &resources::role(&tp)).await?;
     apply(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &resources::role_binding(&tp)).await?;
     apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &resources::config_map(&tp, &yaml)).await?;
-    apply(&Api::<Service>::namespaced(client.clone(), &ns), &resources::service(&tp)).await?;
+    let service = resources::service(&tp);
+    apply(&Api::<Service>::namespaced(client.clone(), &ns), &service).await?;
+    let headless = topology::headless(&tp, &service, resources::child_meta(&tp));
+    apply(&Api::<Service>::namespaced(client.clone(), &ns), &headless).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    match topology::hpa(&tp, resources::child_meta(&tp)) {
+        Some(hpa) => drop(apply(&hpas, &hpa).await?),
+        None => delete_owned(&hpas, &tp).await?,
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    match topology::pdb(&tp, resources::child_meta(&tp)) {
+        Some(pdb) => drop(apply(&pdbs, &pdb).await?),
+        None => delete_owned(&pdbs, &tp).await?,
+    }
     let applied = match resources::workload(&tp, &hash, config::secret_env(&tp.spec), &ctx.config.collector_image) {
         Workload::Deployment(d) => {
             prune_other_mode(&ctx, &ns, &tp, true).await?;
@@ -209,6 +247,8 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     let pods = collector_pods(&ctx, &ns, &name).await?;
     let health = rollout::assess(&applied, &pods, &hash);
     status.ready_replicas = Some(health.ready());
+    status.replicas = Some(pods.len() as i32);
+    status.selector = Some(resources::pod_selector(&name));
     status.config_hash = Some(hash);
     conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
     let requeue = match &health {

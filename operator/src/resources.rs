@@ -30,6 +30,11 @@ pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 /// with a margin, so the kubelet never kills a collector that is still draining.
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 
+/// Whether the collector pods mount the node's `/` (a hostPath volume): hostmetrics in daemonset mode.
+pub fn mounts_host_fs(spec: &crate::crd::TelemetryPipelineSpec) -> bool {
+    spec.mode == PipelineMode::Daemonset && spec.receivers.host_metrics.as_ref().is_some_and(|h| h.enabled)
+}
+
 /// Default collector image (our Rust collector).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/thereview/telemetry-collector:0.1.0";
 /// Pod-template annotation carrying the config hash, so pods roll when the config changes.
@@ -57,7 +62,7 @@ pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
+pub fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
     labels(pipeline).into_iter().take(2).collect()
 }
 
@@ -169,8 +174,7 @@ pub fn pod_template(
         config_map: Some(ConfigMapVolumeSource { name: child_name(&name), ..Default::default() }),
         ..Default::default()
     }];
-    let host_metrics = spec.receivers.host_metrics.as_ref().is_some_and(|h| h.enabled);
-    if spec.mode == PipelineMode::Daemonset && host_metrics {
+    if mounts_host_fs(spec) {
         mounts.push(VolumeMount {
             name: "hostfs".into(),
             mount_path: HOSTFS.into(),
@@ -266,7 +270,8 @@ pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, def
         PipelineMode::Deployment => Workload::Deployment(Box::new(Deployment {
             metadata: meta(tp),
             spec: Some(DeploymentSpec {
-                replicas: Some(tp.spec.replicas.unwrap_or(1)),
+                // Not owned while an HPA scales the Deployment: applying it would revert the HPA.
+                replicas: (!crate::topology::autoscaled(tp)).then(|| tp.spec.replicas.unwrap_or(1)),
                 selector,
                 template,
                 ..Default::default()
@@ -301,15 +306,30 @@ pub fn service(tp: &TelemetryPipeline) -> Service {
         ports.push(sp("prometheus", p.port));
     }
     ports.push(sp("metrics", SELF_METRICS_PORT));
+    let exposure = spec.service.clone().unwrap_or_default();
+    let node_ports = exposure.node_ports.unwrap_or_default();
+    for p in &mut ports {
+        p.node_port = match p.name.as_deref() {
+            Some("otlp-grpc") => node_ports.grpc,
+            Some("otlp-http") => node_ports.http,
+            _ => None,
+        };
+    }
     Service {
         metadata: meta(tp),
         spec: Some(ServiceSpec {
+            type_: Some(exposure.type_.as_str().to_string()),
             selector: Some(selector_labels(&tp.name_any())),
             ports: Some(ports),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// Metadata of a child named `name` (owned by the pipeline, with its labels).
+pub fn child_meta(tp: &TelemetryPipeline) -> ObjectMeta {
+    meta(tp)
 }
 
 /// The collector's ServiceAccount; its token is mounted only when the prometheus receiver discovers pods.

@@ -8,12 +8,12 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use crate::context::{Config, Context};
+use crate::context::{Config, Context, OwnWrites};
 use crate::crd::{InstrumentedService, TargetKind, TelemetryPipeline};
 use crate::metrics::Metrics;
 use crate::resources::{INSTANCE_LABEL, MANAGED_BY};
@@ -83,19 +83,41 @@ fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
         .collect()
 }
 
-/// What of a pipeline the injection depends on: its endpoints and whether it scrapes.
-fn injected_view(tp: &TelemetryPipeline) -> (crate::crd::Endpoints, bool) {
-    (crate::resources::endpoints(tp), tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled))
+/// What of a pipeline the injection depends on: its endpoints, whether it scrapes, and which other
+/// namespaces may attach.
+type InjectedView = (crate::crd::Endpoints, bool, Option<crate::crd::AllowedNamespaces>);
+
+/// The [`InjectedView`] of a pipeline.
+fn injected_view(tp: &TelemetryPipeline) -> InjectedView {
+    (
+        crate::resources::endpoints(tp),
+        tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled),
+        tp.spec.allowed_namespaces.clone(),
+    )
 }
 
-/// Maps a workload event to the InstrumentedServices targeting it (spec changes and first sight only).
+/// What of an InstrumentedService can change its reconcile's outcome: its spec (generation) and
+/// whether it is being deleted.
+fn spec_or_deletion(i: &InstrumentedService) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (i.metadata.generation, i.metadata.deletion_timestamp.is_some()).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Maps a workload event to the InstrumentedServices targeting it: spec changes and first sight only,
+/// and not the change our own injection just made.
 fn targeting<K: Resource>(
     store: kube::runtime::reflector::Store<InstrumentedService>,
     kind: TargetKind,
+    own_writes: Arc<OwnWrites>,
 ) -> impl Fn(K) -> Vec<ObjectRef<InstrumentedService>> + Send + Sync + 'static {
     let filter = SeenFilter::<Option<i64>>::default();
     move |w: K| {
         if !filter.changed(&w, w.meta().generation) {
+            return Vec::new();
+        }
+        if own_writes.is_own(w.meta().uid.as_deref().unwrap_or_default(), w.meta().generation) {
             return Vec::new();
         }
         let ns = w.meta().namespace.clone();
@@ -114,6 +136,7 @@ fn watch_workloads<K>(
     client: &Client,
     ns: Option<&str>,
     kind: TargetKind,
+    own_writes: Arc<OwnWrites>,
 ) -> Controller<InstrumentedService>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -125,7 +148,7 @@ where
         + 'static,
 {
     let store = ctrl.store();
-    ctrl.watches(api::<K>(client, ns), watcher::Config::default(), targeting::<K>(store, kind))
+    ctrl.watches(api::<K>(client, ns), watcher::Config::default(), targeting::<K>(store, kind, own_writes))
 }
 
 /// Runs both controllers until the future is dropped or a controller stream ends.
@@ -135,8 +158,18 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
     let config = Arc::new(config);
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
 
-    let isvc_ctrl = Controller::new(api::<InstrumentedService>(&client, ns), watcher::Config::default())
+    // An InstrumentedService is reconciled when its spec changes (generation) or its deletion starts,
+    // not on its own status writes or the finalizer we add: those cannot change the outcome, and each
+    // used to cost one more reconcile per object.
+    let (isvc_reader, isvc_writer) = reflector::store();
+    let isvc_events = watcher::watcher(api::<InstrumentedService>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .reflect(isvc_writer)
+        .applied_objects()
+        .predicate_filter(spec_or_deletion, PredicateConfig::default());
+    let isvc_ctrl = Controller::for_stream(isvc_events, isvc_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(ISVC_CONCURRENCY));
+    let own_writes = Arc::new(OwnWrites::default());
     let isvc_store = isvc_ctrl.store();
     let by_pipeline = isvc_store.clone();
     // A pipeline matters to its InstrumentedServices only through what is injected: its endpoints and
@@ -144,8 +177,11 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
     // neither, so they are dropped here instead of re-reconciling every attached InstrumentedService.
     // A raw watcher stream is used because deletions must always pass, and a deleted pipeline's last
     // state can be identical to the one already seen (no finalizer, so no deletionTimestamp).
-    let pipeline_seen = SeenFilter::<(crate::crd::Endpoints, bool)>::default();
+    let pipeline_seen = SeenFilter::<InjectedView>::default();
+    let (pipeline_reader, pipeline_writer) = reflector::store();
     let pipeline_events = watcher::watcher(api::<TelemetryPipeline>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .reflect(pipeline_writer)
         .filter_map(move |event| {
             let out = match event {
                 Ok(watcher::Event::Delete(tp)) => {
@@ -169,11 +205,11 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
             .map(|i| ObjectRef::from_obj(&**i))
             .collect::<Vec<_>>()
     });
-    let isvc_ctrl = watch_workloads::<Deployment>(isvc_ctrl, &client, ns, TargetKind::Deployment);
-    let isvc_ctrl = watch_workloads::<StatefulSet>(isvc_ctrl, &client, ns, TargetKind::StatefulSet);
-    let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet);
+    let isvc_ctrl = watch_workloads::<Deployment>(isvc_ctrl, &client, ns, TargetKind::Deployment, own_writes.clone());
+    let isvc_ctrl = watch_workloads::<StatefulSet>(isvc_ctrl, &client, ns, TargetKind::StatefulSet, own_writes.clone());
+    let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet, own_writes.clone());
 
-    let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store));
+    let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store, pipeline_reader, own_writes));
     let isvc_seen = SeenFilter::<(String, String)>::default();
     let pod_seen = SeenFilter::<Vec<(String, bool, Option<String>)>>::default();
     // The debounce lets the InstrumentedService store (fed by another watch) catch up with the

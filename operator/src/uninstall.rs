@@ -24,7 +24,7 @@ use tracing::info;
 use crate::conditions;
 use crate::crd::{InstrumentedService, TelemetryPipeline};
 use crate::error::{Error, Result};
-use crate::isvc::{FINALIZER, remove_injection};
+use crate::isvc::{FINALIZER, remove_from, remove_injection};
 
 /// Ignores "not found": the object went away meanwhile (the operator finished its cleanup first).
 fn gone_ok<T>(r: kube::Result<T>) -> Result<()> {
@@ -72,10 +72,10 @@ async fn release_instrumented_services(client: &Client, namespace: Option<&str>)
         gone_ok(api.delete(&name, &DeleteParams::background()).await)?;
         let status = isvc.status.clone().unwrap_or_default();
         match &status.injected_target {
-            Some(t) => remove_injection(client, &ns, t.kind, &t.name, Some(&t.uid)).await?,
+            Some(t) => remove_from(client, &ns, t).await?,
             // Written by an operator that did not record the target: only an injected one touched it.
             None if conditions::is_true(&status.conditions, "Injected") => {
-                remove_injection(client, &ns, isvc.spec.target.kind, &isvc.spec.target.name, None).await?
+                remove_injection(client, &ns, isvc.spec.target.kind, &isvc.spec.target.name, None, &[]).await?
             }
             None => {}
         }

@@ -50,8 +50,13 @@ impl Drop for Operator {
 
 /// Starts the controllers for `namespace` (no leader election: each test owns its namespace).
 pub fn start_operator(client: &Client, namespace: &str) -> Operator {
+    start_operator_with(client, namespace, Config::default())
+}
+
+/// Starts the controllers for `namespace` with `config` (its namespace replaced by `namespace`).
+pub fn start_operator_with(client: &Client, namespace: &str, config: Config) -> Operator {
     let metrics = Metrics::default();
-    let config = Config { namespace: Some(namespace.to_string()), ..Config::default() };
+    let config = Config { namespace: Some(namespace.to_string()), ..config };
     let handle = tokio::spawn(telemetry_operator::run_controllers(client.clone(), config, metrics.clone()));
     Operator { handle, metrics }
 }
