@@ -42,6 +42,10 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
         path(&chart),
         "-n",
         OPERATOR_NAMESPACE,
+        // The tenant policy admits the image the missing-image check names (a repository
+        // that exists nowhere); the default collector image stays allowed.
+        "--set",
+        "tenantPolicy.allowedCollectorImages[0]=localhost/thereview/does-not-exist",
         "--wait",
         "--timeout",
         "3m",
