@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::pdata::Data;
+use crate::pdata::edit::Edit;
 
 /// Boxed future used by the dyn-compatible traits below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,6 +38,12 @@ impl ConsumeError {
 pub trait Processor: Send + Sync + fmt::Debug {
     /// Transforms or refuses one unit of data.
     fn process(&self, data: Data) -> Result<Data, ConsumeError>;
+
+    /// What this step does to encoded data when it can do it without decoding (see
+    /// `pdata::edit`); consecutive steps that have one are merged into one pass.
+    fn wire_edit(&self) -> Option<Edit<'_>> {
+        None
+    }
 }
 
 /// The end of a pipeline: something that takes data away (an exporter, possibly queued).

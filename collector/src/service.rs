@@ -31,7 +31,7 @@ use crate::extension::health_check::{self, Health};
 use crate::listener;
 use crate::pipeline::{Consumer, Exporter, Processor};
 use crate::processor::memory_limiter::{MemoryLimiter, MemoryLimiterProcessor};
-use crate::processor::{attributes, batch, metricstransform, resource, span};
+use crate::processor::{attributes, batch, fused, metricstransform, resource, span};
 use crate::receiver::prometheus as prometheus_receiver;
 use crate::receiver::{Outputs, hostmetrics, otlp_grpc, otlp_http};
 use crate::registry::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
@@ -303,7 +303,7 @@ pub async fn run(
         let exps: Vec<Arc<dyn Exporter>> = p.exporters.iter().filter_map(|e| exporters.get(e).cloned()).collect();
         let mut segments = segments.into_iter().rev();
         let (tail_procs, _) = segments.next().unwrap_or_default();
-        let mut consumer = Consumer::fanout(tail_procs, exps);
+        let mut consumer = Consumer::fanout(fused::fuse(tail_procs), exps);
         for (procs, batch_cfg) in segments {
             let Some((bid, bcfg)) = batch_cfg else { continue };
             let sent = telemetry.counter(
@@ -313,7 +313,7 @@ pub async fn run(
             );
             let (tx, h) = batch::spawn(p.signal, &bcfg, consumer, sent, bid.clone());
             batch_tasks.push(h);
-            consumer = Consumer::batch(procs, tx);
+            consumer = Consumer::batch(fused::fuse(procs), tx);
         }
         for r in &p.receivers {
             let o = outputs.entry(r.clone()).or_default();

@@ -4,6 +4,8 @@
 //! live here.
 
 mod data;
+pub mod edit;
+pub mod value;
 pub mod wire;
 
 pub use data::Data;

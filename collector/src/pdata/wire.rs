@@ -399,6 +399,17 @@ impl Encoded {
         self.chunks.extend(other.chunks);
     }
 
+    /// Replaces every chunk by `f(chunk)`, which must keep its items (it may change them, not
+    /// add or remove any); `None` as soon as `f` gives up on a chunk.
+    pub(super) fn try_map_chunks(&self, mut f: impl FnMut(&Bytes) -> Option<Bytes>) -> Option<Encoded> {
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|c| Some(Chunk { bytes: f(&c.bytes)?, items: c.items }))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { signal: self.signal, chunks, items: self.items })
+    }
+
     /// The chunks themselves, for splitting (see `Data::split_off_front`).
     pub(super) fn into_chunks(self) -> Vec<Chunk> {
         self.chunks

@@ -6,7 +6,11 @@ use regex::Regex;
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
+use prost::Message as _;
+
 use crate::config::components::AttributeAction;
+use crate::pdata::edit;
+pub use crate::pdata::value::any_to_string;
 
 /// What one compiled action does.
 #[derive(Debug, Clone)]
@@ -73,6 +77,30 @@ pub fn compile(actions: &[AttributeAction]) -> Result<Vec<Action>, String> {
         .collect()
 }
 
+/// The same actions for the encoded form (`pdata::edit`), when every one has an encoded
+/// equivalent: insert, update, upsert and delete do; hash, extract and convert need decoded values.
+pub fn wire_form(actions: &[Action]) -> Option<edit::AttrEdit> {
+    let source = |s: &Source| match s {
+        Source::Literal(v) => edit::Source::Literal(v.encode_to_vec()),
+        Source::FromAttribute(k) => edit::Source::FromAttribute(k.clone()),
+        Source::FromContext => edit::Source::Nothing,
+    };
+    let ops = actions
+        .iter()
+        .map(|a| {
+            let kind = match &a.op {
+                Op::Insert(s) => edit::OpKind::Insert(source(s)),
+                Op::Update(s) => edit::OpKind::Update(source(s)),
+                Op::Upsert(s) => edit::OpKind::Upsert(source(s)),
+                Op::Delete => edit::OpKind::Delete(a.key_regex.clone()),
+                Op::Hash | Op::Extract(_) | Op::Convert(_) => return None,
+            };
+            Some(edit::AttrOp { key: a.key.clone(), kind })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(edit::AttrEdit { ops })
+}
+
 /// Converts a YAML config value into an OTLP value.
 pub fn yaml_to_any(v: &Value) -> AnyValue {
     let value = match v {
@@ -97,29 +125,6 @@ pub fn yaml_to_any(v: &Value) -> AnyValue {
         Value::Null => None,
     };
     AnyValue { value }
-}
-
-/// String form of a value (used by hash, extract, convert, span renaming and matching).
-pub fn any_to_string(v: &AnyValue) -> String {
-    match &v.value {
-        Some(V::StringValue(s)) => s.clone(),
-        Some(V::BoolValue(b)) => b.to_string(),
-        Some(V::IntValue(i)) => i.to_string(),
-        Some(V::DoubleValue(d)) => d.to_string(),
-        Some(V::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        Some(V::ArrayValue(a)) => format!("[{}]", a.values.iter().map(any_to_string).collect::<Vec<_>>().join(",")),
-        Some(V::KvlistValue(kv)) => format!(
-            "{{{}}}",
-            kv.values
-                .iter()
-                .map(|k| format!("{}:{}", k.key, k.value.as_ref().map(any_to_string).unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        // Dictionary-indexed strings only appear in profiles; they carry no text here.
-        Some(V::StringValueStrindex(i)) => i.to_string(),
-        None => String::new(),
-    }
 }
 
 /// Looks an attribute up.

@@ -4,6 +4,7 @@
 use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 
 use crate::config::components::AttributesProcessorConfig;
+use crate::pdata::edit::{self, AttrEdit, Edit};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
@@ -15,20 +16,35 @@ use super::filter::{Filter, Item};
 pub struct AttributesProcessor {
     actions: Vec<Action>,
     filter: Filter,
+    /// The actions on encoded spans and log records, when they all have an encoded form and no
+    /// include/exclude filter needs the decoded item.
+    wire: Option<AttrEdit>,
 }
 
 impl AttributesProcessor {
     /// Builds from config.
     pub fn new(cfg: &AttributesProcessorConfig) -> Result<Self, String> {
+        let actions = actions::compile(&cfg.actions)?;
+        let unfiltered = cfg.include.is_none() && cfg.exclude.is_none();
         Ok(Self {
-            actions: actions::compile(&cfg.actions)?,
+            wire: unfiltered.then(|| actions::wire_form(&actions)).flatten(),
             filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())?,
+            actions,
         })
     }
 }
 
 impl Processor for AttributesProcessor {
+    fn wire_edit(&self) -> Option<Edit<'_>> {
+        Some(Edit { items: Some(self.wire.as_ref()?), ..Edit::default() })
+    }
+
     fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        if let (Data::Encoded(encoded), Some(wire)) = (&data, self.wire_edit())
+            && let Some(done) = edit::apply(encoded, &wire)
+        {
+            return Ok(done.into());
+        }
         let mut data = data.decode()?;
         match &mut data {
             Payload::Traces(r) => {

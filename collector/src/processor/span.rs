@@ -4,6 +4,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use regex::Regex;
 
 use crate::config::components::SpanProcessorConfig;
+use crate::pdata::edit::{self, Edit, Rename};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
@@ -18,6 +19,9 @@ pub struct SpanProcessor {
     rules: Vec<Regex>,
     break_after_match: bool,
     filter: Filter,
+    /// The rename on encoded spans, when it is all the processor does (no `to_attributes`, no
+    /// include/exclude).
+    wire: Option<Rename>,
 }
 
 impl SpanProcessor {
@@ -30,7 +34,13 @@ impl SpanProcessor {
             ),
             None => (Vec::new(), false),
         };
+        let wire = (rules.is_empty()
+            && cfg.include.is_none()
+            && cfg.exclude.is_none()
+            && !cfg.name.from_attributes.is_empty())
+        .then(|| Rename { keys: cfg.name.from_attributes.clone(), separator: cfg.name.separator.clone() });
         Ok(Self {
+            wire,
             from_attributes: cfg.name.from_attributes.clone(),
             separator: cfg.name.separator.clone(),
             rules,
@@ -84,7 +94,16 @@ pub fn extract_from_name(name: &mut String, attrs: &mut Vec<KeyValue>, rules: &[
 }
 
 impl Processor for SpanProcessor {
+    fn wire_edit(&self) -> Option<Edit<'_>> {
+        Some(Edit { rename: Some(self.wire.as_ref()?), ..Edit::default() })
+    }
+
     fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        if let (Data::Encoded(encoded), Some(wire)) = (&data, self.wire_edit())
+            && let Some(done) = edit::apply(encoded, &wire)
+        {
+            return Ok(done.into());
+        }
         let mut data = data.decode()?;
         if let Payload::Traces(r) = &mut data {
             for rs in &mut r.resource_spans {
