@@ -1,13 +1,23 @@
-//! Collector benchmark: OTLP gRPC traces in → batch → OTLP gRPC out to a sink, for our collector,
-//! the upstream Go collector (`otelcol`) and rotel, in one run on the same machine.
+//! Collector benchmark: our collector against the upstream Go collector (`otelcol`) and rotel,
+//! in one run on the same machine, in three scenarios:
+//!
+//! - `passthrough`: OTLP gRPC traces → `batch` → OTLP gRPC (nothing looks inside a span);
+//! - `traces`: the pipeline users run: `memory_limiter` → `resource` (upsert
+//!   `deployment.environment`, insert `collector.version`) → `attributes` (insert `team`) → `span`
+//!   (name from `http.request.method` + `http.route`) → `batch` → OTLP gRPC;
+//! - `metrics`: OTLP gRPC metrics → `memory_limiter` → `resource` → `metricstransform` (rename +
+//!   `add_label` + `update_label`) → `batch` → OTLP gRPC and the `prometheus` exporter.
+//!
+//! rotel runs only the pass-through scenario (it has no equivalent of these processors).
 //!
 //! The load generator and the sink live in this process (pin it to one core with taskset); each
 //! collector runs pinned to another core. The generator sends pre-encoded requests and the sink
-//! counts spans by walking the protobuf without decoding it, so both are far cheaper per span
-//! than a collector. Measures: spans/s delivered at saturation, and CPU% and RSS at a steady
-//! 10k spans/s. Prints a table with ratios.
+//! counts items (spans, data points) by walking the protobuf without decoding it, so both are far
+//! cheaper per item than a collector. Measures: items/s delivered at saturation, and CPU% and RSS
+//! at a steady 10k items/s. Prints one table with ratios.
 //!
 //! Usage: collector_bench --ours BIN --otelcol BIN --rotel BIN [--core 0] [--seconds 10]
+//!        [--scenarios passthrough,traces,metrics]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,8 +28,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as V};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data as MetricData, number_data_point::Value as NumberValue,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
@@ -27,8 +42,56 @@ use telemetry_collector::raw_codec::RawCodec;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-const SPANS_PER_REQUEST: u64 = 100;
+const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+/// Spans or data points per request.
+const ITEMS_PER_REQUEST: u64 = 100;
+
+/// What is sent and which pipeline the collectors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Traces through `batch` only.
+    PassThrough,
+    /// Traces through the processors users run.
+    Traces,
+    /// Metrics through `resource` and `metricstransform` to OTLP and Prometheus.
+    Metrics,
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passthrough" => Some(Scenario::PassThrough),
+            "traces" => Some(Scenario::Traces),
+            "metrics" => Some(Scenario::Metrics),
+            _ => None,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Scenario::PassThrough => "pass-through: traces → batch → otlp",
+            Scenario::Traces => "traces processing: memory_limiter → resource → attributes → span → batch → otlp",
+            Scenario::Metrics => {
+                "metrics processing: memory_limiter → resource → metricstransform → batch → otlp + prometheus"
+            }
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Scenario::Metrics => METRICS_PATH,
+            _ => TRACES_PATH,
+        }
+    }
+
+    fn request(self, seq: u64) -> Bytes {
+        match self {
+            Scenario::Metrics => metrics_request(seq),
+            _ => request(seq),
+        }
+    }
+}
 
 // The generator sends pre-encoded requests and the sink never decodes them, both through the
 // collector's own bytes codec (`RawCodec`).
@@ -88,30 +151,63 @@ fn count_spans(b: &[u8]) -> u64 {
     n
 }
 
+/// Counts data points in an encoded ExportMetricsServiceRequest without decoding it.
+fn count_points(b: &[u8]) -> u64 {
+    let mut n = 0;
+    let _ = for_each_len(b, |f, rm| {
+        if f == 1 {
+            let _ = for_each_len(rm, |f, sm| {
+                if f == 2 {
+                    let _ = for_each_len(sm, |f, metric| {
+                        if f == 2 {
+                            let _ = for_each_len(metric, |f, data| {
+                                // gauge, sum, histogram, exponential histogram, summary
+                                if matches!(f, 5 | 7 | 9 | 10 | 11) {
+                                    let _ = for_each_len(data, |f, _| {
+                                        if f == 1 {
+                                            n += 1;
+                                        }
+                                    });
+                                }
+                            });
+                        }
+                    });
+                }
+            });
+        }
+    });
+    n
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sink
 // ---------------------------------------------------------------------------------------------
 
+/// The sink's gRPC services: one per signal, both counting items into one counter.
 #[derive(Debug, Clone)]
-struct Sink(Arc<AtomicU64>);
+struct Sink<const METRICS: bool>(Arc<AtomicU64>);
 
-impl tonic::server::NamedService for Sink {
+impl tonic::server::NamedService for Sink<false> {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
+impl tonic::server::NamedService for Sink<true> {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+}
+
 #[derive(Debug)]
-struct Count(Arc<AtomicU64>);
+struct Count(Arc<AtomicU64>, fn(&[u8]) -> u64);
 
 impl tonic::server::UnaryService<Bytes> for Count {
     type Response = Vec<Bytes>;
     type Future = std::future::Ready<Result<Response<Vec<Bytes>>, Status>>;
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        self.0.fetch_add(count_spans(req.get_ref()), Ordering::Relaxed);
+        self.0.fetch_add((self.1)(req.get_ref()), Ordering::Relaxed);
         std::future::ready(Ok(Response::new(Vec::new())))
     }
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for Sink
+impl<B, const METRICS: bool> tonic::codegen::Service<http::Request<B>> for Sink<METRICS>
 where
     B: http_body::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
@@ -124,11 +220,12 @@ where
     }
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let counter = self.0.clone();
+        let count: fn(&[u8]) -> u64 = if METRICS { count_points } else { count_spans };
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .apply_max_message_size_config(Some(256 << 20), None);
-            Ok(grpc.unary(Count(counter), req).await)
+            Ok(grpc.unary(Count(counter, count), req).await)
         })
     }
 }
@@ -139,7 +236,8 @@ async fn start_sink(counter: Arc<AtomicU64>) -> SocketAddr {
     tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .http2_adaptive_window(Some(true))
-            .add_service(Sink(counter))
+            .add_service(Sink::<false>(counter.clone()))
+            .add_service(Sink::<true>(counter))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)))
             .await;
     });
@@ -156,7 +254,7 @@ fn kv(k: &str, v: &str) -> KeyValue {
 
 /// A realistic request: 100 server spans with HTTP attributes, ~30 KiB encoded.
 fn request(seq: u64) -> Bytes {
-    let spans = (0..SPANS_PER_REQUEST)
+    let spans = (0..ITEMS_PER_REQUEST)
         .map(|i| Span {
             trace_id: [seq.to_be_bytes(), i.to_be_bytes()].concat(),
             span_id: (seq * 1000 + i + 1).to_be_bytes().to_vec(),
@@ -200,21 +298,138 @@ fn request(seq: u64) -> Bytes {
     Bytes::from(req.encode_to_vec())
 }
 
+/// A realistic metrics request: an HTTP service's request counter and latency histogram, and
+/// two gauges, 25 series each: 100 data points, ~25 KiB encoded.
+fn metrics_request(seq: u64) -> Bytes {
+    let time = 1_700_000_000_000_000_000 + seq * 10_000_000_000;
+    let http_attrs = |i: u64| {
+        vec![
+            kv("http.request.method", if i.is_multiple_of(5) { "POST" } else { "GET" }),
+            kv("http.route", &format!("/api/reviews/{i}")),
+            KeyValue {
+                key: "http.response.status_code".into(),
+                value: Some(AnyValue { value: Some(V::IntValue(200)) }),
+                ..Default::default()
+            },
+        ]
+    };
+    let number = |attributes: Vec<KeyValue>, v: NumberValue| NumberDataPoint {
+        attributes,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        time_unix_nano: time,
+        value: Some(v),
+        ..Default::default()
+    };
+    let series = 0..ITEMS_PER_REQUEST / 4;
+    let metrics = vec![
+        Metric {
+            name: "http.server.request.count".into(),
+            unit: "{request}".into(),
+            data: Some(MetricData::Sum(Sum {
+                data_points: series
+                    .clone()
+                    .map(|i| number(http_attrs(i), NumberValue::AsInt((seq * 7 + i) as i64)))
+                    .collect(),
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "http.server.request.duration".into(),
+            unit: "s".into(),
+            data: Some(MetricData::Histogram(Histogram {
+                data_points: series
+                    .clone()
+                    .map(|i| HistogramDataPoint {
+                        attributes: http_attrs(i),
+                        start_time_unix_nano: 1_700_000_000_000_000_000,
+                        time_unix_nano: time,
+                        count: 10 * (seq + 1),
+                        sum: Some(0.25 * (seq + 1) as f64),
+                        bucket_counts: vec![seq + 1; 10],
+                        explicit_bounds: vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 2,
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "db.client.connection.count".into(),
+            unit: "{connection}".into(),
+            data: Some(MetricData::Gauge(Gauge {
+                data_points: series
+                    .clone()
+                    .map(|i| {
+                        number(
+                            vec![
+                                kv("db.client.connection.pool.name", &format!("pool-{i}")),
+                                kv("db.client.connection.state", "used"),
+                            ],
+                            NumberValue::AsInt((i % 7) as i64),
+                        )
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        },
+        Metric {
+            name: "process.cpu.utilization".into(),
+            unit: "1".into(),
+            data: Some(MetricData::Gauge(Gauge {
+                data_points: series
+                    .map(|i| number(vec![kv("cpu.mode", &format!("mode-{i}"))], NumberValue::AsDouble(0.01 * i as f64)))
+                    .collect(),
+            })),
+            ..Default::default()
+        },
+    ];
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "reviews"),
+                    kv("k8s.namespace.name", "shop"),
+                    kv("k8s.pod.name", "reviews-7d9f8b6c5-x2x9z"),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    Bytes::from(req.encode_to_vec())
+}
+
 #[derive(Debug, Default)]
 struct LoadStats {
     ok: AtomicU64,
     err: AtomicU64,
 }
 
-/// Sends for `dur` with `conns` connections × `inflight` concurrent requests each; `rate` spans/s (0 = unlimited).
-async fn load(endpoint: SocketAddr, dur: Duration, conns: usize, inflight: usize, rate: u64, stats: Arc<LoadStats>) {
-    let payloads: Arc<Vec<Bytes>> = Arc::new((0..64).map(request).collect());
+/// Sends for `dur` with `conns` connections × `inflight` concurrent requests each; `rate` items/s (0 = unlimited).
+async fn load(
+    scenario: Scenario,
+    endpoint: SocketAddr,
+    dur: Duration,
+    conns: usize,
+    inflight: usize,
+    rate: u64,
+    stats: Arc<LoadStats>,
+) {
+    let payloads: Arc<Vec<Bytes>> = Arc::new((0..64).map(|seq| scenario.request(seq)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let workers = conns * inflight;
     let per_worker_interval = if rate == 0 {
         None
     } else {
-        Some(Duration::from_secs_f64(workers as f64 * SPANS_PER_REQUEST as f64 / rate as f64))
+        Some(Duration::from_secs_f64(workers as f64 * ITEMS_PER_REQUEST as f64 / rate as f64))
     };
     let mut tasks = Vec::new();
     for c in 0..conns {
@@ -244,9 +459,9 @@ async fn load(endpoint: SocketAddr, dur: Duration, conns: usize, inflight: usize
                     }
                     let body = payloads[i % payloads.len()].clone();
                     i += 1;
-                    let path = http::uri::PathAndQuery::from_static(PATH);
+                    let path = http::uri::PathAndQuery::from_static(scenario.path());
                     match grpc.unary::<Vec<Bytes>, Bytes, _>(Request::new(vec![body]), path, RawCodec).await {
-                        Ok(_) => stats.ok.fetch_add(SPANS_PER_REQUEST, Ordering::Relaxed),
+                        Ok(_) => stats.ok.fetch_add(ITEMS_PER_REQUEST, Ordering::Relaxed),
                         Err(_) => stats.err.fetch_add(1, Ordering::Relaxed),
                     };
                 }
@@ -308,21 +523,48 @@ fn spawn(core: &str, bin: &str, args: &[String], env: &[(&str, &str)]) -> Proc {
     Proc(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}")))
 }
 
-fn yaml(recv: u16, sink: SocketAddr, ours: bool) -> String {
+/// The collector config of `scenario` (the same for ours and the Go collector, except for how
+/// each reports its own metrics).
+fn yaml(scenario: Scenario, recv: u16, sink: SocketAddr, ours: bool) -> String {
     let telemetry = if ours {
         format!("    metrics:\n      address: 127.0.0.1:{}\n", free_port())
     } else {
         "    metrics:\n      level: none\n".into()
     };
+    let batch = "  batch:\n    send_batch_size: 8192\n    timeout: 200ms\n";
+    let limiter = "  memory_limiter:\n    check_interval: 1s\n    limit_mib: 1024\n    spike_limit_mib: 256\n";
+    let resource = "  resource:\n    attributes:\n      - {key: deployment.environment, value: production, action: upsert}\n      - {key: collector.version, value: 0.155.0, action: insert}\n";
+    let (processors, chain, pipeline, extra_exporters, exporter_list) = match scenario {
+        Scenario::PassThrough => (batch.to_owned(), "[batch]", "traces", String::new(), "[otlp]"),
+        Scenario::Traces => (
+            format!(
+                "{limiter}{resource}  attributes:\n    actions:\n      - {{key: team, value: reviews, action: insert}}\n  span:\n    name:\n      from_attributes: [http.request.method, http.route]\n      separator: \" \"\n{batch}"
+            ),
+            "[memory_limiter, resource, attributes, span, batch]",
+            "traces",
+            String::new(),
+            "[otlp]",
+        ),
+        Scenario::Metrics => (
+            format!(
+                "{limiter}{resource}  metricstransform:\n    transforms:\n      - include: http.server.request.count\n        action: update\n        new_name: http.server.requests\n        operations:\n          - {{action: add_label, new_label: team, new_value: reviews}}\n          - {{action: update_label, label: http.route, new_label: route}}\n{batch}"
+            ),
+            "[memory_limiter, resource, metricstransform, batch]",
+            "metrics",
+            format!("  prometheus:\n    endpoint: 127.0.0.1:{}\n", free_port()),
+            "[otlp, prometheus]",
+        ),
+    };
     format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{recv}\nprocessors:\n  batch:\n    send_batch_size: 8192\n    timeout: 200ms\nexporters:\n  otlp:\n    endpoint: {sink}\n    compression: none\n    tls:\n      insecure: true\nservice:\n  telemetry:\n{telemetry}  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp]\n"
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{recv}\nprocessors:\n{processors}exporters:\n  otlp:\n    endpoint: {sink}\n    compression: none\n    tls:\n      insecure: true\n{extra_exporters}service:\n  telemetry:\n{telemetry}  pipelines:\n    {pipeline}:\n      receivers: [otlp]\n      processors: {chain}\n      exporters: {exporter_list}\n"
     )
 }
 
 #[derive(Debug, Default, Clone)]
 struct Result_ {
+    scenario: &'static str,
     name: String,
-    sat_spans_per_s: f64,
+    sat_items_per_s: f64,
     sat_cpu_pct: f64,
     sat_errors: u64,
     steady_cpu_pct: f64,
@@ -341,17 +583,18 @@ async fn wait_port(port: u16) {
     panic!("collector did not open port {port}");
 }
 
-async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Proc) -> Result_ {
+async fn bench_one(scenario: Scenario, name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Proc) -> Result_ {
     let counter = Arc::new(AtomicU64::new(0));
     let sink = start_sink(counter.clone()).await;
     let recv = free_port();
     let proc_ = start(recv, sink);
     let pid = proc_.0.id();
     wait_port(recv).await;
-    eprintln!("[{name}] saturation ({secs}s after 2s warm-up)...");
+    eprintln!("[{scenario:?}] [{name}] saturation ({secs}s after 2s warm-up)...");
     // Saturation: many in-flight requests so the collector, not the generator, is the bottleneck.
     let stats = Arc::new(LoadStats::default());
     let warm = tokio::spawn(load(
+        scenario,
         SocketAddr::from(([127, 0, 0, 1], recv)),
         Duration::from_secs(secs + 2),
         4,
@@ -380,9 +623,10 @@ async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Pro
     let proc2 = start(recv2, sink2);
     let pid2 = proc2.0.id();
     wait_port(recv2).await;
-    eprintln!("[{name}] steady 10k spans/s ({secs}s after 3s warm-up)...");
+    eprintln!("[{scenario:?}] [{name}] steady 10k items/s ({secs}s after 3s warm-up)...");
     let stats2 = Arc::new(LoadStats::default());
     let steady = tokio::spawn(load(
+        scenario,
         SocketAddr::from(([127, 0, 0, 1], recv2)),
         Duration::from_secs(secs + 3),
         1,
@@ -403,8 +647,9 @@ async fn bench_one(name: &str, secs: u64, start: impl Fn(u16, SocketAddr) -> Pro
     let _ = steady.await;
     drop(proc2);
     Result_ {
+        scenario: scenario.title(),
         name: name.into(),
-        sat_spans_per_s: sat,
+        sat_items_per_s: sat,
         sat_cpu_pct: sat_cpu,
         sat_errors: stats.err.load(Ordering::Relaxed),
         steady_cpu_pct: cpu,
@@ -418,42 +663,33 @@ fn arg(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-#[tokio::main]
-async fn main() {
-    let core = arg("--core").unwrap_or_else(|| "0".into());
-    let secs: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
-    let dir = std::env::temp_dir().join(format!("collector-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// Runs every collector given on the command line through `scenario`.
+async fn bench_scenario(scenario: Scenario, core: &str, secs: u64, dir: &std::path::Path) -> Vec<Result_> {
     let mut results = Vec::new();
-
     if let Some(bin) = arg("--ours") {
-        let d = dir.clone();
-        let c = core.clone();
         results.push(
-            bench_one("telemetry-collector (ours)", secs, move |recv, sink| {
-                let p = d.join(format!("ours-{recv}.yaml"));
-                std::fs::write(&p, yaml(recv, sink, true)).expect("write config");
-                spawn(&c, &bin, &["--config".into(), p.display().to_string()], &[("RUST_LOG", "warn")])
+            bench_one(scenario, "telemetry-collector (ours)", secs, |recv, sink| {
+                let p = dir.join(format!("ours-{recv}.yaml"));
+                std::fs::write(&p, yaml(scenario, recv, sink, true)).expect("write config");
+                spawn(core, &bin, &["--config".into(), p.display().to_string()], &[("RUST_LOG", "warn")])
             })
             .await,
         );
     }
     if let Some(bin) = arg("--otelcol") {
-        let d = dir.clone();
-        let c = core.clone();
         results.push(
-            bench_one("otelcol (Go, upstream)", secs, move |recv, sink| {
-                let p = d.join(format!("otelcol-{recv}.yaml"));
-                std::fs::write(&p, yaml(recv, sink, false)).expect("write config");
-                spawn(&c, &bin, &["--config".into(), p.display().to_string()], &[])
+            bench_one(scenario, "otelcol (Go, upstream)", secs, |recv, sink| {
+                let p = dir.join(format!("otelcol-{recv}.yaml"));
+                std::fs::write(&p, yaml(scenario, recv, sink, false)).expect("write config");
+                spawn(core, &bin, &["--config".into(), p.display().to_string()], &[])
             })
             .await,
         );
     }
-    if let Some(bin) = arg("--rotel") {
-        let c = core.clone();
+    // rotel has no equivalent of the processors, so it runs only the pass-through pipeline.
+    if let (Some(bin), Scenario::PassThrough) = (arg("--rotel"), scenario) {
         results.push(
-            bench_one("rotel", secs, move |recv, sink| {
+            bench_one(scenario, "rotel", secs, |recv, sink| {
                 let args: Vec<String> = [
                     "start",
                     "--otlp-grpc-endpoint",
@@ -476,22 +712,24 @@ async fn main() {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-                spawn(&c, &bin, &args, &[("ROTEL_LOG_LEVEL", "warn")])
+                spawn(core, &bin, &args, &[("ROTEL_LOG_LEVEL", "warn")])
             })
             .await,
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    results
+}
 
-    let ours = results.first().cloned().unwrap_or_default();
-    let per_core = |r: &Result_| r.sat_spans_per_s / (r.sat_cpu_pct / 100.0).max(0.01);
+/// The table: per scenario, each collector and its ratios to ours.
+fn table(scenarios: &[Vec<Result_>]) -> String {
+    let per_core = |r: &Result_| r.sat_items_per_s / (r.sat_cpu_pct / 100.0).max(0.01);
     let mut out = String::new();
     out.push_str(&format!(
         "\n{:<28} {:>12} {:>8} {:>14} {:>7} {:>9} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10}\n",
         "collector (pinned 1 core)",
-        "sat spans/s",
+        "sat items/s",
         "sat CPU%",
-        "spans/CPU-sec",
+        "items/CPU-sec",
         "errors",
         "CPU%@10k",
         "RSS MiB",
@@ -501,27 +739,52 @@ async fn main() {
         "x/ours CPU",
         "x/ours RSS"
     ));
-    for r in &results {
-        out.push_str(&format!(
-            "{:<28} {:>12.0} {:>8.1} {:>14.0} {:>7} {:>9.1} {:>8.1} {:>11.0} {:>11.2} {:>11.2} {:>10.2} {:>10.2}\n",
-            r.name,
-            r.sat_spans_per_s,
-            r.sat_cpu_pct,
-            per_core(r),
-            r.sat_errors,
-            r.steady_cpu_pct,
-            r.steady_rss_mib,
-            r.steady_delivered,
-            ours.sat_spans_per_s / r.sat_spans_per_s.max(1.0),
-            per_core(&ours) / per_core(r).max(1.0),
-            r.steady_cpu_pct / ours.steady_cpu_pct.max(0.01),
-            r.steady_rss_mib / ours.steady_rss_mib.max(0.01),
-        ));
+    for results in scenarios {
+        let Some(ours) = results.first() else { continue };
+        out.push_str(&format!("-- {}\n", ours.scenario));
+        for r in results {
+            out.push_str(&format!(
+                "{:<28} {:>12.0} {:>8.1} {:>14.0} {:>7} {:>9.1} {:>8.1} {:>11.0} {:>11.2} {:>11.2} {:>10.2} {:>10.2}\n",
+                r.name,
+                r.sat_items_per_s,
+                r.sat_cpu_pct,
+                per_core(r),
+                r.sat_errors,
+                r.steady_cpu_pct,
+                r.steady_rss_mib,
+                r.steady_delivered,
+                ours.sat_items_per_s / r.sat_items_per_s.max(1.0),
+                per_core(ours) / per_core(r).max(1.0),
+                r.steady_cpu_pct / ours.steady_cpu_pct.max(0.01),
+                r.steady_rss_mib / ours.steady_rss_mib.max(0.01),
+            ));
+        }
     }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let core = arg("--core").unwrap_or_else(|| "0".into());
+    let secs: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let scenarios: Vec<Scenario> = arg("--scenarios")
+        .unwrap_or_else(|| "passthrough,traces,metrics".into())
+        .split(',')
+        .map(|s| {
+            Scenario::parse(s.trim()).unwrap_or_else(|| panic!("unknown scenario {s:?}: passthrough, traces, metrics"))
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("collector-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut all = Vec::new();
+    for scenario in scenarios {
+        all.push(bench_scenario(scenario, &core, secs, &dir).await);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     // Reporting is this tool's purpose; stdout is the table.
     #[allow(clippy::print_stdout)]
     {
-        println!("{out}");
+        println!("{}", table(&all));
     }
 }
 
@@ -530,7 +793,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_spans_without_decoding() {
-        assert_eq!(count_spans(&request(1)), SPANS_PER_REQUEST);
+    fn counts_items_without_decoding() {
+        assert_eq!(count_spans(&request(1)), ITEMS_PER_REQUEST);
+        assert_eq!(count_points(&metrics_request(1)), ITEMS_PER_REQUEST);
     }
 }

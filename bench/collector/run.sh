@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Collector benchmark: ours vs upstream otelcol vs rotel, OTLP gRPC traces → batch → OTLP gRPC sink.
+# Collector benchmark: ours vs upstream otelcol vs rotel in three scenarios (pass-through, traces
+# processing, metrics processing; see collector_bench.rs). BENCH_SCENARIOS picks some.
 # The collector under test is pinned to core ${BENCH_CORE:-0}; generator+sink to the other core(s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,9 +11,11 @@ OTELCOL="$BIN_DIR/otelcol"
 ROTEL="$("$PY" -c 'import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 [ -x "$ROTEL" ] || { echo "rotel-agent not found; pip install -r tools/requirements.txt" >&2; exit 1; }
 cargo build --release -p telemetry-collector --bin telemetry-collector --example collector_bench
+TARGET="${CARGO_TARGET_DIR:-target}"
 CORE="${BENCH_CORE:-0}"
 NCPU="$(nproc)"
 LOADCORES="$(seq -s, 0 $((NCPU - 1)) | tr ',' '\n' | grep -vx "$CORE" | paste -sd, -)"
-taskset -c "${LOADCORES:-0}" target/release/examples/collector_bench \
+taskset -c "${LOADCORES:-0}" "$TARGET/release/examples/collector_bench" \
   --core "$CORE" --seconds "${BENCH_SECONDS:-10}" \
-  --ours target/release/telemetry-collector --otelcol "$OTELCOL" --rotel "$ROTEL"
+  --scenarios "${BENCH_SCENARIOS:-passthrough,traces,metrics}" \
+  --ours "$TARGET/release/telemetry-collector" --otelcol "$OTELCOL" --rotel "$ROTEL"
