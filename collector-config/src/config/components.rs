@@ -709,12 +709,34 @@ pub struct AttributesProcessorConfig {
 pub struct SpanProcessorConfig {
     /// Span renaming rules.
     pub name: SpanNameConfig,
-    /// Span status override (accepted; `code`, `description`).
-    pub status: Option<Value>,
+    /// Sets the status of every selected span.
+    pub status: Option<SpanStatus>,
     /// Only process spans matching this.
     pub include: Option<MatchProperties>,
     /// Skip spans matching this.
     pub exclude: Option<MatchProperties>,
+}
+
+/// `span.status`: the status given to every selected span.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpanStatus {
+    /// `Ok`, `Error` or `Unset`.
+    pub code: SpanStatusCode,
+    /// The status message; only with `code: Error` (for `Ok` and `Unset` the message is cleared).
+    pub description: String,
+}
+
+/// A span status code, spelt as upstream's config spells it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum SpanStatusCode {
+    /// `STATUS_CODE_UNSET`.
+    #[default]
+    Unset,
+    /// `STATUS_CODE_OK`.
+    Ok,
+    /// `STATUS_CODE_ERROR`.
+    Error,
 }
 
 /// `span.name` options.
@@ -737,7 +759,8 @@ pub struct ToAttributes {
     pub rules: Vec<String>,
     /// Stop after the first matching rule.
     pub break_after_match: bool,
-    /// Keep the original name in this attribute (accepted for compatibility).
+    /// Extract the attributes but leave the span name as it was (instead of replacing the matched
+    /// parts with `{group}` placeholders).
     pub keep_original_name: bool,
 }
 

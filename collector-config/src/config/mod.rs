@@ -527,6 +527,12 @@ fn validate_semantics(
                 }
             }
             ProcessorConfig::Span(s) => {
+                if let Some(status) = &s.status
+                    && status.code != components::SpanStatusCode::Error
+                    && !status.description.is_empty()
+                {
+                    errors.push(format!("{p}.status.description: only allowed with code: Error"));
+                }
                 for (i, rule) in s.name.to_attributes.iter().flat_map(|t| t.rules.iter()).enumerate() {
                     if let Err(e) = regex::Regex::new(rule) {
                         errors.push(format!("{p}.name.to_attributes.rules[{i}]: invalid regex: {e}"));

@@ -410,3 +410,18 @@ fn file_storage_settings_that_are_not_implemented_are_refused_by_path() {
         assert!(e.iter().any(|e| e.starts_with(want)), "{ext} / {storage}: {e:?}");
     }
 }
+
+#[test]
+fn span_status_is_typed_and_a_description_needs_code_error() {
+    let yaml = |status: &str| {
+        format!(
+            "receivers: {{otlp: {{protocols: {{grpc: {{}}}}}}}}\nprocessors:\n  span:\n    status: {status}\nexporters: {{debug: {{}}}}\nservice: {{pipelines: {{traces: {{receivers: [otlp], processors: [span], exporters: [debug]}}}}}}\n"
+        )
+    };
+    assert!(load(&yaml("{code: Error, description: boom}")).is_ok());
+    assert!(load(&yaml("{code: Ok}")).is_ok());
+    let e = errors(&yaml("{code: Ok, description: boom}"));
+    assert!(e.iter().any(|e| e.starts_with("processors.span.status.description:")), "{e:?}");
+    let e = errors(&yaml("{code: Fine}"));
+    assert!(e.iter().any(|e| e.starts_with("processors.span.status.code")), "{e:?}");
+}

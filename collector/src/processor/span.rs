@@ -1,9 +1,12 @@
-//! `span` processor: rename spans from attribute values, or extract attributes from span names.
+//! `span` processor: rename spans from attribute values, extract attributes from span names, and
+//! set span status, in upstream's order (from attributes, to attributes, status) per span.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
 use regex::Regex;
 
-use crate::config::components::SpanProcessorConfig;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, status::StatusCode};
+
+use crate::config::components::{SpanProcessorConfig, SpanStatus, SpanStatusCode};
 use crate::pdata::edit::{self, Edit, Rename};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
@@ -18,6 +21,8 @@ pub struct SpanProcessor {
     separator: String,
     rules: Vec<Regex>,
     break_after_match: bool,
+    keep_original_name: bool,
+    status: Option<SpanStatus>,
     filter: Filter,
     /// The rename on encoded spans, when it is all the processor does (no `to_attributes`, no
     /// include/exclude).
@@ -27,14 +32,16 @@ pub struct SpanProcessor {
 impl SpanProcessor {
     /// Builds from config.
     pub fn new(cfg: &SpanProcessorConfig) -> Result<Self, String> {
-        let (rules, break_after_match) = match &cfg.name.to_attributes {
+        let (rules, break_after_match, keep_original_name) = match &cfg.name.to_attributes {
             Some(t) => (
                 t.rules.iter().map(|r| Regex::new(r).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
                 t.break_after_match,
+                t.keep_original_name,
             ),
-            None => (Vec::new(), false),
+            None => (Vec::new(), false, false),
         };
         let wire = (rules.is_empty()
+            && cfg.status.is_none()
             && cfg.include.is_none()
             && cfg.exclude.is_none()
             && !cfg.name.from_attributes.is_empty())
@@ -45,6 +52,8 @@ impl SpanProcessor {
             separator: cfg.name.separator.clone(),
             rules,
             break_after_match,
+            keep_original_name,
+            status: cfg.status.clone(),
             filter: Filter::compile(cfg.include.as_ref(), cfg.exclude.as_ref())?,
         })
     }
@@ -61,8 +70,15 @@ pub fn rename_from_attributes(name: &mut String, attrs: &[KeyValue], keys: &[Str
     }
 }
 
-/// Applies `to_attributes` rules: named groups become attributes and `{group}` placeholders in the name.
-pub fn extract_from_name(name: &mut String, attrs: &mut Vec<KeyValue>, rules: &[Regex], break_after_match: bool) {
+/// Applies `to_attributes` rules: named groups become attributes and `{group}` placeholders in the
+/// name (unless `keep_original_name`, which leaves the name as it was).
+pub fn extract_from_name(
+    name: &mut String,
+    attrs: &mut Vec<KeyValue>,
+    rules: &[Regex],
+    break_after_match: bool,
+    keep_original_name: bool,
+) {
     for re in rules {
         let Some(caps) = re.captures(name) else { continue };
         let mut new_name = String::new();
@@ -86,11 +102,24 @@ pub fn extract_from_name(name: &mut String, attrs: &mut Vec<KeyValue>, rules: &[
                 None => attrs.push(KeyValue { key: k, value, ..Default::default() }),
             }
         }
-        *name = new_name;
+        if !keep_original_name {
+            *name = new_name;
+        }
         if break_after_match {
             break;
         }
     }
+}
+
+/// Sets a span's status as upstream does: the code, and the message only for `Error` (cleared
+/// otherwise).
+pub fn set_status(span: &mut Span, status: &SpanStatus) {
+    let (code, message) = match status.code {
+        SpanStatusCode::Unset => (StatusCode::Unset, String::new()),
+        SpanStatusCode::Ok => (StatusCode::Ok, String::new()),
+        SpanStatusCode::Error => (StatusCode::Error, status.description.clone()),
+    };
+    span.status = Some(Status { code: code as i32, message });
 }
 
 impl Processor for SpanProcessor {
@@ -120,7 +149,16 @@ impl Processor for SpanProcessor {
                             &self.from_attributes,
                             &self.separator,
                         );
-                        extract_from_name(&mut span.name, &mut span.attributes, &self.rules, self.break_after_match);
+                        extract_from_name(
+                            &mut span.name,
+                            &mut span.attributes,
+                            &self.rules,
+                            self.break_after_match,
+                            self.keep_original_name,
+                        );
+                        if let Some(status) = &self.status {
+                            set_status(span, status);
+                        }
                     }
                 }
             }
@@ -160,8 +198,35 @@ mod tests {
             &mut attrs,
             &[Regex::new(r"^/api/v1/document/(?P<documentId>.*)/update$").unwrap()],
             false,
+            false,
         );
         assert_eq!(name, "/api/v1/document/{documentId}/update");
         assert_eq!(any_to_string(get(&attrs, "documentId").unwrap()), "12345678");
+    }
+
+    #[test]
+    fn keep_original_name_extracts_but_keeps_the_name() {
+        let mut name = "/api/v1/document/42/update".to_owned();
+        let mut attrs = vec![];
+        let rules = [Regex::new(r"^/api/v1/document/(?P<documentId>.*)/update$").unwrap()];
+        extract_from_name(&mut name, &mut attrs, &rules, false, true);
+        assert_eq!(name, "/api/v1/document/42/update");
+        assert_eq!(any_to_string(get(&attrs, "documentId").unwrap()), "42");
+    }
+
+    #[test]
+    fn status_sets_the_code_and_a_message_only_for_errors() {
+        let processor = |yaml: &str| SpanProcessor::new(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let mut span = Span {
+            status: Some(Status { code: StatusCode::Error as i32, message: "old".into() }),
+            ..Default::default()
+        };
+        let p = processor("status: {code: Ok}");
+        assert!(p.wire_edit().is_none(), "a status change is made on decoded spans");
+        set_status(&mut span, p.status.as_ref().unwrap());
+        assert_eq!(span.status, Some(Status { code: StatusCode::Ok as i32, message: String::new() }));
+        let p = processor("status: {code: Error, description: boom}");
+        set_status(&mut span, p.status.as_ref().unwrap());
+        assert_eq!(span.status, Some(Status { code: StatusCode::Error as i32, message: "boom".into() }));
     }
 }
