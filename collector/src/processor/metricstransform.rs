@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-use crate::config::components::MetricsTransformConfig;
+use crate::config::components::{MetricMatchType, MetricTransformAction, MetricsTransformConfig};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 
@@ -24,11 +24,11 @@ impl MetricsTransform {
     pub fn new(cfg: &MetricsTransformConfig) -> Result<Self, String> {
         let mut renames = Vec::new();
         for t in &cfg.transforms {
-            if t.action != "update" {
+            if t.action != Some(MetricTransformAction::Update) || t.new_name.is_empty() {
                 continue;
             }
-            let Some(new_name) = &t.new_name else { continue };
-            let m = if t.match_type.as_deref() == Some("regexp") {
+            let new_name = &t.new_name;
+            let m = if t.match_type == MetricMatchType::Regexp {
                 Match::Regexp(Regex::new(&t.include).map_err(|e| e.to_string())?)
             } else {
                 Match::Strict(t.include.clone())
