@@ -5,6 +5,7 @@ pub mod components;
 pub mod duration;
 pub mod expand;
 pub mod id;
+mod metricstransform;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -544,22 +545,7 @@ fn validate_semantics(
                     }
                 }
             }
-            ProcessorConfig::MetricsTransform(m) => {
-                for (i, t) in m.transforms.iter().enumerate() {
-                    let tp = format!("{p}.transforms[{i}]");
-                    if t.include.is_empty() {
-                        errors.push(format!("{tp}.include: required"));
-                    }
-                    if !["update", "insert", "combine"].contains(&t.action.as_str()) {
-                        errors.push(format!("{tp}.action: {:?} is not one of update, insert, combine", t.action));
-                    }
-                    if t.match_type.as_deref() == Some("regexp")
-                        && let Err(e) = regex::Regex::new(&t.include)
-                    {
-                        errors.push(format!("{tp}.include: invalid regex: {e}"));
-                    }
-                }
-            }
+            ProcessorConfig::MetricsTransform(m) => metricstransform::validate(&p, m, errors, warnings),
         }
     }
     for (id, e) in exporters {
