@@ -632,7 +632,7 @@ pub struct AttributeAction {
     pub value: Option<Value>,
     /// Copy the value from another attribute.
     pub from_attribute: Option<String>,
-    /// Copy from request context (accepted; not supported, leaves data unchanged).
+    /// Copy from request context: refused (receivers do not pass request metadata on).
     pub from_context: Option<String>,
     /// For `extract`: regex with named groups applied to the value of `key`.
     /// For `delete`/`hash`: regex selecting the keys to act on.

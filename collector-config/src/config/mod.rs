@@ -725,6 +725,13 @@ fn validate_match(p: &str, m: &components::MatchProperties, errors: &mut Vec<Str
 fn validate_actions(p: &str, actions: &[components::AttributeAction], errors: &mut Vec<String>) {
     for (i, a) in actions.iter().enumerate() {
         let ap = format!("{p}[{i}]");
+        if a.from_context.is_some() {
+            // Upstream reads it from client metadata the receivers attach to the request context;
+            // our receivers attach none, so the action could never do anything.
+            errors.push(format!(
+                "{ap}.from_context: not supported by this collector (receivers do not pass request metadata on)"
+            ));
+        }
         match a.action.as_str() {
             "insert" | "update" | "upsert" => {
                 if a.key.is_empty() {

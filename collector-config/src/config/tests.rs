@@ -425,3 +425,11 @@ fn span_status_is_typed_and_a_description_needs_code_error() {
     let e = errors(&yaml("{code: Fine}"));
     assert!(e.iter().any(|e| e.starts_with("processors.span.status.code")), "{e:?}");
 }
+
+#[test]
+fn from_context_is_refused_by_path() {
+    let e = errors(
+        "receivers: {otlp: {protocols: {grpc: {}}}}\nprocessors:\n  attributes:\n    actions: [{key: tenant, from_context: metadata.x-tenant, action: insert}]\nexporters: {debug: {}}\nservice: {pipelines: {traces: {receivers: [otlp], processors: [attributes], exporters: [debug]}}}\n",
+    );
+    assert!(e.iter().any(|e| e.starts_with("processors.attributes.actions[0].from_context:")), "{e:?}");
+}

@@ -25,7 +25,7 @@ fn action(op: u8, src: u8) -> String {
     let source = match src % 8 {
         0..5 => format!("value: {}", VALUES[usize::from(src % 8)]),
         5 | 6 => format!("from_attribute: '{}'", KEYS[usize::from(src >> 3) % KEYS.len()]),
-        _ => "from_context: user".to_owned(),
+        _ => "from_attribute: missing".to_owned(),
     };
     match op % 6 {
         0 => format!("{{key: '{key}', {source}, action: insert}}"),

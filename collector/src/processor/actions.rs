@@ -29,8 +29,6 @@ enum Op {
 enum Source {
     Literal(AnyValue),
     FromAttribute(String),
-    /// Request context is not propagated; such actions are no-ops.
-    FromContext,
 }
 
 /// A compiled action, ready to apply.
@@ -47,19 +45,17 @@ pub fn compile(actions: &[AttributeAction]) -> Result<Vec<Action>, String> {
     actions
         .iter()
         .map(|a| {
-            let source = || {
-                if let Some(v) = &a.value {
-                    Source::Literal(yaml_to_any(v))
-                } else if let Some(f) = &a.from_attribute {
-                    Source::FromAttribute(f.clone())
-                } else {
-                    Source::FromContext
-                }
+            // Validation refuses `from_context` and requires one source; refused here too for
+            // configs that were not validated.
+            let source = || match (&a.value, &a.from_attribute) {
+                (Some(v), _) => Ok(Source::Literal(yaml_to_any(v))),
+                (None, Some(f)) => Ok(Source::FromAttribute(f.clone())),
+                (None, None) => Err(format!("action on {:?}: a value or from_attribute is required", a.key)),
             };
             let op = match a.action.as_str() {
-                "insert" => Op::Insert(source()),
-                "update" => Op::Update(source()),
-                "upsert" => Op::Upsert(source()),
+                "insert" => Op::Insert(source()?),
+                "update" => Op::Update(source()?),
+                "upsert" => Op::Upsert(source()?),
                 "delete" => Op::Delete,
                 "hash" => Op::Hash,
                 "extract" => {
@@ -83,7 +79,6 @@ pub fn wire_form(actions: &[Action]) -> Option<edit::AttrEdit> {
     let source = |s: &Source| match s {
         Source::Literal(v) => edit::Source::Literal(v.encode_to_vec()),
         Source::FromAttribute(k) => edit::Source::FromAttribute(k.clone()),
-        Source::FromContext => edit::Source::Nothing,
     };
     let ops = actions
         .iter()
@@ -143,7 +138,6 @@ fn resolve(attrs: &[KeyValue], s: &Source) -> Option<AnyValue> {
     match s {
         Source::Literal(v) => Some(v.clone()),
         Source::FromAttribute(k) => get(attrs, k).cloned(),
-        Source::FromContext => None,
     }
 }
 

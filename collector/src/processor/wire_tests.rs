@@ -144,7 +144,6 @@ fn attribute_actions_in_order_with_duplicates_deletes_and_copies() {
           - {key: dup, value: changed, action: update}
           - {key: copy, from_attribute: n, action: insert}
           - {key: fromnothing, from_attribute: novalue, action: insert}
-          - {key: ctx, from_context: user, action: upsert}
           - {key: '', pattern: '^tmp\.', action: delete}
           - {key: a, action: delete}
           - {key: a, value: back, action: insert}

@@ -22,8 +22,6 @@ pub enum Source {
     Literal(Vec<u8>),
     /// The value of another attribute of the same list.
     FromAttribute(String),
-    /// Nothing (upstream's `from_context` without a request context): the action does nothing.
-    Nothing,
 }
 
 /// What one action does.
@@ -134,7 +132,6 @@ impl<'a> AttrList<'a> {
         match source {
             Source::Literal(v) => Some(v),
             Source::FromAttribute(k) => self.get(k),
-            Source::Nothing => None,
         }
     }
 
