@@ -57,6 +57,7 @@ const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowerca
 )]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.replicas)").message("spec.replicas cannot be set when spec.mode is daemonset"))]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.autoscaling)").message("spec.autoscaling is for deployment mode only (a daemonset runs one collector per node)"))]
+#[x_kube(validation = Rule::new("self.mode == 'daemonset' || !has(self.agent) || !has(self.agent.hostPort) || !self.agent.hostPort").message("spec.agent.hostPort is only allowed in daemonset mode: a gateway's replicas are not one per node, two on a node would compete for its ports"))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPipelineSpec {
     /// How the collector runs: `deployment` (a gateway, the default) or `daemonset` (an agent on every node).
@@ -81,6 +82,11 @@ pub struct TelemetryPipelineSpec {
     /// resolves every collector pod, for gRPC clients that balance per connection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceExposure>,
+    /// Node-local agent settings (`daemonset` mode): whether the OTLP ports are opened on each node's
+    /// IP (`hostPort`) and which endpoint attached workloads are given (`endpoint`). In daemonset mode
+    /// the Service always has `internalTrafficPolicy: Local`, so a pod's telemetry stays on its node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
     /// Node selector for collector pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -147,6 +153,39 @@ pub struct ServiceExposure {
     /// Fixed node ports of the OTLP ports (default: allocated by the cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_ports: Option<NodePorts>,
+}
+
+/// Node-local settings of an agent pipeline (`mode: daemonset`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.endpoint) || self.endpoint != 'NodeIP' || (has(self.hostPort) && self.hostPort)").message("spec.agent.endpoint NodeIP needs spec.agent.hostPort: true (without it nothing listens on the node's IP)"))]
+pub struct Agent {
+    /// Open the collector's OTLP ports (`receivers.otlp.grpcPort` / `httpPort`, 4317/4318) as
+    /// `hostPort`s on every node's IP (default false). Daemonset mode only. Two pipelines with host
+    /// ports on the same ports cannot share a node (the second one's pods stay Pending), a Pod
+    /// Security Standard of `baseline` or stricter refuses host ports, and the collector then rolls
+    /// one node at a time with a short gap per node (a new pod cannot bind the ports beside the old).
+    #[serde(default)]
+    pub host_port: bool,
+    /// The OTLP endpoint injected into attached workloads: `NodeIP` (`http://$(OTEL_NODE_IP):<port>`,
+    /// the node's IP from the downward API, `status.hostIP`, reaching the host port of the agent on
+    /// the workload's own node; needs `hostPort`, and an IPv4 node IP) or `Service` (the Service's DNS
+    /// name; node-local too, through `internalTrafficPolicy: Local`). Default: `NodeIP` when
+    /// `hostPort` is on, else `Service`. A gateway (deployment mode) is always reached through its
+    /// Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<AgentEndpoint>,
+}
+
+/// How attached workloads reach an agent: `Service`, the Service's DNS name (kube-proxy keeps the
+/// traffic on the node), or `NodeIP`, the node's IP and the agent's host port. (No per-variant docs:
+/// they would replace the field's description in the CRD.)
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[allow(missing_docs)]
+pub enum AgentEndpoint {
+    Service,
+    #[serde(rename = "NodeIP")]
+    NodeIp,
 }
 
 /// Service type of the collector.

@@ -1,6 +1,7 @@
 //! `telemetry-operator` library: CRD types, pure renderers and the controllers, so tests can run the
 //! operator in-process against a real API server.
 
+pub mod agent;
 pub mod backoff;
 pub mod conditions;
 pub mod config;

@@ -1,5 +1,7 @@
 //! Pure rendering of a TelemetryPipeline's children: ConfigMap, Deployment or DaemonSet, Service,
-//! ServiceAccount and the Role/RoleBinding the collector needs for pod discovery.
+//! ServiceAccount and the Role/RoleBinding the collector needs for pod discovery. What makes a
+//! daemonset an agent on each node (host ports, the Service's traffic policy, its rollout) is
+//! decided in `agent`.
 
 use std::collections::BTreeMap;
 
@@ -153,8 +155,13 @@ pub fn pod_template(
     let spec = &tp.spec;
     let mut ports = Vec::new();
     if spec.receivers.otlp.enabled {
-        ports.push(port("otlp-grpc", spec.receivers.otlp.grpc_port));
-        ports.push(port("otlp-http", spec.receivers.otlp.http_port));
+        // An agent with host ports also listens on the node's IP, on the same port numbers.
+        let on_node = |p: ContainerPort| ContainerPort {
+            host_port: crate::agent::host_ports(spec).then_some(p.container_port),
+            ..p
+        };
+        ports.push(on_node(port("otlp-grpc", spec.receivers.otlp.grpc_port)));
+        ports.push(on_node(port("otlp-http", spec.receivers.otlp.http_port)));
     }
     if let Some(p) = spec.exporters.prometheus.as_ref().filter(|p| p.enabled) {
         ports.push(port("prometheus", p.port));
@@ -280,7 +287,12 @@ pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, def
         })),
         PipelineMode::Daemonset => Workload::DaemonSet(Box::new(DaemonSet {
             metadata: meta(tp),
-            spec: Some(DaemonSetSpec { selector, template, ..Default::default() }),
+            spec: Some(DaemonSetSpec {
+                selector,
+                template,
+                update_strategy: Some(crate::agent::update_strategy(&tp.spec)),
+                ..Default::default()
+            }),
             ..Default::default()
         })),
     }
@@ -319,6 +331,8 @@ pub fn service(tp: &TelemetryPipeline) -> Service {
         metadata: meta(tp),
         spec: Some(ServiceSpec {
             type_: Some(exposure.type_.as_str().to_string()),
+            // An agent keeps a pod's telemetry on the pod's node.
+            internal_traffic_policy: crate::agent::internal_traffic_policy(spec),
             selector: Some(selector_labels(&tp.name_any())),
             ports: Some(ports),
             ..Default::default()
@@ -451,6 +465,50 @@ mod tests {
         let ports: Vec<i32> = service(&tp).spec.and_then(|s| s.ports).expect("ports").iter().map(|p| p.port).collect();
         assert_eq!(ports, [4317, 4318, 8889, 8888]);
         assert_eq!(endpoints(&tp).grpc, "http://main-collector.obs.svc:4317");
+    }
+
+    fn host_ports_of(tp: &TelemetryPipeline) -> Vec<(String, Option<i32>)> {
+        let pod = match workload(tp, "h", vec![], DEFAULT_IMAGE) {
+            Workload::DaemonSet(ds) => ds.spec.expect("spec").template.spec.expect("pod"),
+            Workload::Deployment(d) => d.spec.expect("spec").template.spec.expect("pod"),
+        };
+        let ports = pod.containers[0].ports.clone().unwrap_or_default();
+        ports.into_iter().map(|p| (p.name.unwrap_or_default(), p.host_port)).collect()
+    }
+
+    #[test]
+    fn an_agent_service_keeps_traffic_on_the_node_and_a_gateway_service_does_not() {
+        let policy = |yaml: &str| service(&tp(yaml)).spec.and_then(|s| s.internal_traffic_policy);
+        assert_eq!(policy("mode: daemonset\nexporters: {debug: {}}").as_deref(), Some("Local"));
+        // A gateway leaves it to the API server's default (Cluster), which also resets it after a switch.
+        assert_eq!(policy("exporters: {debug: {}}"), None);
+        let agent = tp("mode: daemonset\nexporters: {debug: {}}");
+        let headless = crate::topology::headless(&agent, &service(&agent), child_meta(&agent));
+        assert_eq!(headless.spec.and_then(|s| s.internal_traffic_policy), None, "no cluster IP to apply it to");
+    }
+
+    #[test]
+    fn host_ports_open_only_the_otlp_ports_of_an_agent_that_asks() {
+        let agent = tp(
+            "mode: daemonset\nagent: {hostPort: true}\nreceivers: {otlp: {grpcPort: 14317}}\nexporters: {prometheus: {}}",
+        );
+        assert_eq!(
+            host_ports_of(&agent),
+            [
+                ("otlp-grpc".to_string(), Some(14317)),
+                ("otlp-http".to_string(), Some(4318)),
+                ("prometheus".to_string(), None),
+                ("metrics".to_string(), None),
+                ("health".to_string(), None),
+            ]
+        );
+        let Workload::DaemonSet(ds) = workload(&agent, "h", vec![], DEFAULT_IMAGE) else { panic!("mode") };
+        let strategy = ds.spec.and_then(|s| s.update_strategy).and_then(|u| u.rolling_update).expect("strategy");
+        assert_eq!(strategy.max_surge, Some(IntOrString::Int(0)), "a surge pod could not bind the host ports");
+        // Off by default, and never for a gateway (CEL refuses it there too).
+        assert!(host_ports_of(&tp("mode: daemonset\nexporters: {debug: {}}")).iter().all(|(_, h)| h.is_none()));
+        let gateway = tp("agent: {hostPort: true}\nexporters: {debug: {}}");
+        assert!(host_ports_of(&gateway).iter().all(|(_, h)| h.is_none()));
     }
 
     #[test]
