@@ -2,15 +2,24 @@
 //!
 //! The result is a server-side-apply patch sent with the injector's own field manager, so the API
 //! server tracks exactly which env vars, annotations and labels we own; applying an empty patch with
-//! the same manager ([`removal_patch`]) takes back precisely those fields and nothing else.
+//! the same manager ([`removal_patch`]) takes back precisely those fields and nothing else, the
+//! downward-API variables included.
+//!
+//! The pod's identity (`k8s.pod.name`, `k8s.pod.uid`, `k8s.node.name`) is only known once a pod
+//! exists, so it comes from the downward API: env vars with `valueFrom.fieldRef`, referenced from
+//! `OTEL_RESOURCE_ATTRIBUTES` as `$(VAR)`, which the kubelet expands when it starts the container. An
+//! agent's node IP (`OTEL_NODE_IP`) comes the same way. Kubernetes expands a reference only to a
+//! variable defined *earlier* in the list, so the order of [`Injection::env`] is part of the
+//! contract: server-side apply keeps the applied order for the entries it adds.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Value, json};
 
+use crate::agent::{AppEndpoints, NODE_IP_ENV, NODE_IP_FIELD};
 use crate::config::{PIPELINE_LABEL, PIPELINE_NS_LABEL};
-use crate::crd::{AppEnvValue, Endpoints, InstrumentedService, Protocol, TargetKind};
+use crate::crd::{AppEnvValue, InstrumentedService, Protocol, TargetKind};
 
 /// Field manager of everything injected into workloads (distinct from the pipeline children's).
 pub const INJECTOR_MANAGER: &str = "telemetry-operator-injector";
@@ -24,15 +33,64 @@ pub const RESOURCE_ATTRIBUTES_ENV: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// Prefix of the resource attribute keys the operator derives from the Kubernetes API.
 pub const RESERVED_ATTRIBUTE_PREFIX: &str = "k8s.";
 
+/// Downward-API variables carrying the pod's identity, as (env var, pod field, resource attribute):
+/// the names the OpenTelemetry Operator uses, unlikely to collide with an app's own variables.
+pub const POD_IDENTITY_ENV: [(&str, &str, &str); 3] = [
+    ("OTEL_RESOURCE_ATTRIBUTES_POD_NAME", "metadata.name", "k8s.pod.name"),
+    ("OTEL_RESOURCE_ATTRIBUTES_POD_UID", "metadata.uid", "k8s.pod.uid"),
+    ("OTEL_RESOURCE_ATTRIBUTES_NODE_NAME", "spec.nodeName", "k8s.node.name"),
+];
+
+/// The value of an injected env var.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A literal (`value`); may reference variables defined before it as `$(NAME)`.
+    Literal(String),
+    /// A field of the pod through the downward API (`valueFrom.fieldRef.fieldPath`).
+    PodField(&'static str),
+}
+
+impl EnvValue {
+    /// The literal value, if this is one.
+    pub fn literal(&self) -> Option<&str> {
+        match self {
+            Self::Literal(v) => Some(v),
+            Self::PodField(_) => None,
+        }
+    }
+
+    /// The env entry's value part as it appears in a pod spec.
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Literal(v) => json!({"value": v}),
+            // apiVersion spelled out as the API server defaults it, so the applied entry equals the live one.
+            Self::PodField(path) => json!({"valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}),
+        }
+    }
+}
+
 /// What gets injected.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Injection {
-    /// Env vars (name, value) set on the target containers.
-    pub env: Vec<(String, String)>,
+    /// Env vars set on the target containers, in order: every variable is defined before a value
+    /// that references it as `$(NAME)`.
+    pub env: Vec<(String, EnvValue)>,
     /// Pod-template annotations.
     pub annotations: BTreeMap<String, String>,
     /// Pod-template labels.
     pub labels: BTreeMap<String, String>,
+}
+
+impl Injection {
+    /// The literal value of injected env var `name`, if it is injected with one.
+    pub fn literal(&self, name: &str) -> Option<&str> {
+        self.env.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.literal())
+    }
+
+    /// The names of the injected env vars, in order.
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.env.iter().map(|(n, _)| n.as_str())
+    }
 }
 
 /// Percent-encodes a value for `OTEL_RESOURCE_ATTRIBUTES` (W3C baggage style: `,` `=` `%` and spaces).
@@ -67,31 +125,39 @@ pub fn injection(
     isvc: &InstrumentedService,
     namespace: &str,
     pipeline: (&str, &str),
-    endpoints: &Endpoints,
+    endpoints: &AppEndpoints,
     scrape: bool,
 ) -> Injection {
     let spec = &isvc.spec;
     let endpoint = match spec.protocol {
-        Protocol::Grpc => &endpoints.grpc,
-        Protocol::HttpProtobuf => &endpoints.http,
+        Protocol::Grpc => &endpoints.urls.grpc,
+        Protocol::HttpProtobuf => &endpoints.urls.http,
     };
+    let literal = |name: &str, value: String| (name.to_string(), EnvValue::Literal(value));
+    let mut env = vec![literal("ENABLE_TELEMETRY", "true".into())];
+    if endpoints.node_ip {
+        // Before the endpoint that references it.
+        env.push((NODE_IP_ENV.to_string(), EnvValue::PodField(NODE_IP_FIELD)));
+    }
+    env.push(literal("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+    env.push(literal("OTEL_EXPORTER_OTLP_PROTOCOL", spec.protocol.as_str().into()));
+    env.push(literal(SERVICE_NAME_ENV, spec.service_name.clone().unwrap_or_else(|| spec.target.name.clone())));
+    // Before the attributes that reference them.
+    env.extend(POD_IDENTITY_ENV.iter().map(|(name, field, _)| (name.to_string(), EnvValue::PodField(field))));
     let mut attrs = vec![
-        ("k8s.namespace.name".to_string(), namespace.to_string()),
-        (workload_attr(spec.target.kind).to_string(), spec.target.name.clone()),
+        ("k8s.namespace.name".to_string(), encode_attr(namespace)),
+        (workload_attr(spec.target.kind).to_string(), encode_attr(&spec.target.name)),
     ];
-    attrs.extend(spec.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let attrs = attrs.iter().map(|(k, v)| format!("{k}={}", encode_attr(v))).collect::<Vec<_>>().join(",");
-    let mut env = vec![
-        ("ENABLE_TELEMETRY".to_string(), "true".to_string()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), endpoint.clone()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL".to_string(), spec.protocol.as_str().to_string()),
-        ("OTEL_SERVICE_NAME".to_string(), spec.service_name.clone().unwrap_or_else(|| spec.target.name.clone())),
-        ("OTEL_RESOURCE_ATTRIBUTES".to_string(), attrs),
-    ];
+    // References, not values: encoding would break the `$(NAME)` the kubelet expands (and a pod name,
+    // uid or node name never holds a character that needs encoding).
+    attrs.extend(POD_IDENTITY_ENV.iter().map(|(name, _, attr)| (attr.to_string(), format!("$({name})"))));
+    attrs.extend(spec.resource_attributes.iter().map(|(k, v)| (k.clone(), encode_attr(v))));
+    let attrs = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    env.push(literal(RESOURCE_ATTRIBUTES_ENV, attrs));
     if let Some(s) = &spec.sampling {
-        env.push(("OTEL_TRACES_SAMPLER".to_string(), s.sampler.as_str().to_string()));
+        env.push(literal("OTEL_TRACES_SAMPLER", s.sampler.as_str().into()));
         if let Some(arg) = &s.argument {
-            env.push(("OTEL_TRACES_SAMPLER_ARG".to_string(), arg.clone()));
+            env.push(literal("OTEL_TRACES_SAMPLER_ARG", arg.clone()));
         }
     }
     let mut annotations = BTreeMap::new();
@@ -128,9 +194,13 @@ pub fn apply_patch(
             let env: Vec<Value> = inj
                 .env
                 .iter()
-                .map(|(n, v)| match attributes.get(c) {
-                    Some(merged) if n == RESOURCE_ATTRIBUTES_ENV => json!({"name": n, "value": merged}),
-                    _ => json!({"name": n, "value": v}),
+                .map(|(n, v)| {
+                    let mut entry = match attributes.get(c) {
+                        Some(merged) if n == RESOURCE_ATTRIBUTES_ENV => EnvValue::Literal(merged.clone()).to_json(),
+                        _ => v.to_json(),
+                    };
+                    entry["name"] = json!(n);
+                    entry
                 })
                 .collect();
             json!({"name": c, "env": env})
@@ -282,20 +352,42 @@ pub fn select_containers(all: &[String], wanted: Option<&str>) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::Endpoints;
 
     fn isvc(yaml: &str) -> InstrumentedService {
         InstrumentedService::new("reviews", serde_yaml::from_str(yaml).expect("spec"))
     }
 
-    fn eps() -> Endpoints {
-        Endpoints {
-            grpc: "http://main-collector.obs.svc:4317".into(),
-            http: "http://main-collector.obs.svc:4318".into(),
+    fn eps() -> AppEndpoints {
+        AppEndpoints {
+            urls: Endpoints {
+                grpc: "http://main-collector.obs.svc:4317".into(),
+                http: "http://main-collector.obs.svc:4318".into(),
+            },
+            node_ip: false,
+        }
+    }
+
+    fn node_ip_eps() -> AppEndpoints {
+        AppEndpoints {
+            urls: Endpoints { grpc: "http://$(OTEL_NODE_IP):4317".into(), http: "http://$(OTEL_NODE_IP):4318".into() },
+            node_ip: true,
         }
     }
 
     fn env_of<'a>(inj: &'a Injection, name: &str) -> Option<&'a str> {
-        inj.env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        inj.literal(name)
+    }
+
+    /// The `$(NAME)` references in a value (what the kubelet expands).
+    fn references(value: &str) -> Vec<&str> {
+        value.split("$(").skip(1).filter_map(|rest| rest.split_once(')').map(|(name, _)| name)).collect()
+    }
+
+    /// Each env entry of a patch's first container as (name, the entry), in order.
+    fn patch_env(p: &Value) -> Vec<(String, Value)> {
+        let env = p.pointer("/spec/template/spec/containers/0/env").and_then(Value::as_array).cloned();
+        env.unwrap_or_default().into_iter().map(|e| (e["name"].as_str().unwrap_or_default().to_string(), e)).collect()
     }
 
     #[test]
@@ -308,7 +400,11 @@ mod tests {
         assert_eq!(env_of(&inj, "OTEL_SERVICE_NAME"), Some("reviews"));
         assert_eq!(
             env_of(&inj, "OTEL_RESOURCE_ATTRIBUTES"),
-            Some("k8s.namespace.name=apps,k8s.deployment.name=reviews,team=a%2Cb")
+            Some(
+                "k8s.namespace.name=apps,k8s.deployment.name=reviews,k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME),\
+                 k8s.pod.uid=$(OTEL_RESOURCE_ATTRIBUTES_POD_UID),k8s.node.name=$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME),\
+                 team=a%2Cb"
+            )
         );
         assert_eq!(env_of(&inj, "OTEL_TRACES_SAMPLER"), None);
         assert!(inj.annotations.is_empty(), "no metrics section, no scrape annotations");
@@ -406,6 +502,96 @@ mod tests {
         let restore =
             restore_patch(&[&AppEnvValue { container: "app".into(), value: "team=a".into(), manager: "helm".into() }]);
         assert_eq!(restore.pointer("/spec/template/spec/containers/0/env/0/value"), Some(&json!("team=a")));
+    }
+
+    /// Asserts that every `$(NAME)` in the patch's env refers to an entry before it (Kubernetes leaves
+    /// any other reference unexpanded).
+    fn assert_references_defined_earlier(p: &Value) {
+        let env = patch_env(p);
+        for (i, (name, entry)) in env.iter().enumerate() {
+            for r in references(entry["value"].as_str().unwrap_or_default()) {
+                assert!(env[..i].iter().any(|(n, _)| n == r), "{name} references {r}, not defined before it: {env:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn pod_identity_comes_from_the_downward_api_before_the_attributes_reference_it() {
+        let i = isvc("pipelineRef: {name: main}\ntarget: {name: reviews, kind: DaemonSet}");
+        let inj = injection(&i, "apps", ("obs", "main"), &eps(), true);
+        assert_eq!(
+            inj.env_names().collect::<Vec<_>>(),
+            [
+                "ENABLE_TELEMETRY",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "OTEL_SERVICE_NAME",
+                "OTEL_RESOURCE_ATTRIBUTES_POD_NAME",
+                "OTEL_RESOURCE_ATTRIBUTES_POD_UID",
+                "OTEL_RESOURCE_ATTRIBUTES_NODE_NAME",
+                "OTEL_RESOURCE_ATTRIBUTES",
+            ]
+        );
+        let p = apply_patch(TargetKind::DaemonSet, "reviews", &["app".into()], &inj, &BTreeMap::new());
+        let env = patch_env(&p);
+        let field = |name: &str| {
+            env.iter().find(|(n, _)| n == name).and_then(|(_, e)| e.pointer("/valueFrom/fieldRef/fieldPath").cloned())
+        };
+        assert_eq!(field("OTEL_RESOURCE_ATTRIBUTES_POD_NAME"), Some(json!("metadata.name")));
+        assert_eq!(field("OTEL_RESOURCE_ATTRIBUTES_POD_UID"), Some(json!("metadata.uid")));
+        assert_eq!(field("OTEL_RESOURCE_ATTRIBUTES_NODE_NAME"), Some(json!("spec.nodeName")));
+        // A downward-API entry carries no `value` (the API server refuses both), a literal no `valueFrom`.
+        for (name, entry) in &env {
+            assert!(entry.get("value").is_some() != entry.get("valueFrom").is_some(), "{name}: {entry}");
+        }
+        assert_references_defined_earlier(&p);
+        let attrs = env_of(&inj, RESOURCE_ATTRIBUTES_ENV).expect("attributes");
+        assert!(
+            attrs.contains("k8s.daemonset.name=reviews,k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)"),
+            "{attrs}"
+        );
+    }
+
+    #[test]
+    fn an_agents_node_ip_is_defined_before_the_endpoint_that_uses_it() {
+        for (protocol, port) in [("grpc", 4317), ("http/protobuf", 4318)] {
+            let i = isvc(&format!("pipelineRef: {{name: main}}\ntarget: {{name: reviews}}\nprotocol: {protocol}"));
+            let inj = injection(&i, "apps", ("obs", "main"), &node_ip_eps(), true);
+            let names: Vec<_> = inj.env_names().collect();
+            assert_eq!(&names[..3], ["ENABLE_TELEMETRY", "OTEL_NODE_IP", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
+            assert_eq!(inj.env[1].1, EnvValue::PodField("status.hostIP"));
+            let endpoint = format!("http://$(OTEL_NODE_IP):{port}");
+            assert_eq!(env_of(&inj, "OTEL_EXPORTER_OTLP_ENDPOINT"), Some(endpoint.as_str()));
+            let p = apply_patch(TargetKind::Deployment, "reviews", &["app".into()], &inj, &BTreeMap::new());
+            assert_references_defined_earlier(&p);
+        }
+        // Through the Service: no node IP variable at all.
+        let i = isvc("pipelineRef: {name: main}\ntarget: {name: reviews}");
+        assert!(!injection(&i, "apps", ("obs", "main"), &eps(), true).env_names().any(|n| n == NODE_IP_ENV));
+    }
+
+    #[test]
+    fn a_merged_app_value_keeps_our_references_and_their_definitions_before_it() {
+        let i = isvc("pipelineRef: {name: main}\ntarget: {name: reviews}");
+        let inj = injection(&i, "apps", ("obs", "main"), &node_ip_eps(), true);
+        let ours = env_of(&inj, RESOURCE_ATTRIBUTES_ENV).expect("attributes");
+        // The app tries its own pod name: k8s.* stays ours, its other keys are kept.
+        let merged = merge_resource_attributes("team=payments,k8s.pod.name=mine", ours);
+        assert!(
+            merged.contains("k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)") && merged.ends_with(",team=payments")
+        );
+        let p = apply_patch(
+            TargetKind::Deployment,
+            "reviews",
+            &["app".into()],
+            &inj,
+            &BTreeMap::from([("app".to_string(), merged.clone())]),
+        );
+        assert_eq!(
+            patch_env(&p).iter().find(|(n, _)| n == RESOURCE_ATTRIBUTES_ENV).map(|(_, e)| e["value"].clone()),
+            Some(json!(merged))
+        );
+        assert_references_defined_earlier(&p);
     }
 
     #[test]

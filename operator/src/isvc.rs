@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use crate::agent;
 use crate::conditions;
 use crate::consent;
 use crate::context::{Context, MANAGER};
@@ -24,7 +25,6 @@ use crate::crd::{
 };
 use crate::error::{Error, Result};
 use crate::inject::{self, INJECTOR_MANAGER};
-use crate::resources;
 
 /// Controller name in metrics and logs.
 pub const CONTROLLER: &str = "instrumentedservice";
@@ -297,18 +297,19 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let prometheus = pipeline.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
     let metrics_on = isvc.spec.metrics.as_ref().is_some_and(|m| m.enabled);
     let scrape = prometheus && pns == ns;
-    let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &resources::endpoints(&pipeline), scrape);
+    let endpoints = agent::app_endpoints(&pipeline);
+    let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &endpoints, scrape);
     // Merge, don't fight: a service name the workload sets itself wins over ours and is reported.
     let app_service_name =
         inject::app_set_env(&workload.data, workload.managed_fields(), &containers, inject::SERVICE_NAME_ENV);
     if let Some(theirs) = &app_service_name {
         for (_, v) in inj.env.iter_mut().filter(|(n, _)| n == inject::SERVICE_NAME_ENV) {
-            v.clone_from(theirs);
+            *v = inject::EnvValue::Literal(theirs.clone());
         }
     }
     // Merge, don't fight: the workload's own resource attributes are merged with ours (see
     // `inject::merge_resource_attributes` for who wins on a key both set).
-    let ours_attrs = inj.env.iter().find(|(n, _)| n == inject::RESOURCE_ATTRIBUTES_ENV).map(|(_, v)| v.clone());
+    let ours_attrs = inj.literal(inject::RESOURCE_ATTRIBUTES_ENV).map(str::to_string);
     let live_attrs =
         inject::app_owned_env(&workload.data, workload.managed_fields(), &containers, inject::RESOURCE_ATTRIBUTES_ENV);
     let recorded = status
@@ -370,10 +371,9 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     }
     // A co-owned app value is not ours to report as managed.
     let managed_env: Vec<String> = inj
-        .env
-        .iter()
-        .map(|(n, _)| n.clone())
-        .filter(|n| app_service_name.is_none() || n != inject::SERVICE_NAME_ENV)
+        .env_names()
+        .filter(|n| app_service_name.is_none() || *n != inject::SERVICE_NAME_ENV)
+        .map(str::to_string)
         .collect();
     if status.managed_env != managed_env || status.target_observed_generation != patched.metadata.generation {
         info!(isvc = %format!("{ns}/{}", isvc.name_any()), target = %target.name, "injected");
@@ -389,6 +389,12 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     });
     status.message = None;
     let mut injected_msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
+    if endpoints.node_ip {
+        injected_msg.push_str(&format!(
+            " through the node's IP ({} from status.hostIP, the agent's host port)",
+            agent::NODE_IP_ENV
+        ));
+    }
     if let Some(name) = &app_service_name {
         injected_msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
     }

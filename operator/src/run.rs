@@ -83,14 +83,14 @@ fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
         .collect()
 }
 
-/// What of a pipeline the injection depends on: its endpoints, whether it scrapes, and which other
-/// namespaces may attach.
-type InjectedView = (crate::crd::Endpoints, bool, Option<crate::crd::AllowedNamespaces>);
+/// What of a pipeline the injection depends on: the endpoints its workloads are given (the Service's,
+/// or an agent's node IP), whether it scrapes, and which other namespaces may attach.
+type InjectedView = (crate::agent::AppEndpoints, bool, Option<crate::crd::AllowedNamespaces>);
 
 /// The [`InjectedView`] of a pipeline.
 fn injected_view(tp: &TelemetryPipeline) -> InjectedView {
     (
-        crate::resources::endpoints(tp),
+        crate::agent::app_endpoints(tp),
         tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled),
         tp.spec.allowed_namespaces.clone(),
     )
