@@ -1,7 +1,7 @@
 //! Tenant guardrails: what the cluster admin lets the authors of TelemetryPipelines put into their
 //! collector pods. Creating a pipeline creates pods, so without these a namespace tenant could run any
-//! image, read any Secret of the namespace into an env var, schedule onto tainted or chosen nodes, and
-//! mount a node's `/`. The policy comes from operator flags (chart values); a refused pipeline gets
+//! image, read any Secret of the namespace into an env var, schedule onto tainted or chosen nodes,
+//! mount a node's `/`, and open ports on every node's IP. The policy comes from operator flags (chart values); a refused pipeline gets
 //! `ConfigValid=False` reason `NotAllowed` with a message naming each offending field, and nothing is
 //! rolled out. Pure functions: the reconciler only reports what [`check`] returns.
 
@@ -27,6 +27,8 @@ pub struct TenantPolicy {
     pub allow_node_selector: bool,
     /// Whether the node's `/` may be mounted (hostmetrics in daemonset mode, a hostPath volume).
     pub allow_host_path: bool,
+    /// Whether an agent may open its OTLP ports on the nodes' IPs (`spec.agent.hostPort`).
+    pub allow_host_port: bool,
 }
 
 impl Default for TenantPolicy {
@@ -39,6 +41,7 @@ impl Default for TenantPolicy {
             allow_tolerations: true,
             allow_node_selector: true,
             allow_host_path: true,
+            allow_host_port: true,
         }
     }
 }
@@ -97,6 +100,12 @@ pub fn check(spec: &TelemetryPipelineSpec, policy: &TenantPolicy, default_image:
             "host metrics in daemonset mode mount the node's / (hostPath), which the operator's tenant policy does not allow".into(),
         );
     }
+    if !policy.allow_host_port && spec.agent.as_ref().is_some_and(|a| a.host_port) {
+        refuse(
+            "spec.agent.hostPort".into(),
+            "host ports open the collector's OTLP ports on every node's IP, which the operator's tenant policy does not allow (spec.agent.endpoint: Service keeps telemetry node-local without them)".into(),
+        );
+    }
     out
 }
 
@@ -114,6 +123,7 @@ mod tests {
             allow_tolerations: false,
             allow_node_selector: false,
             allow_host_path: false,
+            allow_host_port: false,
             ..TenantPolicy::default()
         }
     }
@@ -150,13 +160,20 @@ env: [{name: A, value: x}, {name: B, valueFrom: {secretKeyRef: {name: s, key: k}
 tolerations: [{operator: Exists}]
 nodeSelector: {pool: infra}
 receivers: {hostMetrics: {}}
+agent: {hostPort: true}
 exporters: {debug: {}}
 "#,
         );
         let fields: Vec<String> = check(&s, &locked(), DEFAULT_IMAGE).into_iter().map(|p| p.field).collect();
         assert_eq!(
             fields,
-            ["spec.env[1].valueFrom", "spec.tolerations", "spec.nodeSelector", "spec.receivers.hostMetrics"]
+            [
+                "spec.env[1].valueFrom",
+                "spec.tolerations",
+                "spec.nodeSelector",
+                "spec.receivers.hostMetrics",
+                "spec.agent.hostPort"
+            ]
         );
         assert!(check(&s, &TenantPolicy::default(), DEFAULT_IMAGE).is_empty());
         // Host metrics in deployment mode mount nothing.

@@ -70,6 +70,9 @@ struct RunArgs {
     /// Whether daemonset pipelines may mount the node's / for host metrics (a hostPath volume).
     #[arg(long, env = "ALLOW_HOST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     allow_host_path: bool,
+    /// Whether daemonset pipelines may open their OTLP ports on the nodes' IPs (spec.agent.hostPort).
+    #[arg(long, env = "ALLOW_HOST_PORT", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_host_port: bool,
     /// Disable leader election (single replica, or tests).
     #[arg(long, env = "DISABLE_LEADER_ELECTION")]
     disable_leader_election: bool,
@@ -98,6 +101,7 @@ impl Default for RunArgs {
                 allow_tolerations: true,
                 allow_node_selector: true,
                 allow_host_path: true,
+                allow_host_port: true,
                 disable_leader_election: false,
                 lease_namespace: "default".into(),
                 lease_name: "telemetry-operator".into(),
@@ -137,6 +141,7 @@ fn tenant_policy(args: &RunArgs) -> TenantPolicy {
         allow_tolerations: args.allow_tolerations,
         allow_node_selector: args.allow_node_selector,
         allow_host_path: args.allow_host_path,
+        allow_host_port: args.allow_host_port,
     }
 }
 
