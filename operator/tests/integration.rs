@@ -27,6 +27,11 @@ use telemetry_tests::{apiserver, wait_for};
 
 const T: Duration = Duration::from_secs(30);
 
+/// The pod identity in an injected `OTEL_RESOURCE_ATTRIBUTES`: references to downward-API variables
+/// the kubelet expands when it starts the container.
+const POD_IDENTITY: &str = "k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME),\
+k8s.pod.uid=$(OTEL_RESOURCE_ATTRIBUTES_POD_UID),k8s.node.name=$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME)";
+
 async fn setup() -> (Client, String) {
     let ns = apiserver().await.namespace().await;
     install_crds(&ns.client).await;
@@ -165,6 +170,11 @@ async fn invalid_objects_are_refused_naming_the_field() {
     assert!(err.contains("spec.receivers.otlp.grpcPort"), "{err}");
     let err = create_tp(json!({"mode": "daemonset", "replicas": 2})).await;
     assert!(err.contains("spec.replicas cannot be set"), "{err}");
+    let err = create_tp(json!({"agent": {"hostPort": true}, "exporters": {"debug": {}}})).await;
+    assert!(err.contains("spec.agent.hostPort is only allowed in daemonset mode"), "{err}");
+    let err =
+        create_tp(json!({"mode": "daemonset", "agent": {"endpoint": "NodeIP"}, "exporters": {"debug": {}}})).await;
+    assert!(err.contains("spec.agent") && err.contains("NodeIP needs spec.agent.hostPort"), "{err}");
     let dyn_tp: Api<kube::api::DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &api_resource("TelemetryPipeline"));
     let raw = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
@@ -280,7 +290,9 @@ async fn isvc_injects_keeps_others_fields_and_takes_back_exactly_what_it_added()
     assert_eq!(env.get("OTEL_SERVICE_NAME").map(String::as_str), Some("reviews"));
     assert_eq!(
         env.get("OTEL_RESOURCE_ATTRIBUTES"),
-        Some(&format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,service.namespace=thereview"))
+        Some(&format!(
+            "k8s.namespace.name={ns},k8s.deployment.name=reviews,{POD_IDENTITY},service.namespace=thereview"
+        ))
     );
     assert_eq!(env.get("OTEL_TRACES_SAMPLER").map(String::as_str), Some("parentbased_traceidratio"));
     assert_eq!(env.get("OTEL_TRACES_SAMPLER_ARG").map(String::as_str), Some("0.5"));
@@ -478,10 +490,14 @@ async fn app_set_resource_attributes_are_merged_and_given_back_on_removal() {
         isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True" && c.1 == "Injected")
     })
     .await;
-    let merged = format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,service.namespace=shop,team=payments");
+    let merged = format!(
+        "k8s.namespace.name={ns},k8s.deployment.name=reviews,{POD_IDENTITY},service.namespace=shop,team=payments"
+    );
     let d = deploys.get("reviews").await.expect("d");
     assert_eq!(env_of(&d).get("OTEL_RESOURCE_ATTRIBUTES"), Some(&merged));
     assert!(env_of(&d).contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"), "the rest is injected too");
+    // The app's entry came first; the variables its merged value now references are placed before it.
+    assert_references_defined_earlier(&d);
     let status = i.status.expect("status");
     let recorded = &status.injected_target.as_ref().expect("target").app_resource_attributes;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
@@ -495,8 +511,9 @@ async fn app_set_resource_attributes_are_merged_and_given_back_on_removal() {
         {"name": "app", "env": [{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": "team=checkout"}]}]}}}});
     let pp = PatchParams { field_manager: Some("kubectl-set".into()), ..PatchParams::default() };
     deploys.patch("reviews", &pp, &Patch::Strategic(set_env)).await.expect("set env");
-    let remerged =
-        format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,service.namespace=thereview,team=checkout");
+    let remerged = format!(
+        "k8s.namespace.name={ns},k8s.deployment.name=reviews,{POD_IDENTITY},service.namespace=thereview,team=checkout"
+    );
     wait_obj("re-merged", &deploys, "reviews", T, |d| env_of(d).get("OTEL_RESOURCE_ATTRIBUTES") == Some(&remerged))
         .await;
     wait_obj("new app value recorded", &isvcs, "reviews", T, |i| {
@@ -528,6 +545,7 @@ async fn tenant_policy_refuses_naming_each_field_and_rolls_nothing_out() {
         allow_tolerations: false,
         allow_node_selector: false,
         allow_host_path: false,
+        allow_host_port: false,
         ..TenantPolicy::default()
     };
     let _op = start_operator_with(&client, &ns, Config { tenant_policy: policy, ..Config::default() });
@@ -536,6 +554,7 @@ async fn tenant_policy_refuses_naming_each_field_and_rolls_nothing_out() {
             "mode": "daemonset", "image": "example/miner:1",
             "env": [{"name": "STOLEN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
             "tolerations": [{"operator": "Exists"}], "nodeSelector": {"pool": "infra"},
+            "agent": {"hostPort": true},
             "receivers": {"hostMetrics": {}}, "exporters": {"debug": {}}}});
     apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
     let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
@@ -544,9 +563,14 @@ async fn tenant_policy_refuses_naming_each_field_and_rolls_nothing_out() {
     })
     .await;
     let (_, _, msg) = pipeline_condition(&refused, "ConfigValid").expect("ConfigValid");
-    for field in
-        ["spec.image", "spec.env[0].valueFrom", "spec.tolerations", "spec.nodeSelector", "spec.receivers.hostMetrics"]
-    {
+    for field in [
+        "spec.image",
+        "spec.env[0].valueFrom",
+        "spec.tolerations",
+        "spec.nodeSelector",
+        "spec.receivers.hostMetrics",
+        "spec.agent.hostPort",
+    ] {
         assert!(msg.contains(field), "{field} not named in {msg}");
     }
     assert_eq!(pipeline_condition(&refused, "Stalled").map(|c| (c.0, c.1)), Some(("True".into(), "NotAllowed".into())));
@@ -640,6 +664,129 @@ async fn another_namespaces_pipeline_is_attached_only_with_its_consent() {
     isvc_in(&client, &apps, "labelled", &obs).await;
     wait_obj("labelled injected", &isvcs, "labelled", T, |i| {
         isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+}
+
+/// The env entries of the first container of a Deployment's pod template, in order.
+fn env_entries(d: &Deployment) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    pod.and_then(|p| p.containers[0].env.clone()).unwrap_or_default()
+}
+
+/// The downward-API field an env entry reads, if any.
+fn field_path(d: &Deployment, name: &str) -> Option<String> {
+    let entry = env_entries(d).into_iter().find(|e| e.name == name)?;
+    entry.value_from?.field_ref.map(|f| f.field_path)
+}
+
+/// Asserts that every `$(NAME)` in the live env refers to an entry before it: Kubernetes expands
+/// only those, anything else would reach the app as literal text.
+fn assert_references_defined_earlier(d: &Deployment) {
+    let env = env_entries(d);
+    for (i, e) in env.iter().enumerate() {
+        for reference in e.value.as_deref().unwrap_or_default().split("$(").skip(1) {
+            let name = reference.split(')').next().unwrap_or_default();
+            assert!(
+                env[..i].iter().any(|earlier| earlier.name == name),
+                "{} references {name}, not defined before it: {:?}",
+                e.name,
+                env.iter().map(|e| &e.name).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_agent_keeps_telemetry_on_the_node_and_workloads_send_to_the_node_ip() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tp = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "agent"}, "spec": {"mode": "daemonset", "agent": {"hostPort": true},
+            "exporters": {"debug": {}}}});
+    apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
+
+    // The collector listens on every node's IP, and its Service keeps a pod's traffic on the pod's node.
+    let dss: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+    let ds = wait_obj("agent DaemonSet", &dss, "agent-collector", T, |_| true).await.spec.expect("spec");
+    let ports = ds.template.spec.expect("pod").containers[0].ports.clone().unwrap_or_default();
+    let host_ports: Vec<_> = ports.iter().filter_map(|p| p.host_port.map(|h| (p.container_port, h))).collect();
+    assert_eq!(host_ports, [(4317, 4317), (4318, 4318)]);
+    let rolling = ds.update_strategy.and_then(|u| u.rolling_update).expect("rolling update");
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(1)), "no surge pod can bind the host ports");
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let svc = wait_obj("agent Service", &services, "agent-collector", T, |_| true).await.spec.expect("spec");
+    assert_eq!(svc.internal_traffic_policy.as_deref(), Some("Local"));
+
+    // An attached workload sends to its node's IP: OTEL_NODE_IP from the downward API, defined before
+    // the endpoint that references it, beside the pod's identity.
+    apply_as(&client, &ns, USER, &deployment_doc("reviews")).await.expect("user deployment");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let original = deploys.get("reviews").await.expect("deployment").spec.expect("spec").template;
+    let isvc = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "reviews"}, "spec": {"pipelineRef": {"name": "agent"}, "target": {"name": "reviews"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    let node_ip_endpoint = "http://$(OTEL_NODE_IP):4317";
+    let d = wait_obj("node IP endpoint", &deploys, "reviews", T, |d| {
+        env_of(d).get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str) == Some(node_ip_endpoint)
+    })
+    .await;
+    assert_eq!(field_path(&d, "OTEL_NODE_IP").as_deref(), Some("status.hostIP"));
+    assert_eq!(field_path(&d, "OTEL_RESOURCE_ATTRIBUTES_POD_NAME").as_deref(), Some("metadata.name"));
+    assert_eq!(field_path(&d, "OTEL_RESOURCE_ATTRIBUTES_POD_UID").as_deref(), Some("metadata.uid"));
+    assert_eq!(field_path(&d, "OTEL_RESOURCE_ATTRIBUTES_NODE_NAME").as_deref(), Some("spec.nodeName"));
+    assert_eq!(
+        env_of(&d).get("OTEL_RESOURCE_ATTRIBUTES"),
+        Some(&format!("k8s.namespace.name={ns},k8s.deployment.name=reviews,{POD_IDENTITY}"))
+    );
+    assert_eq!(env_entries(&d).first().map(|e| e.name.as_str()), Some("FOO"), "the app's own env stays first");
+    assert_references_defined_earlier(&d);
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    let i =
+        wait_obj("Injected", &isvcs, "reviews", T, |i| isvc_condition(i, "Injected").is_some_and(|c| c.0 == "True"))
+            .await;
+    let status = i.status.expect("status");
+    for name in ["OTEL_NODE_IP", "OTEL_RESOURCE_ATTRIBUTES_POD_UID"] {
+        assert!(status.managed_env.iter().any(|e| e == name), "{name} not in {:?}", status.managed_env);
+    }
+    let msg = &condition(Some(&status.conditions), "Injected").expect("Injected").message;
+    assert!(msg.contains("node's IP"), "{msg}");
+
+    // The Service endpoint instead: the node IP variable goes, the pod's identity stays.
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let to = |endpoint: Value| json!({"spec": {"agent": {"endpoint": endpoint}}});
+    tps.patch("agent", &PatchParams::default(), &Patch::Merge(to(json!("Service")))).await.expect("Service");
+    let d = wait_obj("Service endpoint", &deploys, "reviews", T, |d| {
+        env_of(d).get("OTEL_EXPORTER_OTLP_ENDPOINT") == Some(&format!("http://agent-collector.{ns}.svc:4317"))
+    })
+    .await;
+    assert!(!env_of(&d).contains_key("OTEL_NODE_IP"), "{:?}", env_of(&d));
+    assert_eq!(field_path(&d, "OTEL_RESOURCE_ATTRIBUTES_NODE_NAME").as_deref(), Some("spec.nodeName"));
+    assert_references_defined_earlier(&d);
+    // Back to the default (the node's IP with host ports): the variable returns before the endpoint.
+    tps.patch("agent", &PatchParams::default(), &Patch::Merge(to(Value::Null))).await.expect("default");
+    let d = wait_obj("node IP again", &deploys, "reviews", T, |d| {
+        env_of(d).get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str) == Some(node_ip_endpoint)
+    })
+    .await;
+    assert_references_defined_earlier(&d);
+
+    // Deleting the InstrumentedService takes every variable back, the downward-API ones included:
+    // the pod template is exactly what it was.
+    isvcs.delete("reviews", &DeleteParams::default()).await.expect("delete isvc");
+    wait_gone("isvc finalized", &isvcs, "reviews", T).await;
+    let d = deploys.get("reviews").await.expect("deployment");
+    assert_eq!(d.spec.clone().expect("spec").template, original);
+    assert!(!injector_manages(&d), "{:?}", d.managed_fields());
+
+    // As a gateway, the Service goes back to the cluster's default policy.
+    tps.patch("agent", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "deployment", "agent": null}})))
+        .await
+        .expect("to gateway");
+    wait_obj("Cluster policy", &services, "agent-collector", T, |s| {
+        s.spec.as_ref().and_then(|s| s.internal_traffic_policy.as_deref()) == Some("Cluster")
     })
     .await;
 }
