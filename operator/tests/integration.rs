@@ -947,7 +947,9 @@ async fn metrics_health_and_readiness_are_served() {
 }
 
 /// The example pipeline's rendered config, plus a daemonset variant using the remaining components
-/// (hostmetrics, span renaming, bearer-token auth), with the env vars their credentials need.
+/// (hostmetrics, span renaming, bearer-token auth; its scraping restricted to its node by a field
+/// selector) and a three-replica variant (its scraping sharded by hashmod), with the env vars their
+/// credentials need.
 fn rendered_variants() -> Vec<(String, Vec<String>)> {
     let docs = example("pipeline.yaml");
     let doc = docs.iter().find(|d| d["kind"] == "TelemetryPipeline").expect("pipeline");
@@ -962,7 +964,10 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
     daemon.config_overrides = Some(json!({"receivers": {"hostmetrics": {"root_path": std::env::temp_dir()}}}));
     daemon.exporters.otlp[1].auth =
         serde_json::from_value(json!({"bearerToken": {"name": "alloy", "key": "token"}})).ok();
-    [spec, daemon]
+    // A gateway of three shards: every scrape job ends with the hashmod rules.
+    let mut sharded = spec.clone();
+    sharded.replicas = Some(3);
+    [spec, daemon, sharded]
         .iter()
         .map(|spec| {
             let cfg = config::render(&RenderInput {
@@ -970,6 +975,7 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
                 namespace: "obs",
                 spec,
                 memory_limit_bytes: Some(256 << 20),
+                live_replicas: None,
             });
             let env = config::secret_refs(spec).into_iter().map(|(name, _)| name).collect();
             (config::to_yaml(&cfg).expect("yaml"), env)
