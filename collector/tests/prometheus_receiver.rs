@@ -541,7 +541,7 @@ fn scraped_pods(collector: &Collector) -> std::collections::BTreeSet<String> {
 async fn a_node_field_selector_scrapes_only_that_nodes_pods() {
     let exporter = Exporter::start().await;
     let cluster = telemetry_tests::apiserver().await;
-    let (ns, pods) = pod_namespace(&cluster).await;
+    let (ns, pods) = pod_namespace(cluster).await;
     let port = exporter.addr.port();
     running_pod(&pods, &ns, "on-a-1", "node-a", port, "/a1").await;
     running_pod(&pods, &ns, "on-a-2", "node-a", port, "/a2").await;
@@ -580,7 +580,7 @@ async fn three_shards_scrape_each_pod_exactly_once() {
     use telemetry_collector::receiver::prometheus::relabel;
     const SHARDS: u64 = 3;
     let cluster = telemetry_tests::apiserver().await;
-    let (ns, pods) = pod_namespace(&cluster).await;
+    let (ns, pods) = pod_namespace(cluster).await;
     // One exporter per pod, so each target has its own address, the hashed label.
     let mut exporters = Vec::new();
     for i in 0..6 {
