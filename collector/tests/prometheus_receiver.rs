@@ -448,3 +448,206 @@ service:
     let log = collector.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// The pod scrape job the operator renders for pipeline `main` in `ns` (operator/src/config.rs),
+/// with `discovery` added to its `kubernetes_sd_configs` entry and `relabel` appended to its
+/// `relabel_configs` (as operator/src/scrape.rs adds them), writing what it scrapes to `ours.jsonl`.
+fn operator_job_yaml(ns: &str, discovery: &str, relabel: &str) -> String {
+    format!(
+        r#"
+receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: telemetry-pipeline/{ns}/main
+          scrape_interval: 1s
+          kubernetes_sd_configs:
+            - role: pod
+              namespaces:
+                names: [{ns}]
+{discovery}
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline]
+              action: keep
+              regex: main
+            - source_labels: [__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline_namespace]
+              action: keep
+              regex: {ns}
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+              action: keep
+              regex: "true"
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+              action: replace
+              target_label: __metrics_path__
+              regex: (.+)
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              action: replace
+              regex: ([^:]+)(?::\d+)?;(\d+)
+              replacement: $$1:$$2
+              target_label: __address__
+            - source_labels: [__meta_kubernetes_namespace]
+              action: replace
+              target_label: namespace
+            - source_labels: [__meta_kubernetes_pod_name]
+              action: replace
+              target_label: pod
+{relabel}
+exporters:
+  file:
+    path: {{DIR}}/ours.jsonl
+service:
+  telemetry:
+    metrics:
+      address: "{{METRICS}}"
+  pipelines:
+    metrics:
+      receivers: [prometheus]
+      exporters: [file]
+"#
+    )
+}
+
+/// A namespace of the test API server ready for pods (its `default` service account made by hand:
+/// there is no controller-manager).
+async fn pod_namespace(cluster: &telemetry_tests::Cluster) -> (String, Api<Pod>) {
+    let ns = cluster.namespace().await;
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa");
+    Api::<ServiceAccount>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create default service account");
+    (ns.name.clone(), Api::namespaced(ns.client.clone(), &ns.name))
+}
+
+/// Creates an annotated pod on `node` that reports the IP 127.0.0.1 (what a kubelet would write).
+async fn running_pod(pods: &Api<Pod>, ns: &str, name: &str, node: &str, port: u16, path: &str) {
+    let mut pod = annotated_pod(name, ns, port, path);
+    pod.spec.as_mut().expect("spec").node_name = Some(node.into());
+    pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    let status = json!({"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("patch pod status");
+}
+
+/// Which pods' series a collector exported (the `pod` label the job sets).
+fn scraped_pods(collector: &Collector) -> std::collections::BTreeSet<String> {
+    points(&collector.path("ours.jsonl"))
+        .into_iter()
+        .filter(|p| p.name == "http_requests_total")
+        .filter_map(|p| p.attrs.get("pod").cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_field_selector_scrapes_only_that_nodes_pods() {
+    let exporter = Exporter::start().await;
+    let cluster = telemetry_tests::apiserver().await;
+    let (ns, pods) = pod_namespace(cluster).await;
+    let port = exporter.addr.port();
+    running_pod(&pods, &ns, "on-a-1", "node-a", port, "/a1").await;
+    running_pod(&pods, &ns, "on-a-2", "node-a", port, "/a2").await;
+    running_pod(&pods, &ns, "on-b", "node-b", port, "/b").await;
+
+    // The daemonset agent's discovery: the node name from the downward API, filtered by the API server.
+    let discovery = r#"              selectors:
+                - role: pod
+                  field: spec.nodeName=${env:K8S_NODE_NAME}"#;
+    let yaml = operator_job_yaml(&ns, discovery, "");
+    let collector = Collector::start_with_env(
+        &yaml,
+        &[("KUBECONFIG", cluster.kubeconfig().as_os_str()), ("K8S_NODE_NAME", "node-a".as_ref())],
+    );
+    wait_for("both pods of node-a scraped three times", Duration::from_secs(60), || {
+        let done = exporter.hits("/a1") >= 3 && exporter.hits("/a2") >= 3;
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert_eq!(exporter.hits("/b"), 0, "the pod of node-b is never scraped");
+    assert_eq!(scraped_pods(&collector), ["on-a-1", "on-a-2"].map(String::from).into());
+    // A pod that lands on the node later is discovered through the same filtered watch.
+    running_pod(&pods, &ns, "on-a-3", "node-a", port, "/a3").await;
+    wait_for("the new pod of node-a scraped", Duration::from_secs(30), || {
+        let n = exporter.hits("/a3");
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    assert_eq!(exporter.hits("/b"), 0);
+    let log = collector.log();
+    assert!(!log.contains("pod watch failed") && !log.contains("panicked"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_shards_scrape_each_pod_exactly_once() {
+    use telemetry_collector::receiver::prometheus::relabel;
+    const SHARDS: u64 = 3;
+    let cluster = telemetry_tests::apiserver().await;
+    let (ns, pods) = pod_namespace(cluster).await;
+    // One exporter per pod, so each target has its own address, the hashed label.
+    let mut exporters = Vec::new();
+    for i in 0..6 {
+        let e = Exporter::start().await;
+        running_pod(&pods, &ns, &format!("reviews-{i}"), "node-a", e.addr.port(), "/metrics").await;
+        exporters.push(e);
+    }
+    // What each shard must scrape, from hashmod of the address (checked against upstream's values in
+    // collector-config's relabel tests).
+    let hashmod = relabel::Rule::compile(
+        &serde_yaml::from_str(&format!(
+            "{{source_labels: [__address__], action: hashmod, modulus: {SHARDS}, target_label: h}}"
+        ))
+        .expect("rule"),
+    )
+    .expect("compiles");
+    let mut expected = vec![std::collections::BTreeSet::new(); SHARDS as usize];
+    for (i, e) in exporters.iter().enumerate() {
+        let mut l = relabel::Labels::from([("__address__".to_string(), e.addr.to_string())]);
+        hashmod.apply(&mut l);
+        expected[l["h"].parse::<usize>().expect("shard")].insert(format!("reviews-{i}"));
+    }
+
+    // The sharded gateway's rules: a StatefulSet pod `main-collector-<ordinal>` keeps the targets
+    // whose hash is its ordinal (its name from the downward API).
+    let relabel = format!(
+        r#"            - source_labels: [__address__]
+              action: hashmod
+              modulus: {SHARDS}
+              target_label: __tmp_shard
+            - source_labels: [__tmp_shard]
+              action: replace
+              replacement: main-collector-$$1
+              target_label: __tmp_shard_pod
+            - source_labels: [__tmp_shard_pod]
+              action: keep
+              regex: ${{env:K8S_POD_NAME}}"#
+    );
+    let yaml = operator_job_yaml(&ns, "", &relabel);
+    let collectors: Vec<Collector> = (0..SHARDS)
+        .map(|i| {
+            let pod_name = format!("main-collector-{i}");
+            Collector::start_with_env(
+                &yaml,
+                &[("KUBECONFIG", cluster.kubeconfig().as_os_str()), ("K8S_POD_NAME", pod_name.as_ref())],
+            )
+        })
+        .collect();
+    wait_for("every pod scraped three times", Duration::from_secs(60), || {
+        let done = exporters.iter().all(|e| e.hits("/metrics") >= 3);
+        async move { done.then_some(()) }
+    })
+    .await;
+    // Counted at the exporters: over a few seconds at a 1 s interval each target is scraped about
+    // once a second, by one collector (three collectors would make it three times as often).
+    let before: Vec<u64> = exporters.iter().map(|e| e.hits("/metrics")).collect();
+    let window = Duration::from_secs(4);
+    tokio::time::sleep(window).await;
+    for (i, e) in exporters.iter().enumerate() {
+        let n = e.hits("/metrics") - before[i];
+        assert!((2..=window.as_secs() + 2).contains(&n), "reviews-{i}: {n} scrapes in {window:?}");
+    }
+    // Each collector exported exactly its shard's pods: disjoint, and together every pod.
+    for (i, c) in collectors.iter().enumerate() {
+        assert_eq!(scraped_pods(c), expected[i], "main-collector-{i}");
+        let log = c.log();
+        assert!(!log.contains("panicked"), "{log}");
+    }
+    assert_eq!(expected.iter().map(|s| s.len()).sum::<usize>(), 6);
+}

@@ -31,6 +31,16 @@ pub struct RenderInput<'a> {
     pub spec: &'a TelemetryPipelineSpec,
     /// Memory limit of the collector container in bytes, if any (sizes the memory limiter).
     pub memory_limit_bytes: Option<i64>,
+    /// The collector StatefulSet's current replica count, read by the reconciler while an HPA owns
+    /// it: the number of shards the scrape targets are divided into (see `scrape`).
+    pub live_replicas: Option<i32>,
+}
+
+impl RenderInput<'_> {
+    /// How the scrape targets are divided among the collectors (`None`: no scraping).
+    pub fn scraping(&self) -> Option<crate::scrape::Scraping> {
+        crate::scrape::scraping(self.spec, self.live_replicas)
+    }
 }
 
 /// Env var name carrying one credential of one exporter.
@@ -392,12 +402,18 @@ fn escaped(spec: &TelemetryPipelineSpec) -> TelemetryPipelineSpec {
     serde_json::from_value(v).unwrap_or_else(|_| spec.clone())
 }
 
-/// Renders the final config: base plus `configOverrides`, every user string escaped.
+/// Renders the final config: base plus `configOverrides`, every user string escaped, and every
+/// scrape job divided among the collectors so each target is scraped once (`scrape`).
 pub fn render(input: &RenderInput<'_>) -> Value {
     let spec = escaped(input.spec);
     let mut cfg = render_base(&RenderInput { spec: &spec, ..input.clone() });
     if let Some(o) = &spec.config_overrides {
         deep_merge(&mut cfg, o);
+    }
+    // After escaping and merging: the `${env:...}` references written here must stay references,
+    // and jobs added by `configOverrides` must be divided too.
+    if let Some(scraping) = input.scraping() {
+        crate::scrape::divide_jobs(&mut cfg, input.name, scraping);
     }
     cfg
 }
@@ -451,7 +467,7 @@ mod tests {
     }
 
     fn input(spec: &TelemetryPipelineSpec) -> RenderInput<'_> {
-        RenderInput { name: "main", namespace: "obs", spec, memory_limit_bytes: None }
+        RenderInput { name: "main", namespace: "obs", spec, memory_limit_bytes: None, live_replicas: None }
     }
 
     #[test]
@@ -598,6 +614,110 @@ configOverrides:
         assert_eq!(cfg.pointer("/service/pipelines/metrics/exporters"), Some(&json!(["prometheus"])));
         // The prometheus exporter alone cannot carry traces or logs.
         assert!(cfg.pointer("/service/pipelines/traces").is_none());
+    }
+
+    /// The rendered config as the collector loads it with `env`, and the jobs of its prometheus
+    /// receiver as the collector compiles them.
+    fn collector_jobs(cfg: &Value, env: &[(&str, &str)]) -> Vec<collector_config::prometheus::plan::Job> {
+        let yaml = to_yaml(cfg).expect("yaml");
+        let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let loaded = collector_config::config::Config::from_yaml_str(&yaml, &lookup).expect("the collector loads it");
+        let collector_config::registry::ReceiverConfig::Prometheus(p) = &loaded.receivers["prometheus"] else {
+            panic!("prometheus receiver");
+        };
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let jobs = collector_config::prometheus::plan::plan("receivers.prometheus", p, &mut errors, &mut warnings);
+        assert!(errors.is_empty(), "{errors:?}");
+        jobs
+    }
+
+    #[test]
+    fn a_daemonset_discovers_only_the_pods_of_its_node() {
+        let spec = spec_from("mode: daemonset\nreceivers: {prometheus: {}}\nexporters: {debug: {}}");
+        let cfg = render(&input(&spec));
+        assert_eq!(
+            cfg.pointer("/receivers/prometheus/config/scrape_configs/0/kubernetes_sd_configs/0"),
+            Some(&json!({"role": "pod", "namespaces": {"names": ["obs"]},
+                         "selectors": [{"role": "pod", "field": "spec.nodeName=${env:K8S_NODE_NAME}"}]}))
+        );
+        // The agent's node name from the downward API reaches the API server's field selector.
+        let jobs = collector_jobs(&cfg, &[("K8S_NODE_NAME", "node-7")]);
+        assert_eq!(jobs[0].pod_discovery[0].field_selector.as_deref(), Some("spec.nodeName=node-7"));
+        // No hashmod: every pod of the node is this agent's.
+        assert!(!to_yaml(&cfg).expect("yaml").contains("hashmod"));
+    }
+
+    #[test]
+    fn three_replicas_scrape_every_target_exactly_once() {
+        let spec = spec_from(
+            "replicas: 3\nreceivers: {prometheus: {staticTargets: ['db:9187', 'cache:9121']}}\nexporters: {debug: {}}",
+        );
+        let cfg = render(&input(&spec));
+        let rules = cfg.pointer("/receivers/prometheus/config/scrape_configs/0/relabel_configs").expect("rules");
+        assert_eq!(rules[7]["action"], json!("hashmod"), "after the pipeline's own rules");
+        assert_eq!(rules[7]["modulus"], json!(3));
+        assert!(
+            cfg.pointer("/receivers/prometheus/config/scrape_configs/0/kubernetes_sd_configs/0/selectors").is_none()
+        );
+        // Each StatefulSet pod loads the same config with its own name; every target (pods with
+        // distinct addresses, and the static ones) must be kept by exactly one of them.
+        let shards: Vec<_> =
+            (0..3).map(|i| collector_jobs(&cfg, &[("K8S_POD_NAME", &format!("main-collector-{i}"))])).collect();
+        let pod = |i: usize| -> collector_config::prometheus::relabel::Labels {
+            [
+                ("__address__", format!("10.0.{}.{}:8080", i / 200, i % 200)),
+                ("__meta_kubernetes_namespace", "obs".into()),
+                ("__meta_kubernetes_pod_name", format!("app-{i}")),
+                ("__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline", "main".into()),
+                ("__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline_namespace", "obs".into()),
+                ("__meta_kubernetes_pod_annotation_prometheus_io_scrape", "true".into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        };
+        let mut per_shard = [0usize; 3];
+        for i in 0..300 {
+            let kept: Vec<usize> = (0..3)
+                .filter(|&s| collector_config::prometheus::relabel::apply(&shards[s][0].relabel, pod(i)).is_some())
+                .collect();
+            assert_eq!(kept.len(), 1, "pod {i} kept by shards {kept:?}");
+            per_shard[kept[0]] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| n > 50), "roughly even: {per_shard:?}");
+        for target in &shards[0][1].static_targets {
+            let kept = (0..3)
+                .filter(|&s| {
+                    collector_config::prometheus::relabel::apply(&shards[s][1].relabel, target.clone()).is_some()
+                })
+                .count();
+            assert_eq!(kept, 1, "static target {target:?}");
+        }
+    }
+
+    #[test]
+    fn a_single_replica_scrapes_everything_and_overrides_jobs_are_divided_too() {
+        let spec = spec_from("receivers: {prometheus: {}}\nexporters: {debug: {}}");
+        assert!(!to_yaml(&render(&input(&spec))).expect("yaml").contains("hashmod"));
+        let spec = spec_from(
+            "replicas: 2\nreceivers: {prometheus: {}}\nexporters: {debug: {}}\n\
+             configOverrides: {receivers: {prometheus: {config: {scrape_configs: [{job_name: mine, kubernetes_sd_configs: [{role: pod}]}]}}}}",
+        );
+        let cfg = render(&input(&spec));
+        let rules = cfg.pointer("/receivers/prometheus/config/scrape_configs/0/relabel_configs").expect("rules");
+        assert_eq!(rules[0]["action"], json!("hashmod"), "a job of configOverrides is sharded too");
+        assert_eq!(rules[0]["modulus"], json!(2));
+    }
+
+    #[test]
+    fn an_autoscaled_gateway_shards_by_the_live_replica_count() {
+        let spec = spec_from("autoscaling: {maxReplicas: 6}\nreceivers: {prometheus: {}}\nexporters: {debug: {}}");
+        let modulus = |live| {
+            let cfg = render(&RenderInput { live_replicas: live, ..input(&spec) });
+            cfg.pointer("/receivers/prometheus/config/scrape_configs/0/relabel_configs/7/modulus").cloned()
+        };
+        assert_eq!(modulus(Some(4)), Some(json!(4)));
+        assert_eq!(modulus(None), Some(json!(1)), "before the StatefulSet exists: the API server's default of 1");
     }
 
     #[test]

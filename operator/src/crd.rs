@@ -53,10 +53,12 @@ const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowerca
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Scrape", type_ = "string", json_path = ".status.scrape.mode"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.replicas)").message("spec.replicas cannot be set when spec.mode is daemonset"))]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.autoscaling)").message("spec.autoscaling is for deployment mode only (a daemonset runs one collector per node)"))]
+#[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.receivers) || !has(self.receivers.prometheus) || !has(self.receivers.prometheus.staticTargets) || size(self.receivers.prometheus.staticTargets) == 0").message("spec.receivers.prometheus.staticTargets cannot be scraped by a daemonset: every node's agent would scrape them (duplicate series); scrape them from a deployment pipeline"))]
 #[x_kube(validation = Rule::new("self.mode == 'daemonset' || !has(self.agent) || !has(self.agent.hostPort) || !self.agent.hostPort").message("spec.agent.hostPort is only allowed in daemonset mode: a gateway's replicas are not one per node, two on a node would compete for its ports"))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPipelineSpec {
@@ -726,6 +728,33 @@ pub struct TelemetryPipelineStatus {
     /// InstrumentedServices attached to this pipeline (`namespace/name`).
     #[serde(default)]
     pub instrumented_services: Vec<String>,
+    /// How the scrape targets are divided among the collectors, so each is scraped exactly once
+    /// (absent when the prometheus receiver is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeStatus>,
+}
+
+/// How a pipeline's scrape targets are divided among its collectors.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeStatus {
+    /// `Single`: one collector scrapes every target. `PerNode`: each agent (daemonset) scrapes the pods
+    /// of its own node. `Sharded`: the StatefulSet pod with ordinal i scrapes the targets whose hashmod
+    /// of the address modulo `shards` is i.
+    pub mode: ScrapeMode,
+    /// How many collectors the targets are divided among (`Sharded`: the replica count the running
+    /// config was rendered for; absent for `PerNode`, one per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<i32>,
+}
+
+/// Division of scrape targets. (No per-variant docs: they would replace the field's description.)
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[allow(missing_docs)]
+pub enum ScrapeMode {
+    Single,
+    PerNode,
+    Sharded,
 }
 
 /// In-cluster OTLP endpoints of a pipeline.

@@ -73,7 +73,7 @@ mod tests {
         assert_eq!(tp.spec.names.short_names, Some(vec!["tp".to_string()]));
         let cols: Vec<_> =
             tp.spec.versions[0].additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-        assert_eq!(cols, ["Ready", "Mode", "Replicas", "Age"]);
+        assert_eq!(cols, ["Ready", "Mode", "Replicas", "Scrape", "Age"]);
         let json = serde_json::to_string(&tp).expect("json");
         assert!(json.contains("x-kubernetes-validations"));
         assert!(json.contains("endpoint must be an absolute http:// or https:// URL"));

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod resources;
 pub mod rollout;
 pub mod run;
+pub mod scrape;
 pub mod topology;
 pub mod uninstall;
 pub mod validate;

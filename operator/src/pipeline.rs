@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -26,8 +26,9 @@ use crate::context::{Context, MANAGER};
 use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
 use crate::error::{Error, Result};
 use crate::guardrails;
-use crate::resources::{self, Workload};
+use crate::resources::{self, Workload, WorkloadKind};
 use crate::rollout::{self, Rollout};
+use crate::scrape;
 use crate::topology;
 use crate::validate;
 
@@ -75,28 +76,30 @@ async fn referenced_secrets(
     Ok(out)
 }
 
-/// Deletes the workload of the other mode if this pipeline owns one (after a mode switch).
-async fn prune_other_mode(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep_deployment: bool) -> Result<()> {
-    let name = resources::child_name(&tp.name_any());
-    let uid = tp.uid().unwrap_or_default();
-    let owned =
-        |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| refs.iter().any(|r| r.uid == uid);
-    if keep_deployment {
-        let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
-        if let Some(ds) = api.get_opt(&name).await?
-            && owned(ds.owner_references())
-        {
-            api.delete(&name, &DeleteParams::background()).await?;
-        }
-    } else {
-        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-        if let Some(d) = api.get_opt(&name).await?
-            && owned(d.owner_references())
-        {
-            api.delete(&name, &DeleteParams::background()).await?;
-        }
+/// Deletes the pipeline's workloads of the other kinds (after a switch of mode, or between a
+/// Deployment and a StatefulSet when a scraping gateway starts or stops sharding). Before the new
+/// workload is applied, so the old pods are already terminating when the new ones start.
+async fn prune_other_workloads(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep: WorkloadKind) -> Result<()> {
+    let client = ctx.client.clone();
+    if keep != WorkloadKind::Deployment {
+        delete_owned(&Api::<Deployment>::namespaced(client.clone(), ns), tp).await?;
+    }
+    if keep != WorkloadKind::StatefulSet {
+        delete_owned(&Api::<StatefulSet>::namespaced(client.clone(), ns), tp).await?;
+    }
+    if keep != WorkloadKind::DaemonSet {
+        delete_owned(&Api::<DaemonSet>::namespaced(client, ns), tp).await?;
     }
     Ok(())
+}
+
+/// The collector StatefulSet's current replica count, when an HPA owns it (the shard count).
+async fn live_replicas(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Result<Option<i32>> {
+    if !scrape::reads_live_replicas(&tp.spec) {
+        return Ok(None);
+    }
+    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(api.get_opt(&resources::child_name(&tp.name_any())).await?.and_then(|s| s.spec).and_then(|s| s.replicas))
 }
 
 /// Deletes the pipeline's child of this kind (named `<name>-collector`) if the pipeline owns it.
@@ -161,11 +164,13 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     status.instrumented_services = attached(&ctx.isvcs.state(), &ns, &name);
     status.endpoints = Some(resources::endpoints(&tp));
 
+    let live_replicas = live_replicas(&ctx, &ns, &tp).await?;
     let input = RenderInput {
         name: &name,
         namespace: &ns,
         spec: &tp.spec,
         memory_limit_bytes: resources::memory_limit_bytes(&tp),
+        live_replicas,
     };
     let cfg = config::render(&input);
     // The tenant policy first: a refused pipeline is not rendered further, and its Secrets are not read.
@@ -233,11 +238,15 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     }
     let applied = match resources::workload(&tp, &hash, config::secret_env(&tp.spec), &ctx.config.collector_image) {
         Workload::Deployment(d) => {
-            prune_other_mode(&ctx, &ns, &tp, true).await?;
+            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::Deployment).await?;
             Workload::Deployment(Box::new(apply(&Api::<Deployment>::namespaced(client.clone(), &ns), &d).await?))
         }
+        Workload::StatefulSet(s) => {
+            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::StatefulSet).await?;
+            Workload::StatefulSet(Box::new(apply(&Api::<StatefulSet>::namespaced(client.clone(), &ns), &s).await?))
+        }
         Workload::DaemonSet(ds) => {
-            prune_other_mode(&ctx, &ns, &tp, false).await?;
+            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::DaemonSet).await?;
             Workload::DaemonSet(Box::new(apply(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &ds).await?))
         }
     };
@@ -250,6 +259,8 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     status.replicas = Some(pods.len() as i32);
     status.selector = Some(resources::pod_selector(&name));
     status.config_hash = Some(hash);
+    // Reported with the config that carries it, never for a refused one.
+    status.scrape = scrape::status(input.scraping());
     conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
     let requeue = match &health {
         Rollout::Complete { .. } => {

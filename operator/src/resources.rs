@@ -1,11 +1,12 @@
-//! Pure rendering of a TelemetryPipeline's children: ConfigMap, Deployment or DaemonSet, Service,
-//! ServiceAccount and the Role/RoleBinding the collector needs for pod discovery. What makes a
-//! daemonset an agent on each node (host ports, the Service's traffic policy, its rollout) is
-//! decided in `agent`.
+//! Pure rendering of a TelemetryPipeline's children: ConfigMap, Deployment, StatefulSet or
+//! DaemonSet, Service, ServiceAccount and the Role/RoleBinding the collector needs for pod
+//! discovery. What makes a daemonset an agent on each node (host ports, the Service's traffic
+//! policy, its rollout) is decided in `agent`; why a scraping gateway with more than one replica is
+//! a StatefulSet (stable ordinals to shard the scrape targets by), in `scrape`.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
     HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
@@ -170,6 +171,9 @@ pub fn pod_template(
     ports.push(port("health", HEALTH_PORT));
     let mut env = spec.env.clone().unwrap_or_default();
     env.extend(secret_env);
+    // The node or pod name the divided scrape jobs reference (validation refuses `spec.env` entries
+    // of the same names, which would redirect the division).
+    env.extend(crate::scrape::identity_env(spec));
     let mut mounts = vec![VolumeMount {
         name: "config".into(),
         mount_path: "/conf".into(),
@@ -260,32 +264,77 @@ pub fn pod_template(
     }
 }
 
-/// The collector workload: a Deployment or a DaemonSet.
+/// The collector workload: a Deployment, a StatefulSet or a DaemonSet.
 #[derive(Debug, Clone)]
 pub enum Workload {
     /// Gateway mode.
     Deployment(Box<Deployment>),
+    /// Gateway mode, scraping with more than one replica (or autoscaled): stable ordinals shard the
+    /// scrape targets (`scrape::sharded_workload`).
+    StatefulSet(Box<StatefulSet>),
     /// Agent mode.
     DaemonSet(Box<DaemonSet>),
+}
+
+/// Which kind of workload a pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// The kind's name (`scaleTargetRef.kind` of an HPA).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// The kind of workload the pipeline's spec calls for.
+pub fn workload_kind(spec: &crate::crd::TelemetryPipelineSpec) -> WorkloadKind {
+    match spec.mode {
+        PipelineMode::Daemonset => WorkloadKind::DaemonSet,
+        PipelineMode::Deployment if crate::scrape::sharded_workload(spec) => WorkloadKind::StatefulSet,
+        PipelineMode::Deployment => WorkloadKind::Deployment,
+    }
 }
 
 /// Renders the workload for the pipeline's mode.
 pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, default_image: &str) -> Workload {
     let template = pod_template(tp, hash, secret_env, default_image);
     let selector = LabelSelector { match_labels: Some(selector_labels(&tp.name_any())), ..Default::default() };
-    match tp.spec.mode {
-        PipelineMode::Deployment => Workload::Deployment(Box::new(Deployment {
+    // Not owned while an HPA scales the workload: applying it would revert the HPA.
+    let replicas = (!crate::topology::autoscaled(tp)).then(|| tp.spec.replicas.unwrap_or(1));
+    match workload_kind(&tp.spec) {
+        WorkloadKind::Deployment => Workload::Deployment(Box::new(Deployment {
             metadata: meta(tp),
-            spec: Some(DeploymentSpec {
-                // Not owned while an HPA scales the Deployment: applying it would revert the HPA.
-                replicas: (!crate::topology::autoscaled(tp)).then(|| tp.spec.replicas.unwrap_or(1)),
+            spec: Some(DeploymentSpec { replicas, selector, template, ..Default::default() }),
+            ..Default::default()
+        })),
+        WorkloadKind::StatefulSet => Workload::StatefulSet(Box::new(StatefulSet {
+            metadata: meta(tp),
+            spec: Some(StatefulSetSpec {
+                replicas,
                 selector,
                 template,
+                // The headless Service gives each shard a stable DNS name (`<pod>.<name>-headless`).
+                service_name: Some(crate::topology::headless_name(&tp.name_any())),
+                // Shards are independent: start and replace them all at once, not one after another
+                // (rolling updates still go one pod at a time).
+                pod_management_policy: Some("Parallel".into()),
                 ..Default::default()
             }),
             ..Default::default()
         })),
-        PipelineMode::Daemonset => Workload::DaemonSet(Box::new(DaemonSet {
+        WorkloadKind::DaemonSet => Workload::DaemonSet(Box::new(DaemonSet {
             metadata: meta(tp),
             spec: Some(DaemonSetSpec {
                 selector,
@@ -471,6 +520,7 @@ mod tests {
         let pod = match workload(tp, "h", vec![], DEFAULT_IMAGE) {
             Workload::DaemonSet(ds) => ds.spec.expect("spec").template.spec.expect("pod"),
             Workload::Deployment(d) => d.spec.expect("spec").template.spec.expect("pod"),
+            Workload::StatefulSet(s) => s.spec.expect("spec").template.spec.expect("pod"),
         };
         let ports = pod.containers[0].ports.clone().unwrap_or_default();
         ports.into_iter().map(|p| (p.name.unwrap_or_default(), p.host_port)).collect()
@@ -509,6 +559,50 @@ mod tests {
         assert!(host_ports_of(&tp("mode: daemonset\nexporters: {debug: {}}")).iter().all(|(_, h)| h.is_none()));
         let gateway = tp("agent: {hostPort: true}\nexporters: {debug: {}}");
         assert!(host_ports_of(&gateway).iter().all(|(_, h)| h.is_none()));
+    }
+
+    #[test]
+    fn a_scraping_gateway_with_several_replicas_is_a_statefulset_of_named_shards() {
+        let Workload::StatefulSet(s) = workload(
+            &tp("replicas: 3\nreceivers: {prometheus: {}}\nexporters: {debug: {}}"),
+            "h",
+            vec![],
+            DEFAULT_IMAGE,
+        ) else {
+            panic!("a StatefulSet");
+        };
+        let spec = s.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(spec.service_name.as_deref(), Some("main-headless"));
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+        let env = spec.template.spec.expect("pod").containers[0].env.clone().expect("env");
+        let pod_name = env.iter().find(|e| e.name == "K8S_POD_NAME").expect("K8S_POD_NAME");
+        assert_eq!(
+            pod_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str()),
+            Some("metadata.name")
+        );
+        // Autoscaled: a StatefulSet from the start (the HPA's changes never switch the kind), its
+        // replicas left to the HPA.
+        let auto = tp("autoscaling: {maxReplicas: 4}\nreceivers: {prometheus: {}}\nexporters: {debug: {}}");
+        let Workload::StatefulSet(s) = workload(&auto, "h", vec![], DEFAULT_IMAGE) else { panic!("StatefulSet") };
+        assert_eq!(s.spec.expect("spec").replicas, None);
+        // One replica, or no scraping: a Deployment, whatever the replica count.
+        for yaml in ["receivers: {prometheus: {}}", "replicas: 3\nexporters: {debug: {}}"] {
+            assert_eq!(workload_kind(&tp(yaml).spec), WorkloadKind::Deployment, "{yaml}");
+        }
+        assert_eq!(workload_kind(&tp("mode: daemonset\nreceivers: {prometheus: {}}").spec), WorkloadKind::DaemonSet);
+    }
+
+    #[test]
+    fn an_agent_that_scrapes_knows_its_node() {
+        let Workload::DaemonSet(ds) =
+            workload(&tp("mode: daemonset\nreceivers: {prometheus: {}}"), "h", vec![], DEFAULT_IMAGE)
+        else {
+            panic!("DaemonSet");
+        };
+        let env = ds.spec.expect("spec").template.spec.expect("pod").containers[0].env.clone().expect("env");
+        let names: Vec<_> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["K8S_NODE_NAME"]);
     }
 
     #[test]

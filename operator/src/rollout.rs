@@ -142,6 +142,33 @@ pub fn assess(workload: &Workload, pods: &[Pod], hash: &str) -> Rollout {
                 }
             }
         }
+        Workload::StatefulSet(s) => {
+            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let st = s.status.clone().unwrap_or_default();
+            let current = st.observed_generation.is_some() && st.observed_generation >= s.metadata.generation;
+            let ready = st.ready_replicas.unwrap_or(0);
+            if let Some((reason, message)) = failing_pod(pods, hash) {
+                return Rollout::Failed { ready, reason, message };
+            }
+            // Every pod runs the update revision (a StatefulSet replaces its pods one at a time, from
+            // the highest ordinal down) and is ready and available.
+            let updated = st.updated_replicas.unwrap_or(0);
+            let same_revision = st.current_revision.is_some() && st.current_revision == st.update_revision;
+            let done = current
+                && same_revision
+                && updated == want
+                && st.replicas == want
+                && ready >= want
+                && st.available_replicas.unwrap_or(0) >= want;
+            if done {
+                Rollout::Complete { ready }
+            } else {
+                Rollout::InProgress {
+                    ready,
+                    message: format!("waiting for collector pods: {updated}/{want} updated, {ready}/{want} ready"),
+                }
+            }
+        }
         Workload::DaemonSet(ds) => {
             let st = ds.status.clone().unwrap_or_default();
             let current = st.observed_generation.is_some() && st.observed_generation >= ds.metadata.generation;
@@ -225,6 +252,28 @@ mod tests {
         // Benign waiting reasons and pods of the old configuration do not fail the rollout.
         let pods = [pod("old", "previous", Some("CrashLoopBackOff")), pod("new", "h", Some("ContainerCreating"))];
         assert!(matches!(assess(&deployment(3, json!({})), &pods, "h"), Rollout::InProgress { .. }));
+    }
+
+    #[test]
+    fn a_statefulset_is_complete_when_every_shard_runs_the_update_revision() {
+        let sts = |status: serde_json::Value| {
+            Workload::StatefulSet(Box::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "main-collector", "generation": 2},
+                    "spec": {"replicas": 3, "selector": {}, "template": {}},
+                    "status": status,
+                }))
+                .expect("statefulset"),
+            ))
+        };
+        let done = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3,
+            "availableReplicas": 3, "currentRevision": "r2", "updateRevision": "r2"});
+        assert_eq!(assess(&sts(done), &[], "h"), Rollout::Complete { ready: 3 });
+        let rolling = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 3,
+            "availableReplicas": 3, "currentRevision": "r1", "updateRevision": "r2"});
+        assert!(matches!(assess(&sts(rolling), &[], "h"), Rollout::InProgress { .. }));
+        let pods = [pod("main-collector-2", "h", Some("CrashLoopBackOff"))];
+        assert!(matches!(assess(&sts(json!({"replicas": 3})), &pods, "h"), Rollout::Failed { .. }));
     }
 
     #[test]

@@ -224,6 +224,8 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
         .owns(api::<Service>(&client, ns), managed.clone())
         .owns(api::<Deployment>(&client, ns), managed.clone())
         .owns(api::<DaemonSet>(&client, ns), managed.clone())
+        // A sharded gateway's StatefulSet: an HPA changing its replicas changes the shard count.
+        .owns(api::<StatefulSet>(&client, ns), managed.clone())
         // Collector pods carry the reason a rollout fails (image pull, crash loop); they belong to a
         // ReplicaSet, not the pipeline, so they are mapped back through their instance label.
         .watches(api::<Pod>(&client, ns), managed, move |p: Pod| {

@@ -61,7 +61,8 @@ pub fn hpa(tp: &TelemetryPipeline, meta: ObjectMeta) -> Option<HorizontalPodAuto
         spec: HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),
-                kind: "Deployment".into(),
+                // A scraping gateway is a StatefulSet (`scrape`); its shard count follows the HPA.
+                kind: crate::resources::workload_kind(&tp.spec).as_str().into(),
                 name: child_name(&tp.name_any()),
             },
             min_replicas: Some(a.min_replicas),
@@ -128,10 +129,18 @@ mod tests {
         let spec = h.spec;
         assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 5));
         assert_eq!(spec.scale_target_ref.name, "main-collector");
+        assert_eq!(spec.scale_target_ref.kind, "Deployment");
         let names: Vec<_> =
             spec.metrics.unwrap_or_default().into_iter().filter_map(|m| m.resource.map(|r| r.name)).collect();
         assert_eq!(names, ["cpu", "memory"]);
         assert!(pdb(&p, ObjectMeta::default()).is_some());
+    }
+
+    #[test]
+    fn the_hpa_of_a_scraping_gateway_scales_its_statefulset() {
+        let p = tp("autoscaling: {maxReplicas: 5}\nreceivers: {prometheus: {}}\nexporters: {debug: {}}");
+        let h = hpa(&p, ObjectMeta::default()).expect("hpa");
+        assert_eq!(h.spec.scale_target_ref.kind, "StatefulSet");
     }
 
     #[test]

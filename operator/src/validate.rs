@@ -88,6 +88,18 @@ pub fn validate(
         }
     }
 
+    for (i, e) in spec.env.iter().flatten().enumerate() {
+        if crate::scrape::RESERVED_ENV.contains(&e.name.as_str()) {
+            out.push(problem(
+                format!("spec.env[{i}].name"),
+                format!(
+                    "{} is set by the operator from the downward API: the collector's scrape jobs use it to scrape each target once",
+                    e.name
+                ),
+            ));
+        }
+    }
+
     for (i, exp) in spec.exporters.otlp.iter().enumerate() {
         let Some(auth) = &exp.auth else { continue };
         let mut refs = Vec::new();
@@ -117,6 +129,9 @@ pub fn validate(
             "no signal pipeline can be built: the enabled receivers and exporters share no signal",
         ));
         return out;
+    }
+    for (path, message) in crate::scrape::node_local_problems(cfg, crate::scrape::scraping(spec, None)) {
+        out.push(problem(path, message));
     }
     out.extend(loader_problems(spec, cfg));
     out
@@ -157,7 +172,13 @@ mod tests {
 
     fn check(yaml: &str, secrets: &[(&str, &[&str])]) -> Vec<Problem> {
         let spec: TelemetryPipelineSpec = serde_yaml::from_str(yaml).expect("spec");
-        let cfg = render(&RenderInput { name: "p", namespace: "ns", spec: &spec, memory_limit_bytes: None });
+        let cfg = render(&RenderInput {
+            name: "p",
+            namespace: "ns",
+            spec: &spec,
+            memory_limit_bytes: None,
+            live_replicas: None,
+        });
         let secrets =
             secrets.iter().map(|(n, keys)| (n.to_string(), keys.iter().map(|k| k.to_string()).collect())).collect();
         validate(&spec, &cfg, &secrets)
@@ -242,6 +263,35 @@ exporters:
     }
 
     #[test]
+    fn divided_scrape_jobs_pass_the_collectors_loader() {
+        for yaml in [
+            "mode: daemonset\nreceivers: {prometheus: {}}\nexporters: {debug: {}}",
+            "replicas: 3\nreceivers: {prometheus: {staticTargets: ['db:9187']}}\nexporters: {debug: {}}",
+            "autoscaling: {maxReplicas: 4}\nreceivers: {prometheus: {}}\nexporters: {debug: {}}",
+        ] {
+            assert_eq!(check(yaml, &[]), vec![], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn an_agent_refuses_static_scrape_jobs_and_the_identity_env_is_reserved() {
+        let p = check(
+            "mode: daemonset\nreceivers: {prometheus: {}}\nexporters: {debug: {}}\n\
+             configOverrides: {receivers: {prometheus: {config: {scrape_configs: [{job_name: db, static_configs: [{targets: ['db:9187']}]}]}}}}",
+            &[],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "receivers.prometheus.config.scrape_configs[0].static_configs");
+        assert!(p[0].message.contains("once per node"), "{p:?}");
+        let p = check(
+            "replicas: 2\nenv: [{name: K8S_POD_NAME, value: main-collector-0}]\nreceivers: {prometheus: {}}\nexporters: {debug: {}}",
+            &[],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "spec.env[0].name");
+    }
+
+    #[test]
     fn every_example_pipeline_passes_the_loader() {
         for text in [include_str!("../../examples/pipeline.yaml")] {
             for doc in serde_yaml::Deserializer::from_str(text) {
@@ -250,7 +300,13 @@ exporters:
                     continue;
                 }
                 let spec: TelemetryPipelineSpec = serde_yaml::from_value(doc["spec"].clone()).expect("spec");
-                let cfg = render(&RenderInput { name: "p", namespace: "ns", spec: &spec, memory_limit_bytes: None });
+                let cfg = render(&RenderInput {
+                    name: "p",
+                    namespace: "ns",
+                    spec: &spec,
+                    memory_limit_bytes: None,
+                    live_replicas: None,
+                });
                 let problems = loader_problems(&spec, &cfg);
                 assert_eq!(problems, vec![]);
             }

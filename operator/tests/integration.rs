@@ -947,7 +947,9 @@ async fn metrics_health_and_readiness_are_served() {
 }
 
 /// The example pipeline's rendered config, plus a daemonset variant using the remaining components
-/// (hostmetrics, span renaming, bearer-token auth), with the env vars their credentials need.
+/// (hostmetrics, span renaming, bearer-token auth; its scraping restricted to its node by a field
+/// selector) and a three-replica variant (its scraping sharded by hashmod), with the env vars their
+/// credentials need.
 fn rendered_variants() -> Vec<(String, Vec<String>)> {
     let docs = example("pipeline.yaml");
     let doc = docs.iter().find(|d| d["kind"] == "TelemetryPipeline").expect("pipeline");
@@ -962,7 +964,10 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
     daemon.config_overrides = Some(json!({"receivers": {"hostmetrics": {"root_path": std::env::temp_dir()}}}));
     daemon.exporters.otlp[1].auth =
         serde_json::from_value(json!({"bearerToken": {"name": "alloy", "key": "token"}})).ok();
-    [spec, daemon]
+    // A gateway of three shards: every scrape job ends with the hashmod rules.
+    let mut sharded = spec.clone();
+    sharded.replicas = Some(3);
+    [spec, daemon, sharded]
         .iter()
         .map(|spec| {
             let cfg = config::render(&RenderInput {
@@ -970,6 +975,7 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
                 namespace: "obs",
                 spec,
                 memory_limit_bytes: Some(256 << 20),
+                live_replicas: None,
             });
             let env = config::secret_refs(spec).into_iter().map(|(name, _)| name).collect();
             (config::to_yaml(&cfg).expect("yaml"), env)
@@ -1630,4 +1636,149 @@ async fn misspelt_override_is_refused_by_the_collectors_loader_and_nothing_rolls
             .is_some_and(|c| c.status == "False" && c.message.contains("batch/missing"))
     })
     .await;
+}
+
+/// The env entry `name` of a pod template's first container: its downward-API field path.
+fn template_field_path(template: &k8s_openapi::api::core::v1::PodTemplateSpec, name: &str) -> Option<String> {
+    let container = template.spec.as_ref()?.containers.first()?;
+    let entry = container.env.iter().flatten().find(|e| e.name == name)?;
+    entry.value_from.as_ref()?.field_ref.as_ref().map(|f| f.field_path.clone())
+}
+
+fn collector_config_of(cm: &ConfigMap) -> String {
+    cm.data.as_ref().and_then(|d| d.get(CONFIG_KEY)).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use telemetry_operator::crd::{ScrapeMode, ScrapeStatus};
+    let (client, ns) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let pipeline = |name: &str, spec: Value| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    let scrape_status = |tp: &TelemetryPipeline| tp.status.as_ref().and_then(|s| s.scrape.clone());
+
+    // A daemonset agent discovers only its node's pods: the node name from the downward API in the
+    // API server's field selector.
+    apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline(
+            "agent",
+            json!({"mode": "daemonset",
+        "receivers": {"prometheus": {}}, "exporters": {"debug": {}}}),
+        ),
+    )
+    .await
+    .expect("agent");
+    let dss: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+    let ds = wait_obj("agent DaemonSet", &dss, "agent-collector", T, |_| true).await;
+    let template = ds.spec.expect("spec").template;
+    assert_eq!(template_field_path(&template, "K8S_NODE_NAME").as_deref(), Some("spec.nodeName"));
+    let yaml = collector_config_of(&configs.get("agent-collector").await.expect("ConfigMap"));
+    assert!(yaml.contains("field: spec.nodeName=${env:K8S_NODE_NAME}"), "{yaml}");
+    assert!(!yaml.contains("hashmod"), "{yaml}");
+    wait_obj("agent scrapes per node", &tps, "agent", T, |tp| {
+        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::PerNode, shards: None })
+    })
+    .await;
+    // Static targets are not node-local: refused at apply time, naming the field.
+    let err = apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline(
+            "static-agent",
+            json!({"mode": "daemonset",
+        "receivers": {"prometheus": {"staticTargets": ["db:9187"]}}, "exporters": {"debug": {}}}),
+        ),
+    )
+    .await
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("spec.receivers.prometheus.staticTargets cannot be scraped by a daemonset"), "{err}");
+
+    // Three replicas: a StatefulSet whose pods keep the targets hashing to their ordinal.
+    apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline(
+            "gw",
+            json!({"replicas": 3,
+        "receivers": {"prometheus": {}}, "exporters": {"debug": {}}}),
+        ),
+    )
+    .await
+    .expect("gw");
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let sts = wait_obj("gw StatefulSet", &stss, "gw-collector", T, |_| true).await.spec.expect("spec");
+    assert_eq!((sts.replicas, sts.service_name.as_deref()), (Some(3), Some("gw-headless")));
+    assert_eq!(template_field_path(&sts.template, "K8S_POD_NAME").as_deref(), Some("metadata.name"));
+    let yaml = collector_config_of(&configs.get("gw-collector").await.expect("ConfigMap"));
+    for line in ["action: hashmod", "modulus: 3", "replacement: gw-collector-$$1", "regex: ${env:K8S_POD_NAME}"] {
+        assert!(yaml.contains(line), "{line} in {yaml}");
+    }
+    wait_obj("gw sharded by 3", &tps, "gw", T, |tp| {
+        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(3) })
+    })
+    .await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(deploys.get_opt("gw-collector").await.expect("get").is_none());
+
+    // Scaled to one replica (the pipeline's scale subresource): one collector scrapes everything,
+    // as a Deployment, and the StatefulSet goes.
+    tps.patch_scale("gw", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}})))
+        .await
+        .expect("scale tp");
+    wait_obj("gw Deployment", &deploys, "gw-collector", T, |_| true).await;
+    wait_gone("gw StatefulSet", &stss, "gw-collector", T).await;
+    wait_obj("gw single", &tps, "gw", T, |tp| {
+        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Single, shards: Some(1) })
+    })
+    .await;
+    let yaml = collector_config_of(&configs.get("gw-collector").await.expect("ConfigMap"));
+    assert!(!yaml.contains("hashmod"), "{yaml}");
+
+    // Autoscaled: the HPA scales the StatefulSet, and the modulus follows its replicas.
+    apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline(
+            "edge",
+            json!({
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
+        "receivers": {"prometheus": {}}, "exporters": {"debug": {}}}),
+        ),
+    )
+    .await
+    .expect("edge");
+    let sts = wait_obj("edge StatefulSet", &stss, "edge-collector", T, |_| true).await;
+    assert_eq!(sts.spec.and_then(|s| s.replicas), Some(1), "the API server's default, not ours");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpa = wait_obj("edge HPA", &hpas, "edge-collector", T, |_| true).await;
+    assert_eq!(hpa.spec.scale_target_ref.kind, "StatefulSet");
+    wait_obj("edge sharded by its one replica", &tps, "edge", T, |tp| {
+        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(1) })
+    })
+    .await;
+    let hpa_manager = PatchParams { field_manager: Some("horizontal-pod-autoscaler".into()), ..PatchParams::default() };
+    stss.patch_scale("edge-collector", &hpa_manager, &Patch::Merge(json!({"spec": {"replicas": 4}})))
+        .await
+        .expect("scale as the HPA does");
+    wait_obj("modulus 4", &configs, "edge-collector", T, |cm| collector_config_of(cm).contains("modulus: 4")).await;
+    wait_obj("edge sharded by 4", &tps, "edge", T, |tp| {
+        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(4) })
+    })
+    .await;
+    let sts = stss.get("edge-collector").await.expect("edge StatefulSet");
+    assert_eq!(sts.spec.and_then(|s| s.replicas), Some(4), "the HPA's replicas are not reverted");
 }

@@ -16,7 +16,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams};
 use kube::{Client, ResourceExt};
 use telemetry_operator::crd::{InstrumentedService, TelemetryPipeline};
-use telemetry_tests::{kwok, tool};
+use telemetry_tests::{kwok, tool, wait_for};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 const T: Duration = Duration::from_secs(90);
@@ -233,4 +233,59 @@ async fn helm_install_waits_for_the_operator_and_uninstall_leaves_nothing() {
     assert_eq!(leftover(rbs.items.iter().map(|o| o.name_any()).collect()), Vec::<String>::new());
     let svcs = Api::<Service>::namespaced(client.clone(), &ns.name).list(&lp).await.expect("svcs");
     assert_eq!(leftover(svcs.items.iter().map(|o| o.name_any()).collect()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_sharded_gateway_becomes_ready_with_one_pod_per_shard_and_reshards_when_scaled() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    use telemetry_operator::crd::{ScrapeMode, ScrapeStatus};
+    use telemetry_operator::resources::CONFIG_HASH_ANNOTATION;
+    let (client, ns, _guard) = setup().await;
+    let _op = start_operator(&client, &ns);
+    let tp = serde_json::json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "shards"}, "spec": {"replicas": 3,
+            "receivers": {"prometheus": {"scrapeInterval": "10s"}}, "exporters": {"debug": {}}}});
+    apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let sharded = |n: i32| Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(n) });
+    let ready_with = |n: i32| {
+        move |tp: &TelemetryPipeline| {
+            ready(tp.status.as_ref().map(|s| &s.conditions[..]))
+                && tp.status.as_ref().is_some_and(|s| s.scrape == sharded(n) && s.ready_replicas == Some(n))
+        }
+    };
+    let tp = wait_obj("three shards Ready", &tps, "shards", T, ready_with(3)).await;
+    let hash = tp.status.and_then(|s| s.config_hash).expect("hash");
+    // The StatefulSet's pods carry the ordinals the shards keep, and all run the current config.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let collectors = || async {
+        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/instance=shards")).await.expect("pods");
+        let mut out: Vec<(String, Option<String>)> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| (p.name_any(), p.annotations().get(CONFIG_HASH_ANNOTATION).cloned()))
+            .collect();
+        out.sort();
+        out
+    };
+    let names = |n: usize| (0..n).map(|i| format!("shards-collector-{i}")).collect::<Vec<_>>();
+    let got = collectors().await;
+    assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names(3));
+    assert!(got.iter().all(|(_, h)| h.as_deref() == Some(hash.as_str())), "{got:?}");
+
+    // Scaled to two: the modulus follows and the remaining shards roll to it.
+    tps.patch_scale("shards", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})))
+        .await
+        .expect("scale");
+    let tp = wait_obj("two shards Ready", &tps, "shards", T, ready_with(2)).await;
+    let hash2 = tp.status.and_then(|s| s.config_hash).expect("hash");
+    assert_ne!(hash, hash2, "a new modulus is a new config");
+    let got = wait_for("the remaining shards run the new config", T, || async {
+        let got = collectors().await;
+        (got.len() == 2 && got.iter().all(|(_, h)| h.as_deref() == Some(hash2.as_str()))).then_some(got)
+    })
+    .await;
+    assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names(2));
 }

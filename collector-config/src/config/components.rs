@@ -499,8 +499,8 @@ pub struct KubernetesSdConfig {
     pub role: String,
     /// Restrict to namespaces.
     pub namespaces: Option<KubernetesNamespaces>,
-    /// Label/field selectors per role.
-    pub selectors: Vec<Value>,
+    /// Label/field selectors the API server applies to the watch, at most one per role.
+    pub selectors: Vec<KubernetesSelector>,
     /// API server URL (in-cluster when unset).
     pub api_server: Option<String>,
     /// Kubeconfig file.
@@ -517,6 +517,19 @@ pub struct KubernetesSdConfig {
     pub follow_redirects: Option<bool>,
     /// Enable HTTP/2.
     pub enable_http2: Option<bool>,
+}
+
+/// `kubernetes_sd_configs[].selectors` entry (Prometheus' `SelectorConfig`): the label and/or field
+/// selector the API server applies when listing and watching objects of `role`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSelector {
+    /// The role whose watch is filtered (`pod` for pod discovery).
+    pub role: String,
+    /// Label selector, e.g. `app=reviews,tier!=db`.
+    pub label: Option<String>,
+    /// Field selector, e.g. `spec.nodeName=node-1`.
+    pub field: Option<String>,
 }
 
 /// Namespaces for Kubernetes discovery.

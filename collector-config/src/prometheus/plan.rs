@@ -45,6 +45,26 @@ pub enum Namespaces {
     Own,
 }
 
+/// One `kubernetes_sd_configs` entry with role `pod`: where its watches look and what the API server
+/// filters them by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodDiscovery {
+    /// The namespaces watched.
+    pub namespaces: Namespaces,
+    /// Label selector of the watch (`selectors[].label` of the `pod` selector), unset for all pods.
+    pub label_selector: Option<String>,
+    /// Field selector of the watch (`selectors[].field`), e.g. `spec.nodeName=node-1` for the pods of
+    /// one node: the server filters, so the collector neither receives nor holds the others.
+    pub field_selector: Option<String>,
+}
+
+impl PodDiscovery {
+    /// Discovery of every pod in `namespaces`, unfiltered.
+    pub fn all_pods(namespaces: Namespaces) -> Self {
+        Self { namespaces, label_selector: None, field_selector: None }
+    }
+}
+
 /// A compiled scrape job.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -78,7 +98,7 @@ pub struct Job {
     /// `static_configs`, one label set per target (`__address__` plus the group's labels).
     pub static_targets: Vec<Labels>,
     /// `kubernetes_sd_configs` with role `pod`.
-    pub pod_discovery: Vec<Namespaces>,
+    pub pod_discovery: Vec<PodDiscovery>,
 }
 
 fn global_durations(
@@ -156,6 +176,49 @@ pub fn plan(
         }
     }
     jobs
+}
+
+/// The label and field selector of a pod discovery entry's `selectors` (at `kp`), checked as
+/// Prometheus checks them at load (one entry per role, roles the discovery role allows) and as the
+/// API server would check the selectors themselves.
+fn pod_selectors(
+    kp: &str,
+    sd_role: &str,
+    selectors: &[crate::config::components::KubernetesSelector],
+    errors: &mut Vec<String>,
+) -> (Option<String>, Option<String>) {
+    let (mut label, mut field) = (None, None);
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, sel) in selectors.iter().enumerate() {
+        let sp = format!("{kp}.selectors[{k}]");
+        if !seen.insert(sel.role.as_str()) {
+            errors.push(format!("{sp}.role: duplicate selector role {:?} (one entry per role)", sel.role));
+            continue;
+        }
+        if sel.role != "pod" {
+            // The role's own error is reported once, on `role`; here only what concerns selectors.
+            if sd_role == "pod" {
+                errors.push(format!("{sp}.role: pod discovery supports only pod selectors, not {:?}", sel.role));
+            }
+            continue;
+        }
+        let non_empty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if let Some(l) = non_empty(&sel.label) {
+            match super::selectors::check_label_selector(&l) {
+                Ok(()) => label = Some(l),
+                Err(e) => errors.push(format!("{sp}.label: {e}")),
+            }
+        }
+        // An empty field value is meaningful (`spec.nodeName=`: unscheduled pods), so only a wholly
+        // empty selector counts as unset.
+        if let Some(f) = non_empty(&sel.field) {
+            match super::selectors::check_pod_field_selector(&f) {
+                Ok(()) => field = Some(f),
+                Err(e) => errors.push(format!("{sp}.field: {e}")),
+            }
+        }
+    }
+    (label, field)
 }
 
 fn plan_job(
@@ -242,7 +305,6 @@ fn plan_job(
             });
         }
         for (set, field) in [
-            (!sd.selectors.is_empty(), "selectors"),
             (sd.api_server.is_some(), "api_server"),
             (sd.kubeconfig_file.is_some(), "kubeconfig_file"),
             (sd.tls_config.is_some(), "tls_config"),
@@ -258,7 +320,8 @@ fn plan_job(
         if sd.attach_metadata.is_some() {
             warnings.push(format!("{kp}.attach_metadata: not supported; ignored"));
         }
-        pod_discovery.push(match &sd.namespaces {
+        let (label_selector, field_selector) = pod_selectors(&kp, &sd.role, &sd.selectors, errors);
+        let namespaces = match &sd.namespaces {
             Some(ns) if ns.own_namespace && ns.names.is_empty() => Namespaces::Own,
             Some(ns) if ns.own_namespace => {
                 errors.push(format!("{kp}.namespaces: own_namespace and names cannot be combined"));
@@ -266,7 +329,8 @@ fn plan_job(
             }
             Some(ns) if !ns.names.is_empty() => Namespaces::Names(ns.names.clone()),
             _ => Namespaces::All,
-        });
+        };
+        pod_discovery.push(PodDiscovery { namespaces, label_selector, field_selector });
     }
     let compile = |field: &str, rules, errors: &mut Vec<String>| match relabel::compile_all(rules) {
         Ok(r) => r,
@@ -426,7 +490,61 @@ config:
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(
             jobs[0].pod_discovery,
-            [Namespaces::All, Namespaces::Names(vec!["x".into(), "y".into()]), Namespaces::Own]
+            [
+                PodDiscovery::all_pods(Namespaces::All),
+                PodDiscovery::all_pods(Namespaces::Names(vec!["x".into(), "y".into()])),
+                PodDiscovery::all_pods(Namespaces::Own),
+            ]
         );
+    }
+
+    #[test]
+    fn pod_selectors_reach_the_watch_in_upstreams_shape() {
+        let (jobs, e, _) = run(r#"
+config:
+  scrape_configs:
+    - job_name: a
+      kubernetes_sd_configs:
+        - role: pod
+          selectors:
+            - {role: pod, field: "spec.nodeName=node-1", label: "app=reviews"}
+"#);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            jobs[0].pod_discovery,
+            [PodDiscovery {
+                namespaces: Namespaces::All,
+                label_selector: Some("app=reviews".into()),
+                field_selector: Some("spec.nodeName=node-1".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn selectors_the_discovery_or_the_api_server_would_refuse_name_their_path() {
+        let (_, e, _) = run(r#"
+config:
+  scrape_configs:
+    - job_name: a
+      kubernetes_sd_configs:
+        - role: pod
+          selectors:
+            - {role: node, field: "metadata.name=n"}
+            - {role: pod, field: "spec.nodeNmae=node-1"}
+            - {role: pod, label: "app=x"}
+        - role: pod
+          selectors: [{role: pod, label: "app in prod"}]
+"#);
+        let p = "receivers.prometheus.config.scrape_configs[0].kubernetes_sd_configs";
+        let want = [
+            format!("{p}[0].selectors[0].role: pod discovery supports only pod selectors, not \"node\""),
+            format!("{p}[0].selectors[1].field: \"spec.nodeNmae\" is not a field the API server can select pods by"),
+            format!("{p}[0].selectors[2].role: duplicate selector role \"pod\""),
+            format!("{p}[1].selectors[0].label: \"app in prod\" is not a valid label key"),
+        ];
+        for w in &want {
+            assert!(e.iter().any(|x| x.starts_with(w.as_str())), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 }

@@ -472,6 +472,20 @@ mod tests {
     }
 
     #[test]
+    fn hashmod_agrees_with_upstreams_relabel_tests() {
+        // The cases of Prometheus' model/relabel/relabel_test.go: md5 of the joined source values,
+        // its last 8 bytes as a big-endian uint64, modulo `modulus`.
+        let r = rule("{source_labels: [c], target_label: d, separator: ';', modulus: 1000, action: hashmod}");
+        let mut l = labels(&[("a", "foo"), ("b", "bar"), ("c", "baz")]);
+        assert!(r.apply(&mut l));
+        assert_eq!(l, labels(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]));
+        let r = rule("{source_labels: [a], target_label: b, separator: ';', modulus: 1000, action: hashmod}");
+        let mut l = labels(&[("a", "foo\nbar")]);
+        assert!(r.apply(&mut l));
+        assert_eq!(l["b"], "734");
+    }
+
+    #[test]
     fn labelmap_labeldrop_labelkeep() {
         let map = rule("{regex: '__meta_kubernetes_pod_label_(.+)', action: labelmap}");
         let mut l = labels(&[("__meta_kubernetes_pod_label_app", "reviews"), ("x", "1")]);

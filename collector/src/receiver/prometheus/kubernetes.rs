@@ -1,6 +1,8 @@
 //! `kubernetes_sd_configs` with role `pod`: [`pod_targets`] turns a Pod into Prometheus' target
 //! label sets (pure), and [`watch_pods`] keeps a namespace's (or the cluster's) set current with
-//! a kube-rs watcher, sending the whole set of a source on every change.
+//! a kube-rs watcher, sending the whole set of a source on every change. The entry's `selectors`
+//! go to the API server with the list and the watch (as in Prometheus), so a collector that only
+//! wants its own node's pods (`spec.nodeName=...`) is never sent the others.
 //!
 //! As in Prometheus, a pod yields one target per declared container port
 //! (`__address__ = podIP:port`), or one per container without ports (`__address__ = podIP`);
@@ -159,22 +161,48 @@ pub fn own_namespace() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Watches pods (in `namespace`, or everywhere for `None`) and sends `source`'s full target list
-/// on `tx` whenever it changes, until `stop` fires or the receiving side goes away. Watch errors
-/// are logged and retried with kube-rs' default backoff; the last known targets stay in place.
+/// One pod watch: where, and what the API server filters it by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watch {
+    /// The namespace watched; `None` for every namespace.
+    pub namespace: Option<String>,
+    /// Label selector sent with the list and watch.
+    pub label_selector: Option<String>,
+    /// Field selector sent with the list and watch (e.g. `spec.nodeName=node-1`).
+    pub field_selector: Option<String>,
+}
+
+impl Watch {
+    /// The watcher's config: the selectors, applied by the API server.
+    fn config(&self) -> watcher::Config {
+        let mut config = watcher::Config::default();
+        if let Some(l) = &self.label_selector {
+            config = config.labels(l);
+        }
+        if let Some(f) = &self.field_selector {
+            config = config.fields(f);
+        }
+        config
+    }
+}
+
+/// Watches pods as `watch` says and sends `source`'s full target list on `tx` whenever it
+/// changes, until `stop` fires or the receiving side goes away. Watch errors are logged and
+/// retried with kube-rs' default backoff; the last known targets stay in place.
 pub async fn watch_pods(
     client: Client,
-    namespace: Option<String>,
+    watch: Watch,
     job: String,
     source: usize,
     tx: mpsc::Sender<Update>,
     stop: CancellationToken,
 ) {
+    let namespace = watch.namespace.clone();
     let api: Api<Pod> = match &namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
-    let mut events = watcher(api).boxed();
+    let mut events = watcher(api, watch.config()).boxed();
     // Pods by namespace/name; `relisting` collects a fresh list between Init and InitDone so
     // pods deleted while the watch was down disappear too.
     let mut pods: BTreeMap<String, Vec<Labels>> = BTreeMap::new();
@@ -206,7 +234,10 @@ pub async fn watch_pods(
             }
             Ok(Event::Delete(pod)) => pods.remove(&key(&pod)).is_some(),
             Err(e) => {
-                tracing::warn!(job, namespace = ?namespace, error = %e, "pod watch failed; retrying");
+                tracing::warn!(
+                    job, namespace = ?namespace, fields = ?watch.field_selector, labels = ?watch.label_selector,
+                    error = %e, "pod watch failed; retrying"
+                );
                 false
             }
         };
@@ -219,8 +250,11 @@ pub async fn watch_pods(
     }
 }
 
-fn watcher(api: Api<Pod>) -> impl futures::Stream<Item = Result<Event<Pod>, watcher::Error>> + Send {
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
+fn watcher(
+    api: Api<Pod>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<Pod>, watcher::Error>> + Send {
+    watcher::watcher(api, config).default_backoff()
 }
 
 fn key(pod: &Pod) -> String {
@@ -330,6 +364,22 @@ status:
         let mut p = pod(POD);
         p.status.as_mut().expect("status").pod_ip = Some("fd00::1".into());
         assert_eq!(pod_targets(&p)[0]["__address__"], "[fd00::1]:8080");
+    }
+
+    #[test]
+    fn a_watch_sends_its_selectors_to_the_api_server() {
+        let w = Watch {
+            namespace: Some("obs".into()),
+            label_selector: Some("app=reviews".into()),
+            field_selector: Some("spec.nodeName=node-1".into()),
+        };
+        let c = w.config();
+        assert_eq!(
+            (c.label_selector.as_deref(), c.field_selector.as_deref()),
+            (Some("app=reviews"), Some("spec.nodeName=node-1"))
+        );
+        let c = Watch::default().config();
+        assert_eq!((c.label_selector, c.field_selector), (None, None));
     }
 
     #[test]

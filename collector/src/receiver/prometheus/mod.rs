@@ -29,6 +29,7 @@ pub use plan::plan;
 use super::Outputs;
 use crate::config::components::PrometheusReceiverConfig;
 use crate::telemetry::ReceiverMetrics;
+use kubernetes::Watch;
 use plan::{Job, Namespaces};
 use relabel::Labels;
 use scrape::Sink;
@@ -69,15 +70,21 @@ pub fn start(
     Ok(tokio::spawn(async move { while tasks.join_next().await.is_some() {} }))
 }
 
-/// One discovery watch of a job: which namespace (or all), and its source number.
-fn watches(job: &Job) -> Vec<Option<String>> {
+/// The pod watches of a job: one per namespace of each discovery entry (or one for all), each with
+/// its entry's selectors. Their position (after the static targets) is their source number.
+fn watches(job: &Job) -> Vec<Watch> {
     let mut out = Vec::new();
-    for ns in &job.pod_discovery {
-        match ns {
-            Namespaces::All => out.push(None),
-            Namespaces::Names(names) => out.extend(names.iter().cloned().map(Some)),
+    for d in &job.pod_discovery {
+        let watch = |namespace| Watch {
+            namespace,
+            label_selector: d.label_selector.clone(),
+            field_selector: d.field_selector.clone(),
+        };
+        match &d.namespaces {
+            Namespaces::All => out.push(watch(None)),
+            Namespaces::Names(names) => out.extend(names.iter().cloned().map(|n| watch(Some(n)))),
             Namespaces::Own => match kubernetes::own_namespace() {
-                Some(n) => out.push(Some(n)),
+                Some(n) => out.push(watch(Some(n))),
                 None => tracing::error!(
                     job = %job.name,
                     "kubernetes_sd_configs: own_namespace is set but the collector's namespace is unknown (not running in a pod?); skipping"
@@ -107,10 +114,10 @@ async fn run_job(job: Arc<Job>, client: reqwest::Client, sink: Sink, stop: Cance
         watchers.spawn(async move {
             let Some(kube) = kubernetes::client(&job_name, &stop).await else { return };
             let mut each = JoinSet::new();
-            for (i, ns) in watches.into_iter().enumerate() {
+            for (i, watch) in watches.into_iter().enumerate() {
                 each.spawn(kubernetes::watch_pods(
                     kube.clone(),
-                    ns,
+                    watch,
                     job_name.clone(),
                     first + i,
                     tx.clone(),
