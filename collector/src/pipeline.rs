@@ -50,6 +50,13 @@ pub trait Processor: Send + Sync + fmt::Debug {
 pub trait Exporter: Send + Sync + fmt::Debug {
     /// Accepts one unit of data. Queued exporters return once enqueued.
     fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>>;
+
+    /// Accepts one unit of data by reference, when the exporter only reads it and is done before
+    /// returning (the `prometheus` exporter folds it into its state). `None`: it needs ownership.
+    /// A fan-out uses this so that only exporters that keep the data get (a copy of) it.
+    fn consume_ref(&self, _data: &Data) -> Option<Result<(), ConsumeError>> {
+        None
+    }
 }
 
 /// Where a chain ends.
@@ -98,14 +105,37 @@ impl Consumer {
 }
 
 /// Delivers to all exporters; the first error is reported (the others still receive the data).
+/// Exporters that can read by reference go first; of those that keep the data, all but the last
+/// get a copy and the last the original (copying a decoded batch allocates every string again).
 async fn fanout(exporters: &[Arc<dyn Exporter>], data: Data) -> Result<(), ConsumeError> {
     match exporters {
         [] => Ok(()),
         [only] => only.consume(data).await,
         many => {
-            let futs = many.iter().map(|e| e.consume(data.clone()));
-            let results = futures_join_all(futs).await;
-            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+            let mut first_err = None;
+            let mut owners = Vec::with_capacity(many.len());
+            for e in many {
+                match e.consume_ref(&data) {
+                    Some(r) => {
+                        if let Err(err) = r {
+                            first_err.get_or_insert(err);
+                        }
+                    }
+                    None => owners.push(e),
+                }
+            }
+            if let Some((last, rest)) = owners.split_last() {
+                // Exporters are queued in the common case, so awaiting one after another is cheap.
+                for e in rest {
+                    if let Err(err) = e.consume(data.clone()).await {
+                        first_err.get_or_insert(err);
+                    }
+                }
+                if let Err(err) = last.consume(data).await {
+                    first_err.get_or_insert(err);
+                }
+            }
+            first_err.map_or(Ok(()), Err)
         }
     }
 }
@@ -125,16 +155,6 @@ pub async fn fanout_consumers(consumers: &[Consumer], data: Data) -> Result<(), 
             first_err.map_or(Ok(()), Err)
         }
     }
-}
-
-/// Minimal join_all so we don't pull in the futures crate for one function.
-async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    // Exporters are queued in the common case, so sequential awaiting is cheap and keeps order.
-    for f in futs {
-        out.push(f.await);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -179,6 +199,30 @@ mod tests {
         let b = Arc::new(Sink::default());
         let c = Consumer::fanout(vec![], vec![a.clone(), b.clone()]);
         c.consume(one_span()).await.unwrap();
+        assert_eq!(a.0.lock().unwrap().len(), 1);
+        assert_eq!(b.0.lock().unwrap().len(), 1);
+    }
+
+    /// Reads by reference and remembers how many items it saw.
+    #[derive(Debug, Default)]
+    struct Reader(Mutex<usize>);
+    impl Exporter for Reader {
+        fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
+            let r = self.consume_ref(&data).unwrap_or(Ok(()));
+            Box::pin(async move { r })
+        }
+        fn consume_ref(&self, data: &Data) -> Option<Result<(), ConsumeError>> {
+            *self.0.lock().unwrap() += data.item_count();
+            Some(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_get_a_reference_and_owners_the_data() {
+        let (reader, a, b) = (Arc::new(Reader::default()), Arc::new(Sink::default()), Arc::new(Sink::default()));
+        let c = Consumer::fanout(vec![], vec![a.clone(), reader.clone(), b.clone()]);
+        c.consume(one_span()).await.unwrap();
+        assert_eq!(*reader.0.lock().unwrap(), 1);
         assert_eq!(a.0.lock().unwrap().len(), 1);
         assert_eq!(b.0.lock().unwrap().len(), 1);
     }

@@ -149,23 +149,33 @@ enum Upsert {
 /// Attributes → sanitised labels. Keys that collide after sanitising get their values joined
 /// with `;` in order of the original keys, as upstream does.
 fn attr_labels(attrs: &[KeyValue], out: &mut BTreeMap<String, String>) {
+    out.extend(attr_label_list(attrs));
+}
+
+/// [`attr_labels`] as a list sorted by label name (what the per-point path wants: no map).
+fn attr_label_list(attrs: &[KeyValue]) -> Vec<(String, String)> {
     let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut mine: BTreeMap<String, String> = BTreeMap::new();
-    for kv in sorted {
-        let name = label_name(&kv.key);
-        if name.is_empty() {
-            continue;
+    let mut named: Vec<(String, String)> = sorted
+        .into_iter()
+        .filter_map(|kv| {
+            let name = label_name(&kv.key);
+            (!name.is_empty()).then(|| (name, value_string(kv.value.as_ref())))
+        })
+        .collect();
+    // Stable: names that collide keep the order of their original keys.
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, String)> = Vec::with_capacity(named.len());
+    for (name, value) in named {
+        match out.last_mut() {
+            Some((last, joined)) if *last == name => {
+                joined.push(';');
+                joined.push_str(&value);
+            }
+            _ => out.push((name, value)),
         }
-        let v = value_string(kv.value.as_ref());
-        mine.entry(name)
-            .and_modify(|e| {
-                e.push(';');
-                e.push_str(&v);
-            })
-            .or_insert(v);
     }
-    out.extend(mine);
+    out
 }
 
 fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
@@ -269,6 +279,7 @@ impl Accumulator {
                     scope_labels.insert("otel_scope_version".into(), s.version.clone());
                 }
                 scope_labels.insert("otel_scope_schema_url".into(), sm.schema_url.clone());
+                let scope_labels: Labels = scope_labels.into_iter().collect();
                 for m in &sm.metrics {
                     self.ingest_metric(m, &scope_labels, &ids, now, &mut out);
                 }
@@ -296,21 +307,26 @@ impl Accumulator {
         }
     }
 
-    fn labels_for(&self, scope: &BTreeMap<String, String>, attrs: &[KeyValue], ids: &[(String, String)]) -> Labels {
-        let mut l = scope.clone();
-        attr_labels(attrs, &mut l);
-        l.extend(ids.iter().cloned());
-        for (k, v) in &self.settings.const_labels {
-            l.insert(k.clone(), v.clone());
-        }
-        l.retain(|_, v| !v.is_empty());
-        l.into_iter().collect()
+    /// One point's labels: the scope's, then the point's attributes, then job and instance, then
+    /// the const labels, each overriding the ones before on equal names; empty values left out;
+    /// sorted by name. Built as one sorted list (this runs for every data point).
+    fn labels_for(&self, scope: &[(String, String)], attrs: &[KeyValue], ids: &[(String, String)]) -> Labels {
+        let consts = &self.settings.const_labels;
+        let mut l: Vec<(u8, String, String)> = Vec::with_capacity(scope.len() + attrs.len() + ids.len() + consts.len());
+        l.extend(scope.iter().map(|(k, v)| (0, k.clone(), v.clone())));
+        l.extend(attr_label_list(attrs).into_iter().map(|(k, v)| (1, k, v)));
+        l.extend(ids.iter().map(|(k, v)| (2, k.clone(), v.clone())));
+        l.extend(consts.iter().map(|(k, v)| (3, k.clone(), v.clone())));
+        // By name, the highest precedence first; then keep the first of each name.
+        l.sort_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+        l.dedup_by(|later, kept| later.1 == kept.1);
+        l.into_iter().filter(|(_, _, v)| !v.is_empty()).map(|(_, k, v)| (k, v)).collect()
     }
 
     fn ingest_metric(
         &mut self,
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
-        scope: &BTreeMap<String, String>,
+        scope: &[(String, String)],
         ids: &[(String, String)],
         now: Instant,
         out: &mut IngestOutcome,

@@ -9,6 +9,7 @@ pub mod render;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,30 +105,40 @@ impl PrometheusExporter {
 
 impl Exporter for PrometheusExporter {
     fn consume(&self, data: Data) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
-        let data = match data.decode() {
-            Ok(p) => p,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        let result = self.consume_ref(&data).unwrap_or(Ok(()));
+        Box::pin(std::future::ready(result))
+    }
+
+    /// Folds the data into the exporter's state: reading is all it does, so a fan-out need not
+    /// copy a batch for it.
+    fn consume_ref(&self, data: &Data) -> Option<Result<(), ConsumeError>> {
+        let req = match data {
+            Data::Decoded(Payload::Metrics(req)) => Cow::Borrowed(req),
+            Data::Decoded(_) => return Some(Ok(())),
+            // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
+            Data::Encoded(_) => match data.clone().decode() {
+                Ok(Payload::Metrics(req)) => Cow::Owned(req),
+                Ok(_) => return Some(Ok(())),
+                Err(e) => return Some(Err(e)),
+            },
         };
-        if let Payload::Metrics(req) = &data {
-            let outcome = {
-                let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                if now.duration_since(g.last_sweep) >= SWEEP_EVERY {
-                    g.acc.expire(now);
-                    g.last_sweep = now;
-                }
-                g.acc.ingest(req, now)
-            };
-            self.metrics.sent(Signal::Metrics, outcome.stored);
-            self.metrics.send_failed(Signal::Metrics, outcome.unsupported + outcome.refused);
-            self.unsupported.add(outcome.unsupported as u64);
-            self.refused.add(outcome.refused as u64);
-            if outcome.refused > 0 {
-                tracing::warn!(refused = outcome.refused, "prometheus exporter series cap reached; new series refused");
+        let outcome = {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if now.duration_since(g.last_sweep) >= SWEEP_EVERY {
+                g.acc.expire(now);
+                g.last_sweep = now;
             }
+            g.acc.ingest(&req, now)
+        };
+        self.metrics.sent(Signal::Metrics, outcome.stored);
+        self.metrics.send_failed(Signal::Metrics, outcome.unsupported + outcome.refused);
+        self.unsupported.add(outcome.unsupported as u64);
+        self.refused.add(outcome.refused as u64);
+        if outcome.refused > 0 {
+            tracing::warn!(refused = outcome.refused, "prometheus exporter series cap reached; new series refused");
         }
-        Box::pin(async { Ok(()) })
+        Some(Ok(()))
     }
 }
 
