@@ -252,6 +252,23 @@ fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::StringValue(v.into())) }), ..Default::default() }
 }
 
+/// The sending app's resource, the same in every request.
+fn app_resource() -> Resource {
+    Resource {
+        attributes: vec![
+            kv("service.name", "reviews"),
+            kv("k8s.namespace.name", "shop"),
+            kv("k8s.pod.name", "reviews-7d9f8b6c5-x2x9z"),
+        ],
+        ..Default::default()
+    }
+}
+
+/// The instrumentation scope of every generated item.
+fn bench_scope() -> InstrumentationScope {
+    InstrumentationScope { name: "bench".into(), ..Default::default() }
+}
+
 /// A realistic request: 100 server spans with HTTP attributes, ~30 KiB encoded.
 fn request(seq: u64) -> Bytes {
     let spans = (0..ITEMS_PER_REQUEST)
@@ -279,19 +296,8 @@ fn request(seq: u64) -> Bytes {
         .collect();
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "reviews"),
-                    kv("k8s.namespace.name", "shop"),
-                    kv("k8s.pod.name", "reviews-7d9f8b6c5-x2x9z"),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
-                spans,
-                ..Default::default()
-            }],
+            resource: Some(app_resource()),
+            scope_spans: vec![ScopeSpans { scope: Some(bench_scope()), spans, ..Default::default() }],
             ..Default::default()
         }],
     };
@@ -388,19 +394,8 @@ fn metrics_request(seq: u64) -> Bytes {
     ];
     let req = ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "reviews"),
-                    kv("k8s.namespace.name", "shop"),
-                    kv("k8s.pod.name", "reviews-7d9f8b6c5-x2x9z"),
-                ],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
-                metrics,
-                ..Default::default()
-            }],
+            resource: Some(app_resource()),
+            scope_metrics: vec![ScopeMetrics { scope: Some(bench_scope()), metrics, ..Default::default() }],
             ..Default::default()
         }],
     };
