@@ -256,7 +256,18 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     let cached = ctx.pipelines.get(&ObjectRef::new(&pname).within(&pns)).map(|p| (*p).clone());
     let pipeline = match cached {
         Some(p) => Some(p),
-        None => Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await?,
+        None => match Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await {
+            // Installed with watchNamespace, the operator holds RBAC in that namespace only: a pipeline
+            // elsewhere is out of its reach, which is a refusal, not an error to retry.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                let msg = format!(
+                    "spec.pipelineRef: TelemetryPipeline {pns}/{pname} is out of the operator's reach (its RBAC \
+                     does not cover namespace {pns:?}, e.g. the chart was installed with watchNamespace)"
+                );
+                return not_injected(ctx, &isvc, status, "Forbidden", msg, true).await;
+            }
+            r => r?,
+        },
     };
     let Some(pipeline) = pipeline else {
         let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");

@@ -289,3 +289,159 @@ async fn a_sharded_gateway_becomes_ready_with_one_pod_per_shard_and_reshards_whe
     .await;
     assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names(2));
 }
+
+/// The chart rendered by the real `helm template` into `release_ns` with `--set` values, as JSON documents.
+async fn helm_template(release_ns: &str, set: &[&str]) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    let chart = telemetry_tests::repo_root().join("charts/telemetry-operator").to_string_lossy().into_owned();
+    let mut args = vec!["template", "op", chart.as_str(), "-n", release_ns];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let text = run(&tool("helm"), &args).await;
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).expect("rendered YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// Whether a Role or ClusterRole has a rule on `resource` (core group) with `verb`.
+fn grants(role: &serde_json::Value, resource: &str, verb: &str) -> bool {
+    let has = |rule: &serde_json::Value, key: &str, v: &str| {
+        rule[key].as_array().is_some_and(|a| a.iter().any(|x| x == v || x == "*"))
+    };
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| has(r, "apiGroups", "") && has(r, "resources", resource) && has(r, "verbs", verb))
+}
+
+#[tokio::test]
+async fn chart_rbac_is_cluster_wide_by_default_and_one_role_with_watch_namespace() {
+    // Default: one ClusterRole with everything (namespaces get for allowedNamespaces selectors).
+    let docs = helm_template("rel", &[]).await;
+    let crs = of_kind(&docs, "ClusterRole");
+    assert_eq!(crs.len(), 1, "{crs:?}");
+    for (res, verb) in [("secrets", "get"), ("pods", "list"), ("namespaces", "get")] {
+        assert!(grants(crs[0], res, verb), "ClusterRole lacks {res} {verb}");
+    }
+    assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
+    assert!(
+        of_kind(&docs, "Role")
+            .iter()
+            .all(|r| r["metadata"]["name"].as_str().unwrap_or_default().ends_with("-leader-election")),
+        "only the leader-election Role without watchNamespace"
+    );
+
+    // watchNamespace: nothing cluster-wide, a Role (and its binding to the release's ServiceAccount) in
+    // the watched namespace only.
+    let docs = helm_template("rel", &["watchNamespace=apps"]).await;
+    for cr in of_kind(&docs, "ClusterRole") {
+        for res in ["secrets", "pods", "configmaps", "namespaces"] {
+            assert!(!grants(cr, res, "get") && !grants(cr, res, "list"), "ClusterRole grants {res}: {cr}");
+        }
+    }
+    assert!(of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty());
+    let roles: Vec<_> = of_kind(&docs, "Role").into_iter().filter(|r| r["metadata"]["namespace"] == "apps").collect();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    for (res, verb) in [("secrets", "get"), ("pods", "list"), ("pods", "watch"), ("configmaps", "watch")] {
+        assert!(grants(roles[0], res, verb), "the Role in the watched namespace lacks {res} {verb}");
+    }
+    assert!(!grants(roles[0], "namespaces", "get"));
+    let binding =
+        of_kind(&docs, "RoleBinding").into_iter().find(|b| b["metadata"]["namespace"] == "apps").expect("binding");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["namespace"], "rel");
+    assert_eq!(binding["subjects"][0]["name"], "op-telemetry-operator");
+    // The operator, the uninstall hook and leader election are unchanged: same env, same Lease Role.
+    let deploy = of_kind(&docs, "Deployment")[0].to_string();
+    assert!(deploy.contains("WATCH_NAMESPACE") && deploy.contains("\"apps\""), "{deploy}");
+    assert!(of_kind(&docs, "Role").iter().any(|r| r["metadata"]["namespace"] == "rel"
+        && r["metadata"]["name"].as_str().unwrap_or_default().ends_with("-leader-election")));
+}
+
+#[tokio::test]
+async fn with_watch_namespace_the_chart_rbac_is_enough_and_reaches_no_other_namespace() {
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    let (client, ns, _guard) = setup().await;
+    let other = kwok().await.namespace().await.name;
+    // The chart's RBAC for watchNamespace=ns (release in ns too), applied as rendered.
+    let docs = helm_template(&ns, &[&format!("watchNamespace={ns}")]).await;
+    assert!(of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty());
+    for doc in docs
+        .iter()
+        .filter(|d| ["ServiceAccount", "Role", "RoleBinding"].contains(&d["kind"].as_str().unwrap_or_default()))
+    {
+        let (group, version) = match doc["apiVersion"].as_str().expect("apiVersion").split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", doc["apiVersion"].as_str().unwrap_or_default()),
+        };
+        let ar =
+            ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap_or_default()));
+        let doc_ns = doc["metadata"]["namespace"].as_str().unwrap_or(&ns);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), doc_ns, &ar);
+        let name = doc["metadata"]["name"].as_str().expect("name");
+        api.patch(name, &PatchParams::apply("helm-template").force(), &Patch::Apply(doc)).await.expect("apply RBAC");
+    }
+
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kwok().await.kubeconfig()).expect("kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("config");
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:op-telemetry-operator"));
+    let sa_client = Client::try_from(config).expect("impersonating client");
+    // Nothing outside the watched namespace, nothing cluster-wide.
+    let forbidden =
+        |r: kube::Result<kube::core::ObjectList<Pod>>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    assert!(forbidden(Api::<Pod>::namespaced(sa_client.clone(), &other).list(&Default::default()).await));
+    assert!(forbidden(Api::<Pod>::all(sa_client.clone()).list(&Default::default()).await));
+    let secret = Api::<Secret>::namespaced(sa_client.clone(), &other).get_opt("any").await;
+    assert!(matches!(&secret, Err(kube::Error::Api(s)) if s.code == 403), "{secret:?}");
+
+    // The controllers under that RBAC: a pipeline and an injection in the watched namespace work.
+    let op = start_operator(&sa_client, &ns);
+    for file in ["pipeline.yaml", "reviews-deployment.yaml", "instrumented-service.yaml"] {
+        apply_example(&client, &ns, file).await;
+    }
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    wait_obj("pipeline Ready under the namespaced RBAC", &tps, "main", T, |tp| {
+        ready(tp.status.as_ref().map(|s| &s.conditions[..]))
+    })
+    .await;
+    let isvcs: Api<InstrumentedService> = Api::namespaced(client.clone(), &ns);
+    wait_obj("isvc Ready under the namespaced RBAC", &isvcs, "reviews", T, |i| {
+        ready(i.status.as_ref().map(|s| &s.conditions[..]))
+    })
+    .await;
+    // A pipeline of another namespace is out of reach: a refusal naming the field, not a retried error.
+    let isvc = serde_json::json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+        "metadata": {"name": "elsewhere"}, "spec": {"pipelineRef": {"name": "main", "namespace": other},
+            "target": {"name": "unattached"}}});
+    apply_as(&client, &ns, USER, &isvc).await.expect("isvc");
+    let i = wait_obj("Forbidden", &isvcs, "elsewhere", T, |i| {
+        condition(i.status.as_ref().map(|s| &s.conditions[..]), "Injected").is_some_and(|c| c.reason == "Forbidden")
+    })
+    .await;
+    let msg = i.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(msg.contains("spec.pipelineRef") && msg.contains(&other), "{msg}");
+    let failures = op.metrics.encode();
+    assert!(!failures.contains("reason=\"api_forbidden\""), "RBAC denied something:\n{failures}");
+
+    // The uninstall hook (same ServiceAccount, WATCH_NAMESPACE set) under the same Role: the injection
+    // is taken back, the InstrumentedServices released and the pipeline deleted.
+    drop(op);
+    telemetry_operator::uninstall::uninstall(&sa_client, Some(&ns)).await.expect("uninstall hook under the Role");
+    wait_gone("isvc released by the uninstall hook", &isvcs, "reviews", T).await;
+    wait_gone("isvc elsewhere released by the uninstall hook", &isvcs, "elsewhere", T).await;
+    wait_gone("pipeline deleted by the uninstall hook", &tps, "main", T).await;
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns).get("reviews").await.expect("reviews");
+    assert!(!env_of(&d).contains_key("OTEL_SERVICE_NAME"));
+}
