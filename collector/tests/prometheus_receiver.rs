@@ -347,57 +347,7 @@ async fn pod_discovery_scrapes_annotated_pods_until_they_are_deleted() {
 
     // The job exactly as operator/src/config.rs renders it (`$$` survives env expansion as `$`).
     let job = format!("telemetry-pipeline/{}/main", ns.name);
-    let yaml = format!(
-        r#"
-receivers:
-  prometheus:
-    config:
-      scrape_configs:
-        - job_name: {job}
-          scrape_interval: 1s
-          kubernetes_sd_configs:
-            - role: pod
-              namespaces:
-                names: [{ns}]
-          relabel_configs:
-            - source_labels: [__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline]
-              action: keep
-              regex: main
-            - source_labels: [__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline_namespace]
-              action: keep
-              regex: {ns}
-            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-              action: keep
-              regex: "true"
-            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
-              action: replace
-              target_label: __metrics_path__
-              regex: (.+)
-            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
-              action: replace
-              regex: ([^:]+)(?::\d+)?;(\d+)
-              replacement: $$1:$$2
-              target_label: __address__
-            - source_labels: [__meta_kubernetes_namespace]
-              action: replace
-              target_label: namespace
-            - source_labels: [__meta_kubernetes_pod_name]
-              action: replace
-              target_label: pod
-exporters:
-  file:
-    path: {{DIR}}/ours.jsonl
-service:
-  telemetry:
-    metrics:
-      address: "{{METRICS}}"
-  pipelines:
-    metrics:
-      receivers: [prometheus]
-      exporters: [file]
-"#,
-        ns = ns.name
-    );
+    let yaml = operator_job_yaml(&ns.name, "", "");
     let collector = Collector::start_with_env(&yaml, &[("KUBECONFIG", cluster.kubeconfig().as_os_str())]);
     let out = collector.path("ours.jsonl");
 

@@ -170,15 +170,14 @@ mod tests {
     use crate::config::{RenderInput, render};
     use serde::Deserialize;
 
+    /// The config the operator renders for pipeline `p` in namespace `ns`.
+    fn render_as_p_in_ns(spec: &TelemetryPipelineSpec) -> Value {
+        render(&RenderInput { name: "p", namespace: "ns", spec, memory_limit_bytes: None, live_replicas: None })
+    }
+
     fn check(yaml: &str, secrets: &[(&str, &[&str])]) -> Vec<Problem> {
         let spec: TelemetryPipelineSpec = serde_yaml::from_str(yaml).expect("spec");
-        let cfg = render(&RenderInput {
-            name: "p",
-            namespace: "ns",
-            spec: &spec,
-            memory_limit_bytes: None,
-            live_replicas: None,
-        });
+        let cfg = render_as_p_in_ns(&spec);
         let secrets =
             secrets.iter().map(|(n, keys)| (n.to_string(), keys.iter().map(|k| k.to_string()).collect())).collect();
         validate(&spec, &cfg, &secrets)
@@ -300,14 +299,7 @@ exporters:
                     continue;
                 }
                 let spec: TelemetryPipelineSpec = serde_yaml::from_value(doc["spec"].clone()).expect("spec");
-                let cfg = render(&RenderInput {
-                    name: "p",
-                    namespace: "ns",
-                    spec: &spec,
-                    memory_limit_bytes: None,
-                    live_replicas: None,
-                });
-                let problems = loader_problems(&spec, &cfg);
+                let problems = loader_problems(&spec, &render_as_p_in_ns(&spec));
                 assert_eq!(problems, vec![]);
             }
         }
