@@ -200,6 +200,23 @@ fn otlp_exporter(exp: &OtlpExporter) -> (String, Value, Option<(String, Value)>)
     (id, Value::Object(cfg), extension)
 }
 
+/// The batch processor's settings (upstream's defaults for what the spec leaves out).
+fn batch_processor(spec: Option<&crate::crd::Batch>) -> Value {
+    let mut batch = Map::new();
+    if let Some(b) = spec {
+        if let Some(t) = &b.timeout {
+            batch.insert("timeout".into(), json!(t));
+        }
+        if let Some(n) = b.send_batch_size {
+            batch.insert("send_batch_size".into(), json!(n));
+        }
+        if let Some(n) = b.send_batch_max_size {
+            batch.insert("send_batch_max_size".into(), json!(n));
+        }
+    }
+    Value::Object(batch)
+}
+
 /// Renders the collector configuration (before `configOverrides`).
 pub fn render_base(input: &RenderInput<'_>) -> Value {
     let spec = input.spec;
@@ -289,27 +306,26 @@ pub fn render_base(input: &RenderInput<'_>) -> Value {
         processors.insert("metricstransform".into(), json!({"transforms": transforms}));
         metric_procs.push("metricstransform".into());
     }
-    let mut batch = Map::new();
-    if let Some(b) = &procs.batch {
-        if let Some(t) = &b.timeout {
-            batch.insert("timeout".into(), json!(t));
-        }
-        if let Some(n) = b.send_batch_size {
-            batch.insert("send_batch_size".into(), json!(n));
-        }
-        if let Some(n) = b.send_batch_max_size {
-            batch.insert("send_batch_max_size".into(), json!(n));
+    let mut log_procs = common;
+    // A persistent queue must be the first to acknowledge: no batch processor in front of it
+    // (see `persistence`).
+    let persistence = crate::persistence::of(spec);
+    if persistence.is_none() {
+        processors.insert("batch".into(), batch_processor(procs.batch.as_ref()));
+        for list in [&mut trace_procs, &mut metric_procs, &mut log_procs] {
+            list.push("batch".into());
         }
     }
-    processors.insert("batch".into(), Value::Object(batch));
-    let mut log_procs = common;
-    for list in [&mut trace_procs, &mut metric_procs, &mut log_procs] {
-        list.push("batch".into());
+    if let Some(p) = persistence {
+        extensions.insert(crate::persistence::STORAGE_EXTENSION.into(), crate::persistence::extension(p));
     }
 
     let mut all_signal_exporters = Vec::new();
     for exp in &spec.exporters.otlp {
-        let (id, cfg, ext) = otlp_exporter(exp);
+        let (id, mut cfg, ext) = otlp_exporter(exp);
+        if let (Some(p), Value::Object(map)) = (persistence, &mut cfg) {
+            crate::persistence::make_queue_persistent(map, p, spec.exporters.otlp.len());
+        }
         exporters.insert(id.clone(), cfg);
         all_signal_exporters.push(id);
         if let Some((ext_id, ext_cfg)) = ext {
@@ -750,6 +766,41 @@ processors:
             cfg.pointer("/service/pipelines/metrics/processors"),
             Some(&json!(["memory_limiter", "resource", "attributes", "metricstransform", "batch"]))
         );
+    }
+
+    #[test]
+    fn persistence_puts_every_otlp_queue_on_disk_and_nothing_acknowledges_before_it() {
+        let spec = spec_from(
+            "persistence: {size: 2Gi, fsync: true}\n\
+             exporters: {otlp: [{name: a, endpoint: 'http://a:4317'}, {name: b, protocol: http, endpoint: 'http://b:4318'}], debug: {}}",
+        );
+        let cfg = render(&input(&spec));
+        assert_eq!(
+            cfg.pointer("/extensions/file_storage"),
+            Some(&json!({"directory": "/var/lib/otelcol/file_storage", "fsync": true,
+                         "compaction": {"on_start": true, "on_rebound": true, "directory": "/var/lib/otelcol/file_storage"}}))
+        );
+        assert!(
+            cfg.pointer("/service/extensions").and_then(Value::as_array).expect("ids").contains(&json!("file_storage"))
+        );
+        for id in ["otlp/a", "otlphttp/b"] {
+            assert_eq!(
+                cfg.pointer(&format!("/exporters/{}/sending_queue", id.replace('/', "~1"))),
+                Some(&json!({"enabled": true, "storage": "file_storage", "sizer": "bytes",
+                             "queue_size": (2i64 << 30) / 10 * 9 / 2})),
+                "{id}"
+            );
+        }
+        assert!(cfg.pointer("/exporters/debug/sending_queue").is_none(), "the debug exporter has no queue");
+        // The batch processor would acknowledge before the queue has written anything.
+        assert!(cfg.pointer("/processors/batch").is_none());
+        for signal in ["traces", "metrics", "logs"] {
+            let procs = cfg.pointer(&format!("/service/pipelines/{signal}/processors")).expect("procs");
+            assert!(!procs.as_array().expect("list").contains(&json!("batch")), "{signal}: {procs}");
+        }
+        let without = render(&input(&spec_from("exporters: {otlp: [{name: a, endpoint: 'http://a:4317'}]}")));
+        assert!(without.pointer("/extensions/file_storage").is_none());
+        assert!(without.pointer("/exporters/otlp~1a/sending_queue").is_none(), "in-memory default untouched");
     }
 
     #[test]

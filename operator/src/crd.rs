@@ -60,6 +60,11 @@ const NAME_FORM_MESSAGE: &str = "metadata.name must be a DNS-1035 label (lowerca
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.autoscaling)").message("spec.autoscaling is for deployment mode only (a daemonset runs one collector per node)"))]
 #[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.receivers) || !has(self.receivers.prometheus) || !has(self.receivers.prometheus.staticTargets) || size(self.receivers.prometheus.staticTargets) == 0").message("spec.receivers.prometheus.staticTargets cannot be scraped by a daemonset: every node's agent would scrape them (duplicate series); scrape them from a deployment pipeline"))]
 #[x_kube(validation = Rule::new("self.mode == 'daemonset' || !has(self.agent) || !has(self.agent.hostPort) || !self.agent.hostPort").message("spec.agent.hostPort is only allowed in daemonset mode: a gateway's replicas are not one per node, two on a node would compete for its ports"))]
+#[x_kube(validation = Rule::new("!has(self.persistence) || (has(self.exporters) && has(self.exporters.otlp) && size(self.exporters.otlp) > 0)").message("spec.persistence needs at least one spec.exporters.otlp destination: it keeps their sending queues on disk"))]
+#[x_kube(validation = Rule::new("!has(self.persistence) || !has(self.processors) || !has(self.processors.batch)").message("spec.processors.batch cannot be set with spec.persistence: the batch processor acknowledges telemetry before it reaches the queue on disk, so a persistent pipeline sends each request to the queue unbatched"))]
+#[x_kube(validation = Rule::new("!has(self.persistence) || !has(self.exporters) || !has(self.exporters.otlp) || self.exporters.otlp.all(e, !has(e.queue) || (e.queue.enabled && !has(e.queue.queueSize)))").message("spec.exporters.otlp[].queue: with spec.persistence the queue must stay enabled and its size is spec.persistence.size (queueSize cannot be set)"))]
+#[x_kube(validation = Rule::new("self.mode != 'daemonset' || !has(self.persistence) || self.persistence.volume != 'PersistentVolumeClaim'").message("spec.persistence.volume PersistentVolumeClaim is for deployment mode only: a daemonset has no per-pod claims (use EmptyDir)"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.persistence) || !has(self.persistence) || oldSelf.persistence.volume != 'PersistentVolumeClaim' || self.persistence.volume != 'PersistentVolumeClaim' || (self.persistence.size == oldSelf.persistence.size && (has(self.persistence.storageClassName) ? self.persistence.storageClassName : '') == (has(oldSelf.persistence.storageClassName) ? oldSelf.persistence.storageClassName : ''))").message("spec.persistence.size and spec.persistence.storageClassName cannot change while spec.persistence.volume is PersistentVolumeClaim (a StatefulSet's volume claim templates are immutable): switch to EmptyDir first (the claims are deleted once the pods have drained), or recreate the pipeline"))]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetryPipelineSpec {
     /// How the collector runs: `deployment` (a gateway, the default) or `daemonset` (an agent on every node).
@@ -107,6 +112,11 @@ pub struct TelemetryPipelineSpec {
     /// Where telemetry goes.
     #[serde(default)]
     pub exporters: Exporters,
+    /// A sending queue on disk for every OTLP destination (the `file_storage` extension): telemetry
+    /// acknowledged to a client is in the queue's files first, so a crash, an OOM kill or an outage of
+    /// the destination loses nothing the volume keeps. Off by default (queues in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
     /// Namespaces whose InstrumentedServices may attach workloads to this pipeline, besides its own
     /// (the default: its own namespace only). An InstrumentedService from any other namespace is
     /// refused with `Injected=False`, reason `NotAllowed`.
@@ -617,6 +627,49 @@ pub struct Queue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     pub queue_size: Option<i64>,
+}
+
+/// Persistent sending queues (`spec.persistence`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.volume == 'PersistentVolumeClaim' || !has(self.storageClassName)").message("spec.persistence.storageClassName is for volume PersistentVolumeClaim only"))]
+pub struct Persistence {
+    /// Where the queues' files live. `EmptyDir` (default): on the node, surviving a collector crash or
+    /// OOM kill (the container restarts, the pod stays) but not the pod's deletion or eviction.
+    /// `PersistentVolumeClaim`: a claim per collector pod (the gateway becomes a StatefulSet),
+    /// surviving the pod too; the claims are deleted with the pipeline.
+    #[serde(default)]
+    pub volume: PersistenceVolume,
+    /// Size of the volume (a quantity such as `512Mi` or `2Gi`, at least `16Mi`; default `1Gi`). The
+    /// queues together hold at most nine tenths of it (split evenly between the OTLP destinations);
+    /// beyond that, telemetry is refused with a retryable error and counted in
+    /// `otelcol_exporter_enqueue_failed_*`.
+    #[serde(default = "default_persistence_size")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).compareTo(quantity('16Mi')) >= 0 && quantity(self).compareTo(quantity('1Pi')) <= 0").message("spec.persistence.size must be a quantity between 16Mi and 1Pi (e.g. 2Gi)"))]
+    #[schemars(length(max = 32))]
+    pub size: String,
+    /// Storage class of the claims (`PersistentVolumeClaim` only; default: the cluster's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+    /// `fdatasync` every write before it is acknowledged (default false: the data is in the kernel's
+    /// page cache, which survives a collector crash but not a crash of the node).
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+fn default_persistence_size() -> String {
+    "1Gi".into()
+}
+
+/// Volume of the persistent sending queues.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PersistenceVolume {
+    /// An `emptyDir` with `sizeLimit`: survives container restarts, not the pod.
+    #[default]
+    EmptyDir,
+    /// A PersistentVolumeClaim per pod (StatefulSet `volumeClaimTemplates`).
+    PersistentVolumeClaim,
 }
 
 /// Credentials of an exporter.

@@ -16,6 +16,7 @@ pub mod inject;
 pub mod isvc;
 pub mod leader;
 pub mod metrics;
+pub mod persistence;
 pub mod pipeline;
 pub mod resources;
 pub mod rollout;

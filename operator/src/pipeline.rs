@@ -93,6 +93,26 @@ async fn prune_other_workloads(ctx: &Context, ns: &str, tp: &TelemetryPipeline, 
     Ok(())
 }
 
+/// Deletes the pipeline's StatefulSet when its claim templates differ from the desired ones (queues
+/// on claims switched on or off): they are immutable, so the apply would be refused forever. The pods
+/// drain their queues on SIGTERM as on any rollout, and the new StatefulSet is created right after.
+async fn delete_if_claim_templates_differ(
+    api: &Api<StatefulSet>,
+    tp: &TelemetryPipeline,
+    desired: &StatefulSet,
+) -> Result<()> {
+    let key = |s: &StatefulSet| {
+        crate::persistence::claim_templates_key(s.spec.as_ref().and_then(|s| s.volume_claim_templates.as_deref()))
+    };
+    if let Some(live) = api.get_opt(&resources::child_name(&tp.name_any())).await?
+        && key(&live) != key(desired)
+    {
+        info!(pipeline = %tp.name_any(), "queue claims changed: recreating the collector StatefulSet");
+        delete_owned(api, tp).await?;
+    }
+    Ok(())
+}
+
 /// The collector StatefulSet's current replica count, when an HPA owns it (the shard count).
 async fn live_replicas(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Result<Option<i32>> {
     if !scrape::reads_live_replicas(&tp.spec) {
@@ -243,7 +263,9 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
         }
         Workload::StatefulSet(s) => {
             prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::StatefulSet).await?;
-            Workload::StatefulSet(Box::new(apply(&Api::<StatefulSet>::namespaced(client.clone(), &ns), &s).await?))
+            let api = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+            delete_if_claim_templates_differ(&api, &tp, &s).await?;
+            Workload::StatefulSet(Box::new(apply(&api, &s).await?))
         }
         Workload::DaemonSet(ds) => {
             prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::DaemonSet).await?;

@@ -2,7 +2,9 @@
 //! DaemonSet, Service, ServiceAccount and the Role/RoleBinding the collector needs for pod
 //! discovery. What makes a daemonset an agent on each node (host ports, the Service's traffic
 //! policy, its rollout) is decided in `agent`; why a scraping gateway with more than one replica is
-//! a StatefulSet (stable ordinals to shard the scrape targets by), in `scrape`.
+//! a StatefulSet (stable ordinals to shard the scrape targets by), in `scrape`; what persistent
+//! queues add (a volume, or a claim per pod, which also makes a gateway a StatefulSet), in
+//! `persistence`.
 
 use std::collections::BTreeMap;
 
@@ -109,6 +111,8 @@ pub fn quantity_bytes(q: &Quantity) -> Option<i64> {
         "Mi" => 1024.0 * 1024.0,
         "Gi" => 1024.0 * 1024.0 * 1024.0,
         "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "P" => 1e15,
+        "Pi" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return None,
     };
     Some((value * mult) as i64)
@@ -199,6 +203,10 @@ pub fn pod_template(
             ..Default::default()
         });
     }
+    if let Some(p) = crate::persistence::of(spec) {
+        mounts.push(crate::persistence::mount());
+        volumes.extend(crate::persistence::pod_volume(p));
+    }
     let probe = |initial: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/".into()),
@@ -230,6 +238,10 @@ pub fn pod_template(
                 run_as_user: Some(10001),
                 run_as_group: Some(10001),
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                // A claim's file system is root's when provisioned: the group lets the non-root
+                // collector write its queue there (checked once per volume, not on every start).
+                fs_group: crate::persistence::of(spec).map(|_| 10001),
+                fs_group_change_policy: crate::persistence::of(spec).map(|_| "OnRootMismatch".into()),
                 ..Default::default()
             }),
             containers: vec![Container {
@@ -270,7 +282,8 @@ pub enum Workload {
     /// Gateway mode.
     Deployment(Box<Deployment>),
     /// Gateway mode, scraping with more than one replica (or autoscaled): stable ordinals shard the
-    /// scrape targets (`scrape::sharded_workload`).
+    /// scrape targets (`scrape::sharded_workload`); or keeping its queues on per-pod claims
+    /// (`persistence::uses_claims`).
     StatefulSet(Box<StatefulSet>),
     /// Agent mode.
     DaemonSet(Box<DaemonSet>),
@@ -302,7 +315,9 @@ impl WorkloadKind {
 pub fn workload_kind(spec: &crate::crd::TelemetryPipelineSpec) -> WorkloadKind {
     match spec.mode {
         PipelineMode::Daemonset => WorkloadKind::DaemonSet,
-        PipelineMode::Deployment if crate::scrape::sharded_workload(spec) => WorkloadKind::StatefulSet,
+        PipelineMode::Deployment if crate::scrape::sharded_workload(spec) || crate::persistence::uses_claims(spec) => {
+            WorkloadKind::StatefulSet
+        }
         PipelineMode::Deployment => WorkloadKind::Deployment,
     }
 }
@@ -330,6 +345,12 @@ pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, def
                 // Shards are independent: start and replace them all at once, not one after another
                 // (rolling updates still go one pod at a time).
                 pod_management_policy: Some("Parallel".into()),
+                // Persistent queues on claims: one per pod, deleted with the pipeline.
+                volume_claim_templates: crate::persistence::of(&tp.spec)
+                    .and_then(crate::persistence::claim_template)
+                    .map(|c| vec![c]),
+                persistent_volume_claim_retention_policy: crate::persistence::uses_claims(&tp.spec)
+                    .then(crate::persistence::claim_retention),
                 ..Default::default()
             }),
             ..Default::default()
@@ -559,6 +580,50 @@ mod tests {
         assert!(host_ports_of(&tp("mode: daemonset\nexporters: {debug: {}}")).iter().all(|(_, h)| h.is_none()));
         let gateway = tp("agent: {hostPort: true}\nexporters: {debug: {}}");
         assert!(host_ports_of(&gateway).iter().all(|(_, h)| h.is_none()));
+    }
+
+    #[test]
+    fn queues_on_an_empty_dir_or_on_a_claim_per_pod_writable_by_the_non_root_collector() {
+        let otlp = "exporters: {otlp: [{name: a, endpoint: 'http://a:4317'}]}";
+        let Workload::Deployment(d) =
+            workload(&tp(&format!("persistence: {{size: 256Mi}}\n{otlp}")), "h", vec![], DEFAULT_IMAGE)
+        else {
+            panic!("an emptyDir keeps the gateway a Deployment");
+        };
+        let pod = d.spec.expect("spec").template.spec.expect("pod");
+        let queue = pod.volumes.as_ref().expect("vols").iter().find(|v| v.name == "queue").expect("queue volume");
+        assert_eq!(queue.empty_dir.as_ref().and_then(|e| e.size_limit.clone()), Some(Quantity("256Mi".into())));
+        let mount =
+            pod.containers[0].volume_mounts.as_ref().expect("mounts").iter().find(|m| m.name == "queue").cloned();
+        assert_eq!(mount.map(|m| (m.mount_path, m.read_only)), Some(("/var/lib/otelcol/file_storage".into(), None)));
+        assert_eq!(pod.security_context.as_ref().and_then(|s| s.fs_group), Some(10001));
+
+        let claims =
+            tp(&format!("persistence: {{volume: PersistentVolumeClaim, size: 3Gi, storageClassName: ssd}}\n{otlp}"));
+        let Workload::StatefulSet(s) = workload(&claims, "h", vec![], DEFAULT_IMAGE) else {
+            panic!("claims per pod make the gateway a StatefulSet");
+        };
+        let spec = s.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(1));
+        let templates = spec.volume_claim_templates.as_deref().expect("claim templates");
+        assert_eq!(
+            crate::persistence::claim_templates_key(Some(templates)),
+            vec![("queue".into(), Some("3Gi".into()), Some("ssd".into()))]
+        );
+        let retention = spec.persistent_volume_claim_retention_policy.expect("retention");
+        assert_eq!(
+            (retention.when_deleted.as_deref(), retention.when_scaled.as_deref()),
+            (Some("Delete"), Some("Retain"))
+        );
+        let pod = spec.template.spec.expect("pod");
+        assert!(pod.volumes.expect("vols").iter().all(|v| v.name != "queue"), "the claim template provides it");
+        assert!(pod.containers[0].volume_mounts.as_ref().expect("mounts").iter().any(|m| m.name == "queue"));
+
+        // Without persistence: no queue volume, no fsGroup, no claims.
+        let Workload::Deployment(d) = workload(&tp(otlp), "h", vec![], DEFAULT_IMAGE) else { panic!("Deployment") };
+        let pod = d.spec.expect("spec").template.spec.expect("pod");
+        assert!(pod.volumes.expect("vols").iter().all(|v| v.name != "queue"));
+        assert_eq!(pod.security_context.and_then(|s| s.fs_group), None);
     }
 
     #[test]

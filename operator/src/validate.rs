@@ -273,6 +273,16 @@ exporters:
     }
 
     #[test]
+    fn persistent_queues_pass_the_collectors_loader() {
+        for yaml in [
+            "persistence: {}\nexporters: {otlp: [{name: a, endpoint: 'http://a:4317'}, {name: b, protocol: http, endpoint: 'http://b:4318'}]}",
+            "persistence: {volume: PersistentVolumeClaim, size: 4Gi, fsync: true}\nreplicas: 2\nreceivers: {prometheus: {}}\nexporters: {otlp: [{name: a, endpoint: 'http://a:4317', queue: {numConsumers: 2}}]}",
+        ] {
+            assert_eq!(check(yaml, &[]), vec![], "{yaml}");
+        }
+    }
+
+    #[test]
     fn an_agent_refuses_static_scrape_jobs_and_the_identity_env_is_reserved() {
         let p = check(
             "mode: daemonset\nreceivers: {prometheus: {}}\nexporters: {debug: {}}\n\

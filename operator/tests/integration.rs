@@ -948,8 +948,8 @@ async fn metrics_health_and_readiness_are_served() {
 
 /// The example pipeline's rendered config, plus a daemonset variant using the remaining components
 /// (hostmetrics, span renaming, bearer-token auth; its scraping restricted to its node by a field
-/// selector) and a three-replica variant (its scraping sharded by hashmod), with the env vars their
-/// credentials need.
+/// selector), a three-replica variant (its scraping sharded by hashmod) and one keeping its queues on
+/// disk, with the env vars their credentials need.
 fn rendered_variants() -> Vec<(String, Vec<String>)> {
     let docs = example("pipeline.yaml");
     let doc = docs.iter().find(|d| d["kind"] == "TelemetryPipeline").expect("pipeline");
@@ -967,7 +967,18 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
     // A gateway of three shards: every scrape job ends with the hashmod rules.
     let mut sharded = spec.clone();
     sharded.replicas = Some(3);
-    [spec, daemon, sharded]
+    // Queues on disk: file_storage, every OTLP queue stored and bounded in bytes, no batch processor.
+    let mut persistent = spec.clone();
+    persistent.persistence = serde_json::from_value(json!({"volume": "PersistentVolumeClaim", "size": "2Gi"})).ok();
+    persistent.processors.batch = None;
+    for exporter in &mut persistent.exporters.otlp {
+        exporter.queue = None;
+    }
+    // `otelcol validate` checks that the storage directory exists (in the pod, the volume's mount).
+    let dir = std::env::temp_dir();
+    persistent.config_overrides =
+        Some(json!({"extensions": {"file_storage": {"directory": dir, "compaction": {"directory": dir}}}}));
+    [spec, daemon, sharded, persistent]
         .iter()
         .map(|spec| {
             let cfg = config::render(&RenderInput {
@@ -1781,4 +1792,126 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
     .await;
     let sts = stss.get("edge-collector").await.expect("edge StatefulSet");
     assert_eq!(sts.spec.and_then(|s| s.replicas), Some(4), "the HPA's replicas are not reverted");
+}
+
+#[tokio::test]
+async fn persistent_queues_are_refused_where_they_would_lose_data_and_live_on_an_empty_dir_or_claims() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (client, ns) = setup().await;
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+    let pipeline = |name: &str, spec: Value| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    let otlp = json!({"otlp": [{"name": "alloy", "endpoint": "http://alloy:4317"}]});
+
+    // Refused by the API server, naming the field: what would acknowledge telemetry before it is
+    // on disk, what would make the byte bound meaningless, and what a daemonset cannot have.
+    for (spec, expected) in [
+        (
+            json!({"persistence": {}, "processors": {"batch": {}}, "exporters": otlp}),
+            "spec.processors.batch cannot be set with spec.persistence",
+        ),
+        (
+            json!({"persistence": {}, "exporters": {"otlp": [{"name": "a", "endpoint": "http://a:4317", "queue": {"queueSize": 10}}]}}),
+            "queueSize cannot be set",
+        ),
+        (
+            json!({"persistence": {}, "exporters": {"otlp": [{"name": "a", "endpoint": "http://a:4317", "queue": {"enabled": false}}]}}),
+            "the queue must stay enabled",
+        ),
+        (
+            json!({"persistence": {}, "exporters": {"debug": {}}}),
+            "spec.persistence needs at least one spec.exporters.otlp",
+        ),
+        (
+            json!({"mode": "daemonset", "persistence": {"volume": "PersistentVolumeClaim"}, "exporters": otlp}),
+            "PersistentVolumeClaim is for deployment mode only",
+        ),
+        (
+            json!({"persistence": {"storageClassName": "ssd"}, "exporters": otlp}),
+            "spec.persistence.storageClassName is for volume PersistentVolumeClaim only",
+        ),
+        (
+            json!({"persistence": {"size": "1Mi"}, "exporters": otlp}),
+            "spec.persistence.size must be a quantity between 16Mi and 1Pi",
+        ),
+        (json!({"persistence": {"size": "lots"}, "exporters": otlp}), "spec.persistence.size"),
+    ] {
+        let err =
+            apply_as(&client, &ns, USER, &pipeline("refused", spec.clone())).await.expect_err("refused").to_string();
+        assert!(err.contains(expected), "{spec}: {err}");
+    }
+
+    let _op = start_operator(&client, &ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+
+    // EmptyDir: still a Deployment, its pods mount a size-limited emptyDir where the config's
+    // file_storage keeps every OTLP queue, and no batch processor acknowledges before the queue.
+    apply_as(&client, &ns, USER, &pipeline("q", json!({"persistence": {"size": "256Mi"}, "exporters": otlp})))
+        .await
+        .expect("emptyDir pipeline");
+    let d = wait_obj("q Deployment", &deploys, "q-collector", T, |_| true).await;
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    let queue = pod.volumes.expect("volumes").into_iter().find(|v| v.name == "queue").expect("queue volume");
+    assert_eq!(queue.empty_dir.and_then(|e| e.size_limit).map(|q| q.0).as_deref(), Some("256Mi"));
+    let yaml = collector_config_of(&configs.get("q-collector").await.expect("ConfigMap"));
+    for line in ["storage: file_storage", "sizer: bytes", "directory: /var/lib/otelcol/file_storage"] {
+        assert!(yaml.contains(line), "{line} in {yaml}");
+    }
+    assert!(!yaml.contains("batch"), "{yaml}");
+
+    // Claims: a StatefulSet with one claim per pod, deleted with the pipeline.
+    apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline("pq", json!({"persistence": {"volume": "PersistentVolumeClaim", "size": "2Gi"}, "exporters": otlp})),
+    )
+    .await
+    .expect("claims pipeline");
+    let sts = wait_obj("pq StatefulSet", &stss, "pq-collector", T, |_| true).await;
+    let spec = sts.spec.clone().expect("spec");
+    let claim = spec.volume_claim_templates.as_deref().and_then(|c| c.first()).expect("claim template");
+    assert_eq!(claim.metadata.name.as_deref(), Some("queue"));
+    let requested = claim.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref());
+    assert_eq!(requested.and_then(|r| r.get("storage")).map(|q| q.0.as_str()), Some("2Gi"));
+    assert_eq!(spec.persistent_volume_claim_retention_policy.and_then(|p| p.when_deleted).as_deref(), Some("Delete"));
+    // Claim templates are immutable: changing the size is refused by the API server, naming the field...
+    let err = apply_as(
+        &client,
+        &ns,
+        USER,
+        &pipeline("pq", json!({"persistence": {"volume": "PersistentVolumeClaim", "size": "3Gi"}, "exporters": otlp})),
+    )
+    .await
+    .expect_err("size change refused")
+    .to_string();
+    assert!(err.contains("spec.persistence.size and spec.persistence.storageClassName cannot change"), "{err}");
+    // ...and back to EmptyDir, the gateway is a Deployment again and the StatefulSet (with its
+    // claims) goes.
+    apply_as(&client, &ns, USER, &pipeline("pq", json!({"persistence": {}, "exporters": otlp})))
+        .await
+        .expect("emptyDir");
+    wait_obj("pq Deployment", &deploys, "pq-collector", T, |_| true).await;
+    wait_gone("pq StatefulSet", &stss, "pq-collector", T).await;
+
+    // A sharded StatefulSet that gains claims is recreated (its claim templates cannot be updated),
+    // instead of an apply refused forever.
+    let shards = json!({"replicas": 2, "receivers": {"prometheus": {}}, "exporters": otlp});
+    apply_as(&client, &ns, USER, &pipeline("sh", shards.clone())).await.expect("sharded");
+    let before = wait_obj("sh StatefulSet", &stss, "sh-collector", T, |_| true).await;
+    let mut with_claims = shards;
+    with_claims["persistence"] = json!({"volume": "PersistentVolumeClaim"});
+    apply_as(&client, &ns, USER, &pipeline("sh", with_claims)).await.expect("claims added");
+    let after = wait_obj("sh StatefulSet with claims", &stss, "sh-collector", T, |s| {
+        s.spec.as_ref().and_then(|s| s.volume_claim_templates.as_ref()).is_some_and(|c| c.len() == 1)
+    })
+    .await;
+    assert_ne!(after.uid(), before.uid(), "recreated, not updated");
+    assert_eq!(after.spec.and_then(|s| s.replicas), Some(2));
+    let ready = wait_obj("sh config valid", &tps, "sh", T, |tp| pipeline_condition_is(tp, "ConfigValid", "True")).await;
+    assert!(ready.status.is_some());
 }

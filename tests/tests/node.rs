@@ -5,9 +5,9 @@
 //! One story per test, because the chart's CRDs and cluster roles are cluster-wide: the operator
 //! runs as a pod from the image `tools/images.sh` built, holds its Lease and answers `/readyz`; the
 //! examples become a Ready collector pod behind a Service that another pod reaches by its DNS
-//! name; a pipeline change rolls the collector; every pod passes Pod Security `restricted`; a
-//! missing image shows on the pipeline; `helm uninstall` (its pre-delete hook runs the operator
-//! image) takes the injection back and leaves nothing of ours behind.
+//! name; a pipeline change (queues on an emptyDir) rolls the collector; every pod passes Pod
+//! Security `restricted`; a missing image shows on the pipeline; `helm uninstall` (its pre-delete
+//! hook runs the operator image) takes the injection back and leaves nothing of ours behind.
 
 use std::time::Duration;
 
@@ -71,7 +71,9 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
     })
     .await;
 
-    // A pipeline change renders a new config and rolls the collector onto it.
+    // A pipeline change renders a new config and rolls the collector onto it: here, queues on disk
+    // (an emptyDir the non-root collector must be able to write, in a `restricted` namespace; the
+    // batch processor goes, as it would acknowledge before the queue).
     cluster.kubectl(&[
         "-n",
         DEMO,
@@ -79,14 +81,20 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
         "telemetrypipeline/main",
         "--type=merge",
         "-p",
-        r#"{"spec":{"processors":{"resourceAttributes":{"rollout.check":"second"}}}}"#,
+        r#"{"spec":{"persistence":{"size":"64Mi"},"processors":{"batch":null,"resourceAttributes":{"rollout.check":"second"}}}}"#,
     ]);
     let second = ready_collector_pod(&client, "main", Some(&first)).await;
     let configs: Api<ConfigMap> = Api::namespaced(client.clone(), DEMO);
     let rendered = configs.get("main-collector").await.expect("ConfigMap").data.expect("data");
     assert!(
-        rendered.values().any(|config| config.contains("rollout.check")),
-        "the ConfigMap carries the new attribute"
+        rendered.values().any(|config| config.contains("rollout.check") && config.contains("storage: file_storage")),
+        "the ConfigMap carries the new attribute and the persistent queue"
+    );
+    let queue_volume =
+        second.spec.as_ref().and_then(|s| s.volumes.as_ref()).and_then(|v| v.iter().find(|v| v.name == "queue"));
+    assert!(
+        queue_volume.and_then(|v| v.empty_dir.as_ref()).is_some(),
+        "the Ready collector writes its queue to an emptyDir"
     );
     let pipeline_hash = pipeline_status(&client, DEMO, "main").await["configHash"].as_str().map(str::to_owned);
     assert_eq!(
