@@ -2,9 +2,9 @@
 # Builds the container images the real node runs, as OCI image archives, without a container
 # engine or a registry (tools/oci_image.py writes them):
 #
-#   ghcr.io/thereview/telemetry-operator:0.1.0    the chart's default operator image
-#   ghcr.io/thereview/telemetry-collector:0.1.0   the operator's default collector image
-#   ghcr.io/thereview/reviews-service:0.1.0       the sample app (examples/reviews-deployment.yaml)
+#   thereview.dev/telemetry-operator:0.1.0    the chart's default operator image
+#   thereview.dev/telemetry-collector:0.1.0   the operator's default collector image
+#   thereview.dev/reviews-service:0.1.0       the sample app (examples/reviews-deployment.yaml)
 #   localhost/thereview/otelcol:0.155.0           the upstream collector (the Alloy stand-in)
 #   localhost/thereview/coredns:1.15.0            cluster DNS (tools/coredns)
 #   localhost/thereview/pause:3.10                the pod sandbox (tools/images/pause.c)
@@ -86,11 +86,11 @@ strip_debug() {
   echo "$out"
 }
 release="$target/release"
-image telemetry-operator "ghcr.io/thereview/telemetry-operator:$version" "$(strip_debug "$release/telemetry-operator")" --name telemetry-operator \
+image telemetry-operator "thereview.dev/telemetry-operator:$version" "$(strip_debug "$release/telemetry-operator")" --name telemetry-operator \
   --port 8080 --arg run
-image telemetry-collector "ghcr.io/thereview/telemetry-collector:$version" "$(strip_debug "$release/telemetry-collector")" --name telemetry-collector \
+image telemetry-collector "thereview.dev/telemetry-collector:$version" "$(strip_debug "$release/telemetry-collector")" --name telemetry-collector \
   --port 4317 --port 4318 --port 8888 --port 8889 --port 13133
-image reviews-service "ghcr.io/thereview/reviews-service:$version" "$(strip_debug "$release/reviews-service")" --name reviews-service \
+image reviews-service "thereview.dev/reviews-service:$version" "$(strip_debug "$release/reviews-service")" --name reviews-service \
   --port 8000 --dir /data --env LISTEN_ADDR=0.0.0.0:8000 --env DATABASE_URL=sqlite:///data/reviews.db \
   --env LOG_FORMAT=json
 image otelcol localhost/thereview/otelcol:0.155.0 "$bin/otelcol" --port 4317 --port 4318

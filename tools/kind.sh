@@ -19,7 +19,7 @@ images=()
 for spec in operator/Dockerfile:telemetry-operator collector/Dockerfile:telemetry-collector \
   sample-app/Dockerfile:reviews-service; do
   dockerfile=${spec%%:*}
-  image="ghcr.io/thereview/${spec#*:}:$version"
+  image="thereview.dev/${spec#*:}:$version"
   "$engine" build -f "$root/$dockerfile" -t "$image" "$root"
   images+=("$image")
 done

@@ -41,7 +41,7 @@ pub fn mounts_host_fs(spec: &crate::crd::TelemetryPipelineSpec) -> bool {
 }
 
 /// Default collector image (our Rust collector).
-pub const DEFAULT_IMAGE: &str = "ghcr.io/thereview/telemetry-collector:0.1.0";
+pub const DEFAULT_IMAGE: &str = "thereview.dev/telemetry-collector:0.1.0";
 /// Pod-template annotation carrying the config hash, so pods roll when the config changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "telemetry.thereview.dev/config-hash";
 /// Key of the config in the ConfigMap.

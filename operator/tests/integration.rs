@@ -1135,12 +1135,12 @@ async fn failed_rollout_degrades_the_pipeline_with_the_pods_reason_and_ready_wai
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod_name, "labels": template_labels(&d), "annotations": {CONFIG_HASH_ANNOTATION: hash}},
         "spec": {"serviceAccountName": "main-collector", "automountServiceAccountToken": false,
-            "containers": [{"name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing"}]},
+            "containers": [{"name": "collector", "image": "thereview.dev/telemetry-collector:missing"}]},
     });
     pods.create(&PostParams::default(), &serde_json::from_value(pod).expect("pod")).await.expect("create pod");
     let container_status = |state: Value, ready: bool| {
         json!({"status": {"phase": if ready { "Running" } else { "Pending" }, "containerStatuses": [{
-            "name": "collector", "image": "ghcr.io/thereview/telemetry-collector:missing", "imageID": "",
+            "name": "collector", "image": "thereview.dev/telemetry-collector:missing", "imageID": "",
             "ready": ready, "restartCount": 0, "state": state}]}})
     };
     let waiting = json!({"waiting": {"reason": "ErrImageNeverPull",
