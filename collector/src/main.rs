@@ -1,6 +1,6 @@
 //! `telemetry-collector` binary: `--config FILE` runs the collector, `validate --config FILE` checks a config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use telemetry_collector::config::Config;
 use telemetry_collector::config::duration::parse_duration;
+use telemetry_collector::service::BoundAddrs;
 
 /// mimalloc: the pipeline allocates and frees many small protobuf objects per request; it is
 /// markedly faster than glibc malloc for that and returns memory to the OS more readily.
@@ -24,6 +25,11 @@ struct Cli {
     /// How long SIGTERM may take to flush batches and drain exporter queues.
     #[arg(long, global = true, default_value = "20s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// Once every listener is bound, write their addresses here as a JSON object keyed by config
+    /// path (e.g. `{"receivers.otlp.protocols.grpc": "127.0.0.1:40123"}`), so whoever started
+    /// the collector with port-0 endpoints learns the ports (the process-level tests do).
+    #[arg(long, value_name = "FILE")]
+    bound_addresses_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +50,15 @@ fn init_logging(config: &Config) {
     } else {
         builder.init();
     }
+}
+
+/// Writes `addrs` as JSON to `path` through a temporary file beside it and a rename, so a reader
+/// polling for `path` never sees a half-written file.
+fn write_bound_addresses(path: &Path, addrs: &BoundAddrs) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(addrs)?)?;
+    std::fs::rename(&temporary, path)
 }
 
 async fn shutdown_signal() {
@@ -92,8 +107,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let on_ready = |addrs: &BoundAddrs| {
+        if let Some(path) = &cli.bound_addresses_file
+            && let Err(e) = write_bound_addresses(path, addrs)
+        {
+            // Not fatal: the collector serves either way; whoever waits for the file sees this.
+            tracing::error!(file = %path.display(), error = %e, "cannot write the bound addresses");
+        }
+    };
     let result =
-        rt.block_on(telemetry_collector::service::run(config, shutdown_signal(), cli.shutdown_timeout, |_| {}));
+        rt.block_on(telemetry_collector::service::run(config, shutdown_signal(), cli.shutdown_timeout, on_ready));
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

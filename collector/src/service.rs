@@ -63,15 +63,32 @@ pub enum ServiceError {
 /// Processors before a batch stage, and the batch stage (id, config) that ends the segment.
 type Segment = (Vec<Arc<dyn Processor>>, Option<(String, crate::config::components::BatchConfig)>);
 
-async fn bind(component: &str, endpoint: &str) -> Result<TcpListener, ServiceError> {
-    let err = |source| ServiceError::Bind { component: component.to_owned(), endpoint: endpoint.to_owned(), source };
+/// Starts one listener: binds `endpoint` for the component at config path `path`, records the
+/// address actually bound under `path` in `bound`, and serves `app` on it with `limits` until
+/// `stop` fires. Every listener of the service starts here, so `on_ready` reports each of them
+/// (a port-0 endpoint included) and a bind error always names the config path.
+async fn listen(
+    bound: &mut BoundAddrs,
+    path: String,
+    endpoint: &str,
+    app: axum::Router,
+    limits: listener::ServerLimits,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, ServiceError> {
+    let err = |source| ServiceError::Bind { component: path.clone(), endpoint: endpoint.to_owned(), source };
     // `localhost:4317` style endpoints need resolution; take the first address.
     let addr = tokio::net::lookup_host(endpoint)
         .await
         .map_err(err)?
         .next()
         .ok_or_else(|| err(std::io::Error::other("address resolved to nothing")))?;
-    TcpListener::bind(addr).await.map_err(err)
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    bound.insert(path.clone(), l.local_addr().map_err(err)?);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = listener::serve(l, app, limits, stop).await {
+            tracing::error!(component = path, error = %e, "listener failed");
+        }
+    }))
 }
 
 /// Waits for `tasks` until `deadline`; aborts the ones still running then. True if all ended.
@@ -153,11 +170,23 @@ impl Queued<'_> {
     }
 }
 
-/// Addresses actually bound, keyed like `receivers.otlp.grpc`, `telemetry.metrics`, `extensions.health_check`.
+/// The address each listener actually bound (the port the OS chose for a `:0` endpoint), keyed by
+/// the config path of the section that holds its `endpoint` (or `address`):
+///
+/// | key                               | listener                                   |
+/// |-----------------------------------|--------------------------------------------|
+/// | `receivers.<id>.protocols.grpc`   | an `otlp` receiver's gRPC server           |
+/// | `receivers.<id>.protocols.http`   | an `otlp` receiver's HTTP server           |
+/// | `exporters.<id>`                  | a `prometheus` exporter's `/metrics`       |
+/// | `extensions.<id>`                 | a `health_check` extension                 |
+/// | `service.telemetry.metrics`       | the collector's own `/metrics`             |
+///
+/// `<id>` is the component id as written, e.g. `receivers.otlp/internal.protocols.grpc`.
 pub type BoundAddrs = BTreeMap<String, SocketAddr>;
 
 /// Runs the collector until `shutdown` resolves, then drains within `drain_deadline`.
-/// `on_ready` is called once everything listens (tests use it to learn the bound ports).
+/// `on_ready` is called once every listener is bound and serving, with their addresses (the
+/// binary's `--bound-addresses-file` and the in-process test harness learn port-0 ports there).
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
@@ -189,21 +218,9 @@ pub async fn run(
             storages.insert(id.clone(), storage);
         }
         if let Some(ExtensionConfig::HealthCheck(h)) = config.extensions.get(id) {
-            let component = format!("extensions.{id}");
-            let l = bind(&component, &h.endpoint).await?;
-            addrs.insert(
-                component,
-                l.local_addr().map_err(|source| ServiceError::Bind {
-                    component: id.clone(),
-                    endpoint: h.endpoint.clone(),
-                    source,
-                })?,
-            );
             let app = health_check::app(&h.path, health.clone());
-            let (stop, limits) = (stop_servers.clone(), h.limits());
-            server_tasks.push(tokio::spawn(async move {
-                let _ = listener::serve(l, app, limits, stop).await;
-            }));
+            let path = format!("extensions.{id}");
+            server_tasks.push(listen(&mut addrs, path, &h.endpoint, app, h.limits(), stop_servers.clone()).await?);
         }
     }
 
@@ -241,15 +258,9 @@ pub async fn run(
             ExporterConfig::File(c) => Arc::new(FileExporter::new(c, metrics).map_err(build_err)?),
             ExporterConfig::Prometheus(c) => {
                 let exp = PrometheusExporter::new(id, c, &telemetry, metrics);
-                let l = bind(&component, &c.endpoint).await?;
-                if let Ok(a) = l.local_addr() {
-                    addrs.insert(component.clone(), a);
-                }
                 let app = prometheus::app(exp.clone());
-                let (stop, limits) = (stop_servers.clone(), c.limits());
-                server_tasks.push(tokio::spawn(async move {
-                    let _ = listener::serve(l, app, limits, stop).await;
-                }));
+                let stop = stop_servers.clone();
+                server_tasks.push(listen(&mut addrs, component.clone(), &c.endpoint, app, c.limits(), stop).await?);
                 Arc::new(exp)
             }
         };
@@ -333,32 +344,16 @@ pub async fn run(
         match cfg {
             ReceiverConfig::Otlp(c) => {
                 if let Some(g) = &c.protocols.grpc {
-                    let component = format!("receivers.{id}.protocols.grpc");
-                    let l = bind(&component, &g.endpoint).await?;
-                    if let Ok(a) = l.local_addr() {
-                        addrs.insert(format!("receivers.{id}.grpc"), a);
-                    }
-                    let (g, out, metrics, stop) =
-                        (g.clone(), out.clone(), ReceiverMetrics::new(&telemetry, &id, "grpc"), stop_receivers.clone());
-                    receiver_tasks.push(tokio::spawn(async move {
-                        if let Err(e) = otlp_grpc::serve(l, &g, out, metrics, stop).await {
-                            tracing::error!(component, error = %e, "gRPC receiver failed");
-                        }
-                    }));
+                    let app = otlp_grpc::app(g, out.clone(), ReceiverMetrics::new(&telemetry, &id, "grpc"));
+                    let path = format!("receivers.{id}.protocols.grpc");
+                    let stop = stop_receivers.clone();
+                    receiver_tasks.push(listen(&mut addrs, path, &g.endpoint, app, otlp_grpc::limits(g), stop).await?);
                 }
                 if let Some(h) = &c.protocols.http {
-                    let component = format!("receivers.{id}.protocols.http");
-                    let l = bind(&component, &h.endpoint).await?;
-                    if let Ok(a) = l.local_addr() {
-                        addrs.insert(format!("receivers.{id}.http"), a);
-                    }
                     let app = otlp_http::app(h, out.clone(), ReceiverMetrics::new(&telemetry, &id, "http"));
-                    let (stop, limits) = (stop_receivers.clone(), h.limits());
-                    receiver_tasks.push(tokio::spawn(async move {
-                        if let Err(e) = listener::serve(l, app, limits, stop).await {
-                            tracing::error!(component, error = %e, "HTTP receiver failed");
-                        }
-                    }));
+                    let path = format!("receivers.{id}.protocols.http");
+                    let stop = stop_receivers.clone();
+                    receiver_tasks.push(listen(&mut addrs, path, &h.endpoint, app, h.limits(), stop).await?);
                 }
             }
             ReceiverConfig::Prometheus(c) => {
@@ -377,15 +372,6 @@ pub async fn run(
 
     // --- own telemetry (bound last, so an answering /metrics means receivers are listening) -----
     if let Some(addr) = config.telemetry.metrics_address() {
-        let l = bind("service.telemetry.metrics", &addr).await?;
-        addrs.insert(
-            "telemetry.metrics".into(),
-            l.local_addr().map_err(|source| ServiceError::Bind {
-                component: "service.telemetry.metrics".into(),
-                endpoint: addr.clone(),
-                source,
-            })?,
-        );
         let t = telemetry.clone();
         let app = axum::Router::new().route(
             "/metrics",
@@ -395,10 +381,8 @@ pub async fn run(
             }),
         );
         // Upstream's `service.telemetry.metrics` has no server settings: upstream's defaults apply.
-        let stop = stop_servers.clone();
-        server_tasks.push(tokio::spawn(async move {
-            let _ = listener::serve(l, app, listener::ServerLimits::default(), stop).await;
-        }));
+        let (path, limits) = ("service.telemetry.metrics".to_owned(), listener::ServerLimits::default());
+        server_tasks.push(listen(&mut addrs, path, &addr, app, limits, stop_servers.clone()).await?);
     }
 
     health.set_ready(true);

@@ -1,5 +1,6 @@
-//! The service wires every HTTP listener through [`crate::listener::serve`] with the configured
-//! timeouts: a slowloris client is cut off on each of them, in-process on port 0.
+//! The service in-process on port 0: every listener is reported to `on_ready` under its config
+//! path and goes through [`crate::listener::serve`] with the configured timeouts (a slowloris
+//! client is cut off on each of them); shutdown during an outage keeps its budget.
 
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ async fn every_configured_listener_cuts_off_a_slowloris_client() {
         let _ = ready_tx.send(a.clone());
     }));
     let addrs = ready_rx.await.expect("service started");
-    for key in ["receivers.otlp.http", "exporters.prometheus", "extensions.health_check"] {
+    for key in ["receivers.otlp.protocols.http", "exporters.prometheus", "extensions.health_check"] {
         let addr = addrs[key];
         let took = slowloris(addr, Duration::from_secs(20)).await;
         let took = took.unwrap_or_else(|| panic!("{key}: slowloris connection never closed"));
@@ -51,6 +52,66 @@ async fn every_configured_listener_cuts_off_a_slowloris_client() {
     }
     // The health check still answers after being attacked.
     assert!(get_ok(addrs["extensions.health_check"]).await);
+    stop.cancel();
+    run.await.expect("join").expect("clean shutdown");
+}
+
+/// Every listener of a config with all kinds, two `otlp` receivers among them, is reported under
+/// the config path of its endpoint, with the port the OS chose, and accepts connections.
+#[tokio::test]
+async fn on_ready_reports_every_listener_under_its_config_path() {
+    let yaml = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+      http:
+        endpoint: 127.0.0.1:0
+  otlp/second:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:0
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:0
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+  pipelines:
+    metrics:
+      receivers: [otlp, otlp/second]
+      exporters: [prometheus]
+"#;
+    let config = Config::from_yaml_str(yaml, &|_| None).expect("valid config");
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let run = tokio::spawn(run(config, async move { stopped.cancelled().await }, Duration::from_secs(5), move |a| {
+        let _ = ready_tx.send(a.clone());
+    }));
+    let addrs = ready_rx.await.expect("service started");
+    let keys: Vec<&str> = addrs.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "exporters.prometheus",
+            "extensions.health_check",
+            "receivers.otlp.protocols.grpc",
+            "receivers.otlp.protocols.http",
+            "receivers.otlp/second.protocols.grpc",
+            "service.telemetry.metrics",
+        ]
+    );
+    for (key, addr) in &addrs {
+        assert_ne!(addr.port(), 0, "{key}: the bound port, not the configured one");
+        tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{key} at {addr}: {e}"));
+    }
     stop.cancel();
     run.await.expect("join").expect("clean shutdown");
 }
@@ -111,7 +172,7 @@ service:
         let _ = ready_tx.send(a.clone());
     }));
     let addrs = ready_rx.await.expect("service started");
-    let url = format!("http://{}/v1/traces", addrs["receivers.otlp.http"]);
+    let url = format!("http://{}/v1/traces", addrs["receivers.otlp.protocols.http"]);
     let client = reqwest::Client::new();
     let mut acknowledged = 0u64;
     for _ in 0..20 {

@@ -1,5 +1,6 @@
 //! Downstream outage: the OTLP gRPC destination goes away for 15 s under steady load and comes
 //! back; every span must arrive (counted end to end) and the retries must show in own metrics.
+//! The collector runs in-process: the subject is the exporter's retry and queue, not the process.
 
 mod common;
 
@@ -7,22 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Collector, Sink, free_port, spans_request, wait_until_async};
+use common::in_process::Collector;
+use common::{Sink, spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_when_the_downstream_is_down_for_15s() {
     let received = Arc::new(AtomicU64::new(0));
-    let mut sink = Sink::start("127.0.0.1:0".parse().expect("addr"), received.clone()).await;
+    let mut sink = Sink::start(received.clone()).await;
     let sink_addr = sink.addr;
-    let grpc = free_port();
     let c = Collector::start(&format!(
         r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
 processors:
   batch:
     timeout: 100ms
@@ -42,7 +43,7 @@ exporters:
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
@@ -50,14 +51,14 @@ service:
       exporters: [otlp]
 "#
     ));
+    let grpc = c.addr("receivers.otlp.protocols.grpc");
 
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (sent, stop) = (sent.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut client =
-                TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await.expect("connect receiver");
+            let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.expect("connect receiver");
             let mut seq = 0u64;
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             while !stop.load(Ordering::SeqCst) {
@@ -86,7 +87,7 @@ service:
     // The outage itself: the test's subject is the collector's behaviour over this wall-clock window.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let during = received.load(Ordering::SeqCst) - at_stop;
-    let _sink = Sink::start(sink_addr, received.clone()).await;
+    sink.restart().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");

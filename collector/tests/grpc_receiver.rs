@@ -1,4 +1,4 @@
-//! The real binary's OTLP/gRPC receiver: malformed requests get `InvalidArgument` (and the next
+//! The OTLP/gRPC receiver, in-process on port 0: malformed requests get `InvalidArgument` (and the next
 //! good request still succeeds), gzip and size limits, and accepted spans reach the exporter
 //! intact through the encoded path (receiver → batch → exporter without decoding).
 
@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Collector, free_port, spans_request, wait_until_async};
+use common::in_process::Collector;
+use common::{spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message as _;
@@ -17,33 +18,29 @@ use tonic::codec::CompressionEncoding;
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-fn config(grpc: u16) -> String {
-    format!(
-        r#"
+const CONFIG: &str = r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
         max_recv_msg_size_mib: 1
 processors:
   batch:
     timeout: 50ms
 exporters:
   file:
-    path: {{DIR}}/out.jsonl
+    path: {DIR}/out.jsonl
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
       processors: [batch]
       exporters: [file]
-"#
-    )
-}
+"#;
 
 /// Sends raw bytes as a trace export and returns the status code.
 async fn send_raw(channel: &tonic::transport::Channel, path: &'static str, body: Vec<u8>) -> Code {
@@ -74,10 +71,9 @@ fn span_count(reqs: &[ExportTraceServiceRequest]) -> usize {
 
 #[tokio::test]
 async fn malformed_requests_get_invalid_argument_and_good_ones_arrive_intact() {
-    let grpc = free_port();
-    let c = Collector::start(&config(grpc));
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}")).expect("endpoint").connect_lazy();
+    let c = Collector::start(CONFIG);
+    let grpc = c.addr("receivers.otlp.protocols.grpc");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).expect("endpoint").connect_lazy();
     let good = spans_request("good", 3, 1);
     let good_bytes = good.encode_to_vec();
 

@@ -1,56 +1,37 @@
 //! The hostmetrics receiver against the upstream collector v0.155 (built by tools/build.sh): both
 //! run the same receiver config into their `file` exporters, and every scraper must produce the
 //! same metrics — names, units, Sum/Gauge, monotonicity, temporality, attribute keys — on this
-//! host, and the same values on a fixture host root both read through `root_path`.
+//! host, and the same values on a fixture host root both read through `root_path`. Ours runs
+//! in-process (no scraper here reads the collector's own process), upstream as a process.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Collector, tool};
+use common::in_process::Collector;
+use common::otelcol::Otelcol;
 use serde_json::Value;
 
 const ALL_SCRAPERS: &str = "cpu: {}\n      disk: {}\n      filesystem: {}\n      load: {}\n      memory: {}\n      network: {}\n      paging: {}\n      processes: {}\n      system: {}";
 
-struct Otelcol(Child);
-
-impl Drop for Otelcol {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts upstream otelcol with `receiver` (the body of `receivers.hostmetrics`) writing to `out`.
 fn upstream(dir: &Path, receiver: &str, out: &Path) -> Otelcol {
-    let cfg = dir.join("otelcol.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    Otelcol::start(
+        dir,
+        &format!(
             "receivers:\n  hostmetrics:\n{receiver}\nexporters:\n  file:\n    path: {}\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    metrics:\n      receivers: [hostmetrics]\n      exporters: [file]\n",
             out.display()
         ),
-    )
-    .expect("write otelcol config");
-    let log = std::fs::File::create(dir.join("otelcol.log")).expect("log");
-    Otelcol(
-        Command::new(tool("otelcol"))
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start otelcol"),
     )
 }
 
 /// Starts our collector with the same receiver body writing to `{DIR}/ours.jsonl`.
 fn ours(receiver: &str) -> Collector {
     Collector::start(&format!(
-        "receivers:\n  hostmetrics:\n{receiver}\nexporters:\n  file:\n    path: \"{{DIR}}/ours.jsonl\"\nservice:\n  telemetry:\n    metrics:\n      address: \"{{METRICS}}\"\n  pipelines:\n    metrics:\n      receivers: [hostmetrics]\n      exporters: [file]\n"
+        "receivers:\n  hostmetrics:\n{receiver}\nexporters:\n  file:\n    path: \"{{DIR}}/ours.jsonl\"\nservice:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n  pipelines:\n    metrics:\n      receivers: [hostmetrics]\n      exporters: [file]\n"
     ))
 }
 
@@ -245,7 +226,9 @@ fn every_scraper_emits_what_upstream_emits_on_this_host() {
     assert!(find(ours2, "system.processes.created", &[]).value > 0.0);
 
     let mut c = c;
-    assert_eq!(c.terminate(Duration::from_secs(10)), Some(0), "{}", c.log());
+    if let Err(e) = c.shutdown() {
+        panic!("shutdown failed: {e}\n{}", c.log());
+    }
     assert!(!c.log().contains("not implemented"), "{}", c.log());
     assert!(!c.log().contains("scraper failed"), "every scraper reads this host: {}", c.log());
 }

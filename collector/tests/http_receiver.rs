@@ -1,22 +1,23 @@
-//! The real binary: `validate` messages, OTLP/HTTP bad input answers, own metrics, health check,
-//! and SIGTERM draining a batch into the file exporter.
+//! OTLP/HTTP bad input answers, own metrics and the health check, in-process on port 0; and with
+//! the binary, what needs it: `validate` messages and exit codes, and SIGTERM draining a batch
+//! into the file exporter.
 
 mod common;
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use common::{Collector, free_port, spans_request, wait_until};
+use common::{in_process, process, spans_request, wait_until};
 use prost::Message as _;
 
-fn config(http: u16, health: u16, max: u64, batch_timeout: &str) -> String {
+fn config(max: u64, batch_timeout: &str) -> String {
     format!(
         r#"
 receivers:
   otlp:
     protocols:
       http:
-        endpoint: 127.0.0.1:{http}
+        endpoint: 127.0.0.1:0
         max_request_body_size: {max}
 processors:
   batch:
@@ -27,12 +28,12 @@ exporters:
     path: {{DIR}}/out.jsonl
 extensions:
   health_check:
-    endpoint: 127.0.0.1:{health}
+    endpoint: 127.0.0.1:0
 service:
   extensions: [health_check]
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
@@ -92,10 +93,9 @@ fn validate_reports_the_path_and_fails() {
 
 #[test]
 fn bad_input_gets_the_right_status_and_good_requests_still_work() {
-    let (http, health) = (free_port(), free_port());
     let max = 64 * 1024;
-    let c = Collector::start(&config(http, health, max, "50ms"));
-    let url = format!("http://127.0.0.1:{http}/v1/traces");
+    let c = in_process::Collector::start(&config(max, "50ms"));
+    let url = format!("http://{}/v1/traces", c.addr("receivers.otlp.protocols.http"));
     let good = spans_request("good", 3, 1).encode_to_vec();
 
     let (s, _) = post(&url, "application/x-protobuf", None, good.clone());
@@ -124,16 +124,15 @@ fn bad_input_gets_the_right_status_and_good_requests_still_work() {
     wait_until("accepted spans in own metrics", Duration::from_secs(10), || {
         c.metric_sum("otelcol_receiver_accepted_spans_total") >= 3.0 * 7.0 + 2.0
     });
-    let health_body = common::http_get(&format!("http://127.0.0.1:{health}/"));
+    let health_body = common::http_get(&format!("http://{}/", c.addr("extensions.health_check")));
     assert!(health_body.contains("Server available"), "{health_body}");
 }
 
 #[test]
 fn sigterm_flushes_the_batch_and_exits_zero() {
-    let (http, health) = (free_port(), free_port());
     // A batch timeout far beyond the test: only the shutdown flush can write the spans.
-    let mut c = Collector::start(&config(http, health, 1 << 20, "1h"));
-    let url = format!("http://127.0.0.1:{http}/v1/traces");
+    let mut c = process::Collector::start(&config(1 << 20, "1h"));
+    let url = format!("http://{}/v1/traces", c.addr("receivers.otlp.protocols.http"));
     for i in 0..5 {
         let (s, _) = post(&url, "application/x-protobuf", None, spans_request("drain", 10, i).encode_to_vec());
         assert_eq!(s, 200);

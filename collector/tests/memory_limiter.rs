@@ -1,6 +1,6 @@
 //! Overload: with the downstream unreachable, data piles up in the exporter queue until the
 //! memory limiter refuses it. Clients must get retryable `Unavailable`, RSS must stay under the
-//! hard limit, and the process must keep serving.
+//! hard limit, and the process must keep serving. A process test: RSS is the process's.
 
 mod common;
 
@@ -8,21 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Collector, free_port, kv, spans_request};
+use common::process::Collector;
+use common::{DeadPort, kv, spans_request};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
 const LIMIT_MIB: u64 = 120;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_refused_with_retryable_errors_and_rss_stays_under_the_limit() {
-    let (grpc, dead) = (free_port(), free_port());
+    let dead = DeadPort::bind();
     let c = Collector::start(&format!(
         r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
         max_recv_msg_size_mib: 16
 processors:
   memory_limiter:
@@ -31,7 +32,7 @@ processors:
     spike_limit_mib: 40
 exporters:
   otlp:
-    endpoint: 127.0.0.1:{dead}
+    endpoint: {dead}
     tls:
       insecure: true
     retry_on_failure:
@@ -42,14 +43,16 @@ exporters:
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
       processors: [memory_limiter]
       exporters: [otlp]
-"#
+"#,
+        dead = dead.addr
     ));
+    let grpc = c.addr("receivers.otlp.protocols.grpc");
 
     // ~1 MiB requests: 1000 spans with a 1 KiB attribute each.
     let mut big = spans_request("heavy", 1000, 1);
@@ -63,7 +66,7 @@ service:
     for _ in 0..2 {
         let (big, unavailable, accepted, done) = (big.clone(), unavailable.clone(), accepted.clone(), done.clone());
         clients.push(tokio::spawn(async move {
-            let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            let mut client = TraceServiceClient::connect(format!("http://{grpc}"))
                 .await
                 .expect("connect")
                 .max_encoding_message_size(64 << 20);

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Collector, SeenSpans, Sink, free_port, spans_request, wait_until_async};
+use common::process::Collector;
+use common::{SeenSpans, Sink, spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
 const SPANS_PER_REQUEST: usize = 50;
 
-fn config(grpc: u16, sink: std::net::SocketAddr, storage: &std::path::Path) -> String {
+fn config(sink: std::net::SocketAddr, storage: &std::path::Path) -> String {
     // No batch processor: it acknowledges on buffering, before anything is on disk (as
     // upstream's); the receiver then answers only once the queue has the data in its file.
     format!(
@@ -29,7 +30,7 @@ receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
 exporters:
   otlp:
     endpoint: {sink}
@@ -49,7 +50,7 @@ service:
   extensions: [file_storage]
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
@@ -69,11 +70,11 @@ async fn every_acknowledged_span_survives_a_kill_9_during_an_outage() {
     let storage = tempfile::tempdir().expect("storage dir");
     let received = Arc::new(AtomicU64::new(0));
     let seen: SeenSpans = Arc::new(Mutex::new(HashMap::new()));
-    let mut sink = Sink::start_recording("127.0.0.1:0".parse().expect("addr"), received.clone(), seen.clone()).await;
-    let sink_addr = sink.addr;
-    let grpc = free_port();
-    let yaml = config(grpc, sink_addr, storage.path());
+    let mut sink = Sink::start_recording(received.clone(), seen.clone()).await;
+    let yaml = config(sink.addr, storage.path());
     let mut collector = Collector::start(&yaml);
+    // Where the client sends: the collector's gRPC address, a new one after the restart.
+    let (receiver_tx, receiver) = tokio::sync::watch::channel(collector.addr("receivers.otlp.protocols.grpc"));
 
     // The client: one request at a time; a request counts as acknowledged only on an OK answer.
     // Failed ones (the collector is down, or refused) are not retried: they are simply not
@@ -89,7 +90,8 @@ async fn every_acknowledged_span_survives_a_kill_9_during_an_outage() {
             let mut seq = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 if client.is_none() {
-                    client = TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await.ok();
+                    let addr = *receiver.borrow();
+                    client = TraceServiceClient::connect(format!("http://{addr}")).await.ok();
                     if client.is_none() {
                         // The collector is restarting; a real SDK backs off the same way.
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -130,6 +132,7 @@ async fn every_acknowledged_span_survives_a_kill_9_during_an_outage() {
     drop(collector);
 
     let collector = Collector::start(&yaml);
+    receiver_tx.send_replace(collector.addr("receivers.otlp.protocols.grpc"));
     let a = acked_spans.clone();
     wait_until_async("1000 spans acknowledged by the restarted collector", Duration::from_secs(30), || {
         a.load(Ordering::SeqCst) > at_kill + 1000
@@ -140,7 +143,7 @@ async fn every_acknowledged_span_survives_a_kill_9_during_an_outage() {
     let acked: HashSet<u64> = acked.lock().expect("acked").clone();
     let want: usize = acked.len() * SPANS_PER_REQUEST;
 
-    let _sink = Sink::start_recording(sink_addr, received.clone(), seen.clone()).await;
+    sink.restart().await;
     let missing = || {
         let seen = seen.lock().expect("seen");
         acked.iter().flat_map(|s| ids(*s)).filter(|id| !seen.contains_key(id)).count()

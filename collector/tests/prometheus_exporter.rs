@@ -1,15 +1,18 @@
 //! The `prometheus` exporter end to end: OTLP metrics (a counter, a delta counter, a gauge, a
-//! histogram, with attributes) go into the real binary's OTLP gRPC receiver; the exporter's
-//! `/metrics` endpoint is scraped, values are checked, and `promtool check metrics` accepts it.
+//! histogram, with attributes) go into the OTLP gRPC receiver of an in-process collector; the
+//! exporter's `/metrics` endpoint is scraped, values are checked, and `promtool check metrics`
+//! accepts it.
 
 mod common;
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Collector, free_port, http_get, kv, metric_sum, wait_until};
+use common::in_process::Collector;
+use common::{http_get, kv, metric_sum, wait_until};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -23,35 +26,31 @@ const T0: u64 = 1_700_000_000_000_000_000;
 const CUMULATIVE: i32 = 2;
 const DELTA: i32 = 1;
 
-fn config(grpc: u16, prom: u16) -> String {
-    format!(
-        r#"
+const CONFIG: &str = r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
 processors:
   batch:
     timeout: 50ms
 exporters:
   prometheus:
-    endpoint: 127.0.0.1:{prom}
+    endpoint: 127.0.0.1:0
     const_labels:
       env: test
     metric_expiration: 10m
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [batch]
       exporters: [prometheus]
-"#
-    )
-}
+"#;
 
 fn int_point(v: i64, t: u64, attrs: &[(&str, &str)]) -> NumberDataPoint {
     NumberDataPoint {
@@ -143,12 +142,12 @@ fn request(t: u64, get: i64, created_delta: i64, depth: i64, with_exponential: b
     }
 }
 
-fn send(grpc: u16, req: ExportMetricsServiceRequest) {
+fn send(grpc: SocketAddr, req: ExportMetricsServiceRequest) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
             let mut client =
-                MetricsServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await.expect("connect to receiver");
+                MetricsServiceClient::connect(format!("http://{grpc}")).await.expect("connect to receiver");
             client.export(req).await.expect("export accepted");
         });
     })
@@ -172,9 +171,9 @@ fn promtool() -> PathBuf {
 
 #[test]
 fn scrape_shows_latest_values_and_passes_promtool() {
-    let (grpc, prom) = (free_port(), free_port());
-    let c = Collector::start(&config(grpc, prom));
-    let url = format!("http://127.0.0.1:{prom}/metrics");
+    let c = Collector::start(CONFIG);
+    let grpc = c.addr("receivers.otlp.protocols.grpc");
+    let url = format!("http://{}/metrics", c.addr("exporters.prometheus"));
 
     send(grpc, request(T0, 3, 2, 7, true));
     send(grpc, request(T0 + 1_000_000_000, 5, 3, 4, false));

@@ -3,16 +3,20 @@
 //! `otelcol` with the same receiver config, both writing OTLP JSON with their `file` exporter,
 //! and the results must agree; (2) the operator's `kubernetes_sd_configs` job discovers pods in
 //! a real kube-apiserver, scrapes them, and stops scraping a pod once it is deleted.
+//!
+//! The static job's collector runs in-process. The discovery tests run the binary: the kube client
+//! finds the API server through `KUBECONFIG` in the process environment, which a test cannot set
+//! for an in-process collector without changing it for every test of this binary.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Collector, free_port, tool};
+use common::otelcol::Otelcol;
+use common::{DeadPort, in_process, process};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -77,14 +81,6 @@ impl Exporter {
 impl Drop for Exporter {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-struct Otelcol(std::process::Child);
-impl Drop for Otelcol {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -197,33 +193,22 @@ fn latest(points: &[Point]) -> BTreeMap<SeriesKey, Point> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_job_matches_upstream_otelcol() {
     let exporter = Exporter::start().await;
-    let down = format!("127.0.0.1:{}", free_port());
+    let dead = DeadPort::bind();
+    let down = dead.addr.to_string();
     let up = exporter.addr.to_string();
     let receiver = receiver_yaml(&[up.clone(), down.clone()]);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let upstream_out = dir.path().join("upstream.jsonl");
-    let up_cfg = dir.path().join("otelcol.yaml");
-    std::fs::write(
-        &up_cfg,
-        format!(
+    let _upstream = Otelcol::start(
+        dir.path(),
+        &format!(
             "receivers:\n{receiver}exporters:\n  file:\n    path: {}\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    metrics:\n      receivers: [prometheus]\n      exporters: [file]\n",
             upstream_out.display()
         ),
-    )
-    .expect("write otelcol config");
-    let log = std::fs::File::create(dir.path().join("otelcol.log")).expect("log");
-    let _upstream = Otelcol(
-        Command::new(tool("otelcol"))
-            .arg("--config")
-            .arg(&up_cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start otelcol"),
     );
-    let ours = Collector::start(&format!(
-        "receivers:\n{receiver}exporters:\n  file:\n    path: {{DIR}}/ours.jsonl\nservice:\n  telemetry:\n    metrics:\n      address: \"{{METRICS}}\"\n  pipelines:\n    metrics:\n      receivers: [prometheus]\n      exporters: [file]\n"
+    let ours = in_process::Collector::start(&format!(
+        "receivers:\n{receiver}exporters:\n  file:\n    path: {{DIR}}/ours.jsonl\nservice:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n  pipelines:\n    metrics:\n      receivers: [prometheus]\n      exporters: [file]\n"
     ));
     let ours_out = ours.path("ours.jsonl");
 
@@ -348,7 +333,7 @@ async fn pod_discovery_scrapes_annotated_pods_until_they_are_deleted() {
     // The job exactly as operator/src/config.rs renders it (`$$` survives env expansion as `$`).
     let job = format!("telemetry-pipeline/{}/main", ns.name);
     let yaml = operator_job_yaml(&ns.name, "", "");
-    let collector = Collector::start_with_env(&yaml, &[("KUBECONFIG", cluster.kubeconfig().as_os_str())]);
+    let collector = process::Collector::start_with_env(&yaml, &[("KUBECONFIG", cluster.kubeconfig().as_os_str())]);
     let out = collector.path("ours.jsonl");
 
     let scraped = |pod: &str| {
@@ -448,7 +433,7 @@ exporters:
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     metrics:
       receivers: [prometheus]
@@ -479,7 +464,7 @@ async fn running_pod(pods: &Api<Pod>, ns: &str, name: &str, node: &str, port: u1
 }
 
 /// Which pods' series a collector exported (the `pod` label the job sets).
-fn scraped_pods(collector: &Collector) -> std::collections::BTreeSet<String> {
+fn scraped_pods(collector: &process::Collector) -> std::collections::BTreeSet<String> {
     points(&collector.path("ours.jsonl"))
         .into_iter()
         .filter(|p| p.name == "http_requests_total")
@@ -502,7 +487,7 @@ async fn a_node_field_selector_scrapes_only_that_nodes_pods() {
                 - role: pod
                   field: spec.nodeName=${env:K8S_NODE_NAME}"#;
     let yaml = operator_job_yaml(&ns, discovery, "");
-    let collector = Collector::start_with_env(
+    let collector = process::Collector::start_with_env(
         &yaml,
         &[("KUBECONFIG", cluster.kubeconfig().as_os_str()), ("K8S_NODE_NAME", "node-a".as_ref())],
     );
@@ -570,10 +555,10 @@ async fn three_shards_scrape_each_pod_exactly_once() {
               regex: ${{env:K8S_POD_NAME}}"#
     );
     let yaml = operator_job_yaml(&ns, "", &relabel);
-    let collectors: Vec<Collector> = (0..SHARDS)
+    let collectors: Vec<process::Collector> = (0..SHARDS)
         .map(|i| {
             let pod_name = format!("main-collector-{i}");
-            Collector::start_with_env(
+            process::Collector::start_with_env(
                 &yaml,
                 &[("KUBECONFIG", cluster.kubeconfig().as_os_str()), ("K8S_POD_NAME", pod_name.as_ref())],
             )

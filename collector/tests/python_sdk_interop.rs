@@ -1,35 +1,35 @@
 //! Interop with the official OpenTelemetry Python SDK: traces, metrics and logs over OTLP gRPC and
-//! HTTP into our receiver; every item must arrive (checked via the file exporter's OTLP JSON).
+//! HTTP into the receiver of an in-process collector; every item must arrive (checked via the file
+//! exporter's OTLP JSON).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Collector, free_port, python, wait_until};
+use common::in_process::Collector;
+use common::{python, wait_until};
 use serde_json::Value;
 
 const N: usize = 25;
 
-fn config(grpc: u16, http: u16) -> String {
-    format!(
-        r#"
+const CONFIG: &str = r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
       http:
-        endpoint: 127.0.0.1:{http}
+        endpoint: 127.0.0.1:0
 processors:
   batch:
     timeout: 100ms
 exporters:
   file:
-    path: {{DIR}}/out.jsonl
+    path: {DIR}/out.jsonl
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
@@ -42,9 +42,7 @@ service:
       receivers: [otlp]
       processors: [batch]
       exporters: [file]
-"#
-    )
-}
+"#;
 
 #[derive(Default, Debug)]
 struct Seen {
@@ -158,11 +156,10 @@ fn check(c: &Collector, service: &str) {
 
 #[test]
 fn python_sdk_over_grpc_and_http_delivers_every_item() {
-    let (grpc, http) = (free_port(), free_port());
-    let c = Collector::start(&config(grpc, http));
-    run_sdk("grpc", &format!("http://127.0.0.1:{grpc}"));
+    let c = Collector::start(CONFIG);
+    run_sdk("grpc", &format!("http://{}", c.addr("receivers.otlp.protocols.grpc")));
     check(&c, "py-grpc");
-    run_sdk("http", &format!("http://127.0.0.1:{http}"));
+    run_sdk("http", &format!("http://{}", c.addr("receivers.otlp.protocols.http")));
     check(&c, "py-http");
     let m = c.metrics();
     assert!(common::metric_sum(&m, "otelcol_receiver_accepted_spans_total") >= (2 * N) as f64, "{m}");

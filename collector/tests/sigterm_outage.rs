@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Collector, Sink, free_port, spans_request, wait_until_async};
+use common::process::Collector;
+use common::{Sink, spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio::io::AsyncWriteExt;
 
@@ -45,8 +46,7 @@ fn logged_total(log: &str, message: &str, field: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_outage_with_slow_clients_keeps_the_budget_and_accounts_for_every_span() {
     let received = Arc::new(AtomicU64::new(0));
-    let mut sink = Sink::start("127.0.0.1:0".parse().expect("addr"), received.clone()).await;
-    let (grpc, http) = (free_port(), free_port());
+    let mut sink = Sink::start(received.clone()).await;
     let mut collector = Collector::start_with_args(
         &format!(
             r#"
@@ -54,9 +54,9 @@ receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
       http:
-        endpoint: 127.0.0.1:{http}
+        endpoint: 127.0.0.1:0
 processors:
   batch:
     timeout: 100ms
@@ -79,7 +79,7 @@ service:
     logs:
       encoding: json
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces:
       receivers: [otlp]
@@ -90,6 +90,8 @@ service:
         ),
         &["--shutdown-timeout", "5s"],
     );
+    let (grpc, http) =
+        (collector.addr("receivers.otlp.protocols.grpc"), collector.addr("receivers.otlp.protocols.http"));
 
     // Steady load; a span counts as sent when the collector acknowledged its request.
     let acked = Arc::new(AtomicU64::new(0));
@@ -97,8 +99,7 @@ service:
     let load = {
         let (acked, stop) = (acked.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut client =
-                TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await.expect("connect receiver");
+            let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.expect("connect receiver");
             let mut seq = 0u64;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             while !stop.load(Ordering::SeqCst) {
@@ -116,7 +117,7 @@ service:
     // The outage begins; it outlasts the collector.
     sink.stop().await;
     let outage = Instant::now();
-    let endpoint = format!("127.0.0.1:{http}");
+    let endpoint = http.to_string();
     let _slow_headers = slow_client(endpoint.clone(), b"POST /v1/traces HTTP/1.1\r\nHost: c\r\nX-Slow: ");
     let _slow_body = slow_client(
         endpoint,

@@ -1,24 +1,19 @@
 //! Interop with the upstream OpenTelemetry Collector (built by tools/build.sh): our `otlp` and
 //! `otlphttp` exporters send to its otlp receiver, its `file` exporter writes what arrived, and
-//! every span must be there intact (ids, attributes, events, resource).
+//! every span must be there intact (ids, attributes, events, resource). Ours runs in-process,
+//! upstream as a process; both listen on port 0.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Collector, free_port, kv, spans_request, tool, wait_until};
+use common::in_process::Collector;
+use common::otelcol::Otelcol;
+use common::{kv, spans_request, wait_until};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use serde_json::Value;
-
-struct Otelcol(std::process::Child);
-impl Drop for Otelcol {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -33,44 +28,41 @@ fn attr(attrs: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Tells upstream's two port-0 listeners apart: its OTLP/HTTP server answers an HTTP/1.1
+/// request; its gRPC server (HTTP/2 only) hangs up on one.
+async fn grpc_and_http(listening: &[SocketAddr]) -> (SocketAddr, SocketAddr) {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let mut http = Vec::new();
+    for addr in listening {
+        http.push(client.get(format!("http://{addr}/")).send().await.is_ok());
+    }
+    match (listening, http.as_slice()) {
+        ([a, b], [false, true]) => (*a, *b),
+        ([a, b], [true, false]) => (*b, *a),
+        _ => panic!("expected one gRPC and one HTTP listener: {listening:?} answering HTTP/1.1: {http:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_collector_receives_every_span_intact() {
-    let otelcol = tool("otelcol");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (up_grpc, up_http) = (free_port(), free_port());
     let out = dir.path().join("upstream.jsonl");
-    let up_cfg = dir.path().join("otelcol.yaml");
-    std::fs::write(
-        &up_cfg,
-        format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{up_grpc}\n      http:\n        endpoint: 127.0.0.1:{up_http}\nexporters:\n  file:\n    path: {}\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [file]\n",
+    let mut upstream = Otelcol::start(
+        dir.path(),
+        &format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0\n      http:\n        endpoint: 127.0.0.1:0\nexporters:\n  file:\n    path: {}\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [file]\n",
             out.display()
         ),
-    )
-    .expect("write otelcol config");
-    let log = std::fs::File::create(dir.path().join("otelcol.log")).expect("log");
-    let _up = Otelcol(
-        Command::new(&otelcol)
-            .arg("--config")
-            .arg(&up_cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start otelcol"),
     );
-    wait_until("upstream otelcol listening", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", up_grpc)).is_ok()
-            && std::net::TcpStream::connect(("127.0.0.1", up_http)).is_ok()
-    });
+    let (up_grpc, up_http) = grpc_and_http(&upstream.listening(2, Duration::from_secs(30))).await;
 
-    let grpc = free_port();
     let c = Collector::start(&format!(
         r#"
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{grpc}
+        endpoint: 127.0.0.1:0
 processors:
   batch:
     timeout: 100ms
@@ -82,15 +74,15 @@ processors:
       - {{key: via, value: http, action: insert}}
 exporters:
   otlp:
-    endpoint: 127.0.0.1:{up_grpc}
+    endpoint: {up_grpc}
     tls:
       insecure: true
   otlphttp:
-    endpoint: http://127.0.0.1:{up_http}
+    endpoint: http://{up_http}
 service:
   telemetry:
     metrics:
-      address: "{{METRICS}}"
+      address: 127.0.0.1:0
   pipelines:
     traces/grpc:
       receivers: [otlp]
@@ -112,7 +104,8 @@ service:
             ..Default::default()
         });
     }
-    let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await.expect("connect");
+    let grpc = c.addr("receivers.otlp.protocols.grpc");
+    let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.expect("connect");
     client.export(req.clone()).await.expect("export to our collector");
 
     let mut spans: Vec<(String, Value)> = Vec::new();

@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
@@ -204,24 +203,13 @@ pub fn app(cfg: &GrpcServerConfig, outputs: Outputs, metrics: ReceiverMetrics) -
         .into_axum_router()
 }
 
-/// Serves the gRPC receiver on `listener` until `shutdown` is cancelled, through
-/// [`crate::listener::serve`] (connection limit, first-request and body timeouts, HTTP/2
-/// stream cap, reset-flood limits) with [`limits`] from the config.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    cfg: &GrpcServerConfig,
-    outputs: Outputs,
-    metrics: ReceiverMetrics,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    crate::listener::serve(listener, app(cfg, outputs, metrics), limits(cfg), shutdown).await
-}
-
 #[cfg(test)]
 mod tests {
     //! The server's HTTP/2 settings as a raw h2 client sees them, on port 0.
 
     use std::time::{Duration, Instant};
+
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::config::components::{GrpcKeepalive, GrpcKeepaliveServerParameters};
@@ -246,7 +234,7 @@ mod tests {
         let metrics = ReceiverMetrics::new(&Telemetry::new(), "otlp", "grpc");
         let server = tokio::spawn({
             let stop = stop.clone();
-            async move { serve(l, &cfg, Outputs::default(), metrics, stop).await }
+            async move { crate::listener::serve(l, app(&cfg, Outputs::default(), metrics), limits(&cfg), stop).await }
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (client, conn) = h2::client::handshake(tcp).await.unwrap();

@@ -1,11 +1,15 @@
-//! Shared helpers for the collector's integration tests: free ports, starting the real binary
-//! with a config, waiting on conditions, an OTLP gRPC sink peer, and span payload builders.
+//! Shared helpers for the collector's integration tests: the collector in-process
+//! ([`in_process`], for component tests) or as the binary ([`process`], for signals, crashes and
+//! memory), the upstream collector as a peer ([`otelcol`]), waiting on conditions, an OTLP gRPC
+//! sink peer, and span payload builders. Everything listens on port 0 and reads back the address.
 #![allow(dead_code)]
 
+pub mod in_process;
+pub mod otelcol;
+pub mod process;
+
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,11 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind port 0")
-}
+use telemetry_collector::service::BoundAddrs;
 
 /// Polls `cond` until true or the deadline passes.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -45,114 +45,25 @@ pub async fn wait_until_async(what: &str, timeout: Duration, mut cond: impl FnMu
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
-/// A running `telemetry-collector` process; killed on drop.
-pub struct Collector {
-    pub child: Child,
-    pub dir: tempfile::TempDir,
-    pub metrics_port: u16,
+/// The address a collector bound for the listener at config path `key`; panics naming the keys
+/// it has otherwise.
+pub fn bound_addr(addrs: &BoundAddrs, key: &str) -> SocketAddr {
+    *addrs.get(key).unwrap_or_else(|| panic!("no listener {key:?}; the collector bound {addrs:?}"))
 }
 
-impl Collector {
-    /// Writes `yaml` to a temp dir and starts the binary; waits until own metrics answer.
-    /// `yaml` may use `{DIR}` for the temp dir and must set the telemetry address to `{METRICS}`.
-    pub fn start(yaml: &str) -> Self {
-        Self::start_with_env(yaml, &[])
-    }
-
-    /// [`Collector::start`] with extra environment variables (e.g. `KUBECONFIG`).
-    pub fn start_with_env(yaml: &str, env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        Self::spawn(yaml, env, &[])
-    }
-
-    /// [`Collector::start`] with extra command-line arguments (e.g. `--shutdown-timeout`).
-    pub fn start_with_args(yaml: &str, args: &[&str]) -> Self {
-        Self::spawn(yaml, &[], args)
-    }
-
-    fn spawn(yaml: &str, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let metrics_port = free_port();
-        let yaml = yaml
-            .replace("{DIR}", &dir.path().display().to_string())
-            .replace("{METRICS}", &format!("127.0.0.1:{metrics_port}"));
-        let cfg = dir.path().join("config.yaml");
-        std::fs::write(&cfg, yaml).expect("write config");
-        let log = std::fs::File::create(dir.path().join("collector.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_telemetry-collector"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .spawn()
-            .expect("spawn telemetry-collector");
-        let mut c = Self { child, dir, metrics_port };
-        let port = c.metrics_port;
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = c.child.try_wait() {
-                panic!("collector exited early with {status}: {}", c.log());
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "collector did not start: {}", c.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        c
-    }
-
-    /// The collector's stderr so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
-    }
-
-    /// Path inside the temp dir.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Own metrics text.
-    pub fn metrics(&self) -> String {
-        http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
-    }
-
-    /// Sum of all samples of a metric (across labels).
-    pub fn metric_sum(&self, name: &str) -> f64 {
-        metric_sum(&self.metrics(), name)
-    }
-
-    /// Resident memory of the process in bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    }
-
-    /// Sends SIGTERM and waits for exit, returning the exit code.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("collector did not exit within {timeout:?} after SIGTERM: {}", self.log());
-    }
+/// An address nothing answers on, for a downstream or a scrape target that is down: a port bound
+/// but never listened on, so a connection is refused at once, and held while this lives, so
+/// nothing else can take it meanwhile.
+pub struct DeadPort {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DeadPort {
+    pub fn bind() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind port 0");
+        Self { addr: socket.local_addr().expect("bound address"), _socket: socket }
     }
 }
 
@@ -214,13 +125,17 @@ pub fn spans_request(prefix: &str, n: usize, seq: u64) -> ExportTraceServiceRequ
 /// Spans seen by a recording [`Sink`], keyed by trace id and span id, with how often each came.
 pub type SeenSpans = Arc<Mutex<HashMap<Vec<u8>, u32>>>;
 
-/// An OTLP gRPC trace sink that counts spans (and, recording, which); stop and restart it to
-/// simulate an outage.
+/// An OTLP gRPC trace sink on port 0 that counts spans (and, recording, which); stop and restart
+/// it to simulate an outage.
 pub struct Sink {
     pub spans: Arc<AtomicU64>,
     pub addr: SocketAddr,
+    svc: SinkSvc,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// While stopped, the sink's port, bound but not listening: connections are refused as by a
+    /// downstream that is gone, and no one else can take the port before the restart.
+    held: Option<tokio::net::TcpSocket>,
 }
 
 #[derive(Clone)]
@@ -245,35 +160,41 @@ impl TraceService for SinkSvc {
 }
 
 impl Sink {
-    /// Starts on `addr` (port 0 for a fresh one).
-    pub async fn start(addr: SocketAddr, spans: Arc<AtomicU64>) -> Self {
-        Self::serve(addr, spans, None).await
+    /// Starts on a fresh port, counting spans in `spans`.
+    pub async fn start(spans: Arc<AtomicU64>) -> Self {
+        Self::serve(SinkSvc(spans, None)).await
     }
 
     /// [`Sink::start`], also recording each span's ids in `seen`.
-    pub async fn start_recording(addr: SocketAddr, spans: Arc<AtomicU64>, seen: SeenSpans) -> Self {
-        Self::serve(addr, spans, Some(seen)).await
+    pub async fn start_recording(spans: Arc<AtomicU64>, seen: SeenSpans) -> Self {
+        Self::serve(SinkSvc(spans, Some(seen))).await
     }
 
-    async fn serve(addr: SocketAddr, spans: Arc<AtomicU64>, seen: Option<SeenSpans>) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind sink");
+    async fn serve(svc: SinkSvc) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
+        let mut sink = Self { spans: svc.0.clone(), addr, svc, stop: None, task: None, held: None };
+        sink.serve_on(listener);
+        sink
+    }
+
+    fn serve_on(&mut self, listener: tokio::net::TcpListener) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = TraceServiceServer::new(SinkSvc(spans.clone(), seen))
+        let svc = TraceServiceServer::new(self.svc.clone())
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(64 << 20);
-        let task = tokio::spawn(async move {
+        self.task = Some(tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
                     let _ = rx.await;
                 })
                 .await;
-        });
-        Self { spans, addr, stop: Some(tx), task: Some(task) }
+        }));
+        self.stop = Some(tx);
     }
 
-    /// Stops serving (connections are closed).
+    /// Stops serving: connections are closed, new ones refused.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -282,5 +203,19 @@ impl Sink {
             t.abort();
             let _ = t.await;
         }
+        // The listener is closed now; take its port back at once, without listening on it.
+        // SO_REUSEADDR: the closed connections linger in TIME_WAIT on this side.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket.bind(self.addr).expect("hold the sink's port");
+        self.held = Some(socket);
+    }
+
+    /// Serves again on the same address after [`Sink::stop`].
+    pub async fn restart(&mut self) {
+        let held = self.held.take().expect("the sink is stopped");
+        drop(held);
+        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind the sink's port");
+        self.serve_on(listener);
     }
 }
