@@ -76,15 +76,18 @@ fn claimant(i: &InstrumentedService) -> Claimant {
 
 /// The InstrumentedService that holds this one's target instead of it, if any.
 fn conflicting(ctx: &Context, isvc: &InstrumentedService) -> Option<String> {
-    let ns = isvc.namespace();
     let mut claimants = vec![claimant(isvc)];
+    // Runs once per reconcile over every InstrumentedService the operator sees, so it compares in
+    // place, target first (it rarely matches), and allocates only for the matches: with allocations
+    // per entry this scan was the operator's quadratic part at 10 000 objects.
+    let (ns, name) = (&isvc.metadata.namespace, &isvc.metadata.name);
     claimants.extend(
         ctx.isvcs
             .state()
             .iter()
-            .filter(|o| o.namespace() == ns && o.name_any() != isvc.name_any())
+            .filter(|o| o.spec.target.name == isvc.spec.target.name && o.spec.target.kind == isvc.spec.target.kind)
+            .filter(|o| &o.metadata.namespace == ns && &o.metadata.name != name)
             .filter(|o| o.metadata.deletion_timestamp.is_none())
-            .filter(|o| o.spec.target.kind == isvc.spec.target.kind && o.spec.target.name == isvc.spec.target.name)
             .map(|o| claimant(o)),
     );
     winner(&claimants).filter(|w| w.name != isvc.name_any()).map(|w| w.name.clone())

@@ -40,8 +40,8 @@ pub fn attached(isvcs: &[Arc<InstrumentedService>], namespace: &str, name: &str)
     let mut out: Vec<String> = isvcs
         .iter()
         .filter(|i| {
-            let ns = i.namespace().unwrap_or_default();
-            i.spec.pipeline_ref.name == name && i.spec.pipeline_ref.namespace.as_deref().unwrap_or(&ns) == namespace
+            let ns = i.metadata.namespace.as_deref().unwrap_or_default();
+            i.spec.pipeline_ref.name == name && i.spec.pipeline_ref.namespace.as_deref().unwrap_or(ns) == namespace
         })
         .map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any()))
         .collect();

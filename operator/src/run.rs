@@ -120,12 +120,12 @@ fn targeting<K: Resource>(
         if own_writes.is_own(w.meta().uid.as_deref().unwrap_or_default(), w.meta().generation) {
             return Vec::new();
         }
-        let ns = w.meta().namespace.clone();
-        let name = w.meta().name.clone().unwrap_or_default();
+        let (ns, name) = (&w.meta().namespace, w.meta().name.as_deref().unwrap_or_default());
+        // Compared in place: this runs over every InstrumentedService for each workload event.
         store
             .state()
             .iter()
-            .filter(|i| i.namespace() == ns && i.spec.target.kind == kind && i.spec.target.name == name)
+            .filter(|i| i.spec.target.name == name && i.spec.target.kind == kind && &i.metadata.namespace == ns)
             .map(|i| ObjectRef::from_obj(&**i))
             .collect()
     }
