@@ -377,7 +377,7 @@ pub async fn run(
             "/metrics",
             axum::routing::get(move || {
                 let t = t.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.render()) }
+                async move { ([(axum::http::header::CONTENT_TYPE, prom_text::CONTENT_TYPE)], t.render()) }
             }),
         );
         // Upstream's `service.telemetry.metrics` has no server settings: upstream's defaults apply.

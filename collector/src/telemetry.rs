@@ -1,11 +1,13 @@
 //! The collector's own metrics, exposed in Prometheus text format on `:8888/metrics` with the
-//! upstream metric names (`otelcol_receiver_accepted_spans_total`, ...).
+//! upstream metric names (`otelcol_receiver_accepted_spans_total`, ...). The text is written by
+//! `prom-text`, the workspace's one encoder of the format, like the `prometheus` exporter's.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use prom_text::{Encoder, MetricType, NO_LABELS, Value};
 
 use crate::config::id::Signal;
 
@@ -104,43 +106,33 @@ impl Telemetry {
         }
     }
 
-    /// Renders everything in Prometheus text exposition format.
+    /// Renders everything in Prometheus text exposition format (served as [`prom_text::CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut enc = Encoder::new();
         let uptime = self.started.elapsed().as_secs_f64();
-        let _ = writeln!(
-            out,
-            "# HELP otelcol_process_uptime_seconds_total Uptime of the process\n# TYPE otelcol_process_uptime_seconds_total counter\notelcol_process_uptime_seconds_total {uptime}"
-        );
+        enc.family("otelcol_process_uptime_seconds_total", "Uptime of the process", MetricType::Counter);
+        enc.sample("otelcol_process_uptime_seconds_total", NO_LABELS, uptime, None);
         if let Some(rss) = crate::processor::memory_limiter::current_rss_bytes() {
-            let _ = writeln!(
-                out,
-                "# HELP otelcol_process_memory_rss_bytes Total physical memory (resident set size)\n# TYPE otelcol_process_memory_rss_bytes gauge\notelcol_process_memory_rss_bytes {rss}"
-            );
+            let name = "otelcol_process_memory_rss_bytes";
+            enc.family(name, "Total physical memory (resident set size)", MetricType::Gauge);
+            enc.sample(name, NO_LABELS, rss, None);
         }
         let help = self.help.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let map = self.instruments.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last = String::new();
+        // The map is sorted by name, so a family's series are adjacent: one header per name.
+        let mut last_name: Option<&str> = None;
         for ((name, labels), inst) in map.iter() {
             let (full, ty, value) = match inst {
-                Instrument::Counter(c) => (format!("{name}_total"), "counter", c.get() as i64),
-                Instrument::Gauge(g) => (name.clone(), "gauge", g.get()),
+                Instrument::Counter(c) => (format!("{name}_total"), MetricType::Counter, Value::from(c.get())),
+                Instrument::Gauge(g) => (name.clone(), MetricType::Gauge, Value::from(g.get())),
             };
-            if *name != last {
-                let _ = writeln!(out, "# HELP {full} {}\n# TYPE {full} {ty}", help.get(name).copied().unwrap_or(""));
-                last = name.clone();
+            if last_name != Some(name.as_str()) {
+                enc.family(&full, help.get(name).copied().unwrap_or(""), ty);
+                last_name = Some(name);
             }
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-                .collect();
-            if labels.is_empty() {
-                let _ = writeln!(out, "{full} {value}");
-            } else {
-                let _ = writeln!(out, "{full}{{{}}} {value}", labels.join(","));
-            }
+            enc.sample(&full, labels, value, None);
         }
-        out
+        enc.finish()
     }
 }
 
@@ -293,5 +285,35 @@ mod tests {
             t.counter_value("otelcol_receiver_accepted_spans", &[("receiver", "otlp"), ("transport", "grpc")]),
             3
         );
+    }
+
+    /// Component ids come from YAML keys, which may hold any character: a newline in a label value
+    /// must not split the sample line.
+    #[test]
+    fn label_values_escape_newlines_quotes_and_backslashes() {
+        let t = Telemetry::default();
+        t.counter("otelcol_test_items", "Items.", &[("exporter", "otlp/a\nb\"c\\d")]).add(1);
+        let text = t.render();
+        assert!(text.contains("otelcol_test_items_total{exporter=\"otlp/a\\nb\\\"c\\\\d\"} 1\n"), "{text}");
+    }
+
+    /// Counters are u64; past i64::MAX they must not come out negative.
+    #[test]
+    fn counters_are_written_exactly_over_the_whole_u64_range() {
+        let t = Telemetry::default();
+        t.counter("otelcol_test_items", "Items.", &[]).add(u64::MAX);
+        let text = t.render();
+        assert!(text.contains("\notelcol_test_items_total 18446744073709551615\n"), "{text}");
+    }
+
+    #[test]
+    fn self_metrics_pass_promtool() {
+        let t = Telemetry::default();
+        let r = ReceiverMetrics::new(&t, "otlp", "grpc");
+        r.accepted(Signal::Metrics, 5);
+        let e = ExporterMetrics::new(&t, "otlp/\"quoted\"\nid");
+        e.sent(Signal::Logs, 2);
+        e.queue_size.set(-1);
+        prom_text::promtool::check_metrics(&t.render()).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -1,18 +1,15 @@
 //! The `prometheus` exporter end to end: OTLP metrics (a counter, a delta counter, a gauge, a
 //! histogram, with attributes) go into the OTLP gRPC receiver of an in-process collector; the
 //! exporter's `/metrics` endpoint is scraped, values are checked, and `promtool check metrics`
-//! accepts it.
+//! accepts it and the collector's own metrics, both served as `prom_text::CONTENT_TYPE`.
 
 mod common;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::in_process::Collector;
-use common::{http_get, kv, metric_sum, wait_until};
+use common::{http_content_type, http_get, kv, metric_sum, wait_until};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -155,20 +152,6 @@ fn send(grpc: SocketAddr, req: ExportMetricsServiceRequest) {
     .expect("sender thread");
 }
 
-fn promtool() -> PathBuf {
-    let p = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| PathBuf::from(d).join("promtool"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/promtool"));
-    assert!(
-        p.exists(),
-        "promtool not found; install the Debian package `prometheus` (listed in tools/apt-packages.txt)"
-    );
-    p
-}
-
 #[test]
 fn scrape_shows_latest_values_and_passes_promtool() {
     let c = Collector::start(CONFIG);
@@ -222,20 +205,12 @@ fn scrape_shows_latest_values_and_passes_promtool() {
     assert!(c.metric_sum("otelcol_exporter_sent_metric_points_total") >= 10.0, "{}", c.metrics());
     assert!(!c.log().contains("not implemented"), "{}", c.log());
 
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed ({}):\n{}{}\n--- scraped text ---\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    prom_text::promtool::check_metrics(&text).unwrap_or_else(|e| panic!("exporter /metrics: {e}"));
+    assert_eq!(http_content_type(&url), prom_text::CONTENT_TYPE);
+    // The collector's own metrics (the exporter's counters among them) are the same format.
+    prom_text::promtool::check_metrics(&c.metrics()).unwrap_or_else(|e| panic!("own metrics: {e}"));
+    assert_eq!(
+        http_content_type(&format!("http://{}/metrics", c.addr("service.telemetry.metrics"))),
+        prom_text::CONTENT_TYPE
     );
 }

@@ -82,8 +82,7 @@ pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
         ("telemetry_spans_exported_total", "Spans exported over OTLP.", stats.spans_exported.load(Ordering::Relaxed)),
     ];
     let mut resp = http_metrics::render(&snap).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(prom_text::CONTENT_TYPE));
     Ok(resp)
 }
 

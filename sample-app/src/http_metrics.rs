@@ -6,12 +6,15 @@
 //! `http_requests_inprogress{handler,method}`.
 //!
 //! Recording is a mutex-protected map update; rendering is a pure function
-//! of a snapshot so the exposition format is unit tested.
+//! of a snapshot so the exposition format is unit tested. The format itself
+//! (escaping, `+Inf`/`-Inf`/`NaN`) is `prom-text`, the workspace's one
+//! encoder of it, shared with the collector.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use prom_text::{Encoder, MetricType, NO_LABELS};
 
 /// Buckets of `http_request_duration_seconds` (the instrumentator default).
 pub const DURATION_BUCKETS: &[f64] = &[0.1, 0.5, 1.0];
@@ -110,66 +113,49 @@ impl HttpMetrics {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// Writes `h`'s samples; `Histogram::counts` are per bucket, the format's buckets cumulative.
+/// The overflow slot needs no bucket of its own: `h.count` includes it, and is the `+Inf` bucket.
+fn write_histogram<K: AsRef<str>, V: AsRef<str>>(enc: &mut Encoder, name: &str, labels: &[(K, V)], h: &Histogram) {
+    let cumulative = h.bounds.iter().zip(&h.counts).scan(0u64, |total, (bound, n)| {
+        *total += n;
+        Some((*bound, *total))
+    });
+    enc.histogram(name, labels, cumulative, h.sum, h.count, None);
 }
 
-fn fmt_f64(v: f64) -> String {
-    if v.is_infinite() { "+Inf".to_owned() } else { format!("{v}") }
-}
-
-fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
-    let sep = if labels.is_empty() { "" } else { "," };
-    let mut cumulative = 0;
-    for (i, b) in h.bounds.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
-        cumulative += h.counts[i];
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}", fmt_f64(*b));
-    }
-    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-    let _ = writeln!(out, "{name}_sum{braces} {}", fmt_f64(h.sum));
-    let _ = writeln!(out, "{name}_count{braces} {}", h.count);
-}
-
-/// Renders a snapshot in the Prometheus text exposition format 0.0.4.
+/// Renders a snapshot in the Prometheus text exposition format 0.0.4 (served as
+/// [`prom_text::CONTENT_TYPE`]).
 pub fn render(s: &Snapshot) -> String {
-    let mut out = String::with_capacity(4096);
-    out.push_str("# HELP http_requests_total Total number of requests by method, status and handler.\n");
-    out.push_str("# TYPE http_requests_total counter\n");
+    let mut enc = Encoder::with_capacity(4096);
+    enc.family("http_requests_total", "Total number of requests by method, status and handler.", MetricType::Counter);
     for ((handler, method, status), n) in &s.requests {
-        let _ = writeln!(
-            out,
-            "http_requests_total{{handler=\"{}\",method=\"{}\",status=\"{}\"}} {n}",
-            escape(handler),
-            escape(method),
-            escape(status)
-        );
+        let labels = [("handler", handler), ("method", method), ("status", status)];
+        enc.sample("http_requests_total", &labels, *n, None);
     }
-    out.push_str("# HELP http_request_duration_seconds Latency with only few buckets by handler. Made to be only used if aggregation by handler is important.\n");
-    out.push_str("# TYPE http_request_duration_seconds histogram\n");
+    enc.family(
+        "http_request_duration_seconds",
+        "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important.",
+        MetricType::Histogram,
+    );
     for ((handler, method), h) in &s.durations {
-        let labels = format!("handler=\"{}\",method=\"{}\"", escape(handler), escape(method));
-        write_histogram(&mut out, "http_request_duration_seconds", &labels, h);
+        write_histogram(&mut enc, "http_request_duration_seconds", &[("handler", handler), ("method", method)], h);
     }
-    out.push_str("# HELP http_request_duration_highr_seconds Latency with many buckets but no API specific labels. Made for more accurate percentile calculations.\n");
-    out.push_str("# TYPE http_request_duration_highr_seconds histogram\n");
+    enc.family(
+        "http_request_duration_highr_seconds",
+        "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations.",
+        MetricType::Histogram,
+    );
     let empty = Histogram::new(HIGHR_BUCKETS);
-    write_histogram(&mut out, "http_request_duration_highr_seconds", "", s.highr.as_ref().unwrap_or(&empty));
-    out.push_str("# HELP http_requests_inprogress Number of HTTP requests in progress.\n");
-    out.push_str("# TYPE http_requests_inprogress gauge\n");
+    write_histogram(&mut enc, "http_request_duration_highr_seconds", NO_LABELS, s.highr.as_ref().unwrap_or(&empty));
+    enc.family("http_requests_inprogress", "Number of HTTP requests in progress.", MetricType::Gauge);
     for ((handler, method), n) in &s.inprogress {
-        let _ = writeln!(
-            out,
-            "http_requests_inprogress{{handler=\"{}\",method=\"{}\"}} {n}",
-            escape(handler),
-            escape(method)
-        );
+        enc.sample("http_requests_inprogress", &[("handler", handler), ("method", method)], *n, None);
     }
     for (name, help, value) in &s.extra_counters {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {value}");
+        enc.family(name, help, MetricType::Counter);
+        enc.sample(name, NO_LABELS, *value, None);
     }
-    out
+    enc.finish()
 }
 
 #[cfg(test)]
@@ -207,6 +193,27 @@ mod tests {
         let m = HttpMetrics::default();
         m.finish("a\"b", "GET", 500, Duration::ZERO);
         assert!(render(&m.snapshot()).contains("handler=\"a\\\"b\""));
+    }
+
+    /// `-Inf` used to come out as `+Inf`: every infinity was written as `+Inf`.
+    #[test]
+    fn negative_infinity_is_written_as_minus_inf() {
+        let mut highr = Histogram::new(HIGHR_BUCKETS);
+        highr.observe(f64::NEG_INFINITY);
+        let text = render(&Snapshot { highr: Some(highr), ..Snapshot::default() });
+        assert!(text.contains("\nhttp_request_duration_highr_seconds_sum -Inf\n"), "{text}");
+        assert!(text.contains("\nhttp_request_duration_highr_seconds_bucket{le=\"+Inf\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn rendered_snapshot_passes_promtool() {
+        let m = HttpMetrics::default();
+        m.start("/api/v1/reviews/{id}", "GET");
+        m.finish("/api/v1/reviews/{id}", "GET", 404, Duration::from_millis(3));
+        m.start("/odd\"path\\\n", "POST");
+        let mut snap = m.snapshot();
+        snap.extra_counters = vec![("telemetry_spans_exported_total", "Spans exported.", u64::MAX)];
+        prom_text::promtool::check_metrics(&render(&snap)).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

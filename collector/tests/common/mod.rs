@@ -76,6 +76,20 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Blocking HTTP GET returning the `Content-Type` header ("" on error or when there is none).
+pub fn http_content_type(url: &str) -> String {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let response = rt.block_on(reqwest::get(&url)).ok()?;
+        Some(response.headers().get(reqwest::header::CONTENT_TYPE)?.to_str().ok()?.to_owned())
+    })
+    .join()
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
 /// Blocking HTTP GET returning the body ("" on error).
 pub fn http_get(url: &str) -> String {
     let url = url.to_owned();

@@ -285,3 +285,28 @@ fn delta_histogram_counts_saturate_instead_of_wrapping() {
         "{text}"
     );
 }
+
+#[test]
+fn non_finite_values_and_escapes_are_written_as_prometheus_reads_them() {
+    let mut acc = Accumulator::new(Settings::default());
+    let mut g = gauge(
+        "g",
+        "",
+        vec![
+            point(f64::INFINITY, T0, vec![kv("v", "up")]),
+            point(f64::NEG_INFINITY, T0, vec![kv("v", "down")]),
+            point(f64::NAN, T0, vec![kv("v", "C:\\dir \"x\"\n")]),
+        ],
+    );
+    g.description = "Help with C:\\dir and\na second line.".into();
+    acc.ingest(&request(vec![], vec![g]), Instant::now());
+    let text = render(&acc, false);
+    let expected = r#"# HELP g Help with C:\\dir and\na second line.
+# TYPE g gauge
+g{otel_scope_name="reviews",v="C:\\dir \"x\"\n"} NaN
+g{otel_scope_name="reviews",v="down"} -Inf
+g{otel_scope_name="reviews",v="up"} +Inf
+"#;
+    assert_eq!(text, expected);
+    prom_text::promtool::check_metrics(&text).unwrap_or_else(|e| panic!("{e}"));
+}
