@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::Listening as _;
 use common::in_process::Collector;
 use common::{Sink, spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;

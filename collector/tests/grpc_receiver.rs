@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Listening as _;
 use common::in_process::Collector;
 use common::{spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

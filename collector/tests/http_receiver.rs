@@ -7,6 +7,7 @@ mod common;
 use std::io::Write as _;
 use std::time::Duration;
 
+use common::Listening as _;
 use common::{in_process, process, spans_request, wait_until};
 use prost::Message as _;
 

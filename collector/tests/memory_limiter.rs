@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::Listening as _;
 use common::process::Collector;
 use common::{DeadPort, kv, spans_request};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Listening as _;
 use common::process::Collector;
 use common::{SeenSpans, Sink, spans_request, wait_until_async};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;

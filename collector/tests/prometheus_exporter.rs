@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::Listening as _;
 use common::in_process::Collector;
 use common::{http_content_type, http_get, kv, metric_sum, wait_until};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

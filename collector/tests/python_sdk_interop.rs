@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::Listening as _;
 use common::in_process::Collector;
 use common::{python, wait_until};
 use serde_json::Value;

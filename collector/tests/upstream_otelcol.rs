@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::Listening as _;
 use common::in_process::Collector;
 use common::otelcol::Otelcol;
 use common::{kv, spans_request, wait_until};

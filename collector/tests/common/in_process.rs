@@ -191,16 +191,6 @@ impl Collector {
         self.dir.path().join(name)
     }
 
-    /// Own metrics text, from `service.telemetry.metrics`.
-    pub fn metrics(&self) -> String {
-        super::http_get(&format!("http://{}/metrics", self.addr("service.telemetry.metrics")))
-    }
-
-    /// Sum of all samples of an own metric (across labels).
-    pub fn metric_sum(&self, name: &str) -> f64 {
-        super::metric_sum(&self.metrics(), name)
-    }
-
     /// Shuts the service down the way SIGTERM does in the binary (receivers stop, batches flush,
     /// queues drain) and returns what `run` returned, with the run's own metrics. Panics if it
     /// takes longer than its drain deadline allows.
@@ -214,6 +204,12 @@ impl Collector {
             t.join().expect("collector thread");
         }
         result
+    }
+}
+
+impl super::Listening for Collector {
+    fn addr(&self, key: &str) -> SocketAddr {
+        Collector::addr(self, key)
     }
 }
 

@@ -8,6 +8,23 @@ pub mod in_process;
 pub mod otelcol;
 pub mod process;
 
+/// What both collector harnesses (in-process and process) offer on top of their bound addresses:
+/// the collector's own metrics.
+pub trait Listening {
+    /// The bound address of the listener under `key` (a config path, see `BoundAddrs`).
+    fn addr(&self, key: &str) -> std::net::SocketAddr;
+
+    /// Own metrics text, from `service.telemetry.metrics`.
+    fn metrics(&self) -> String {
+        http_get(&format!("http://{}/metrics", self.addr("service.telemetry.metrics")))
+    }
+
+    /// Sum of all samples of an own metric (across labels).
+    fn metric_sum(&self, name: &str) -> f64 {
+        metric_sum(&self.metrics(), name)
+    }
+}
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -92,16 +92,6 @@ impl Collector {
         self.dir.path().join(name)
     }
 
-    /// Own metrics text, from `service.telemetry.metrics`.
-    pub fn metrics(&self) -> String {
-        super::http_get(&format!("http://{}/metrics", self.addr("service.telemetry.metrics")))
-    }
-
-    /// Sum of all samples of an own metric (across labels).
-    pub fn metric_sum(&self, name: &str) -> f64 {
-        super::metric_sum(&self.metrics(), name)
-    }
-
     /// Resident memory of the process in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -125,6 +115,12 @@ impl Collector {
             std::thread::sleep(POLL);
         }
         panic!("collector did not exit within {timeout:?} after SIGTERM: {}", self.log());
+    }
+}
+
+impl super::Listening for Collector {
+    fn addr(&self, key: &str) -> SocketAddr {
+        Collector::addr(self, key)
     }
 }
 
