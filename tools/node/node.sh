@@ -60,6 +60,13 @@ make_node_network() {
   dns_service_ip=10.203.$subnet.10
   netns=telemetry-node-$$
   veth=tnode$$
+  # `ip netns add` bind-mounts /run/netns onto itself as a shared mount; made while / is shared,
+  # that bind joins /'s peer group and every namespace mounted in it is copied, hidden, beneath it,
+  # where `ip netns del` cannot remove it (a busy /run/netns/<name> left per run). Own peer group.
+  mkdir -p /run/netns
+  mountpoint -q /run/netns || mount --bind /run/netns /run/netns
+  mount --make-private /run/netns
+  mount --make-shared /run/netns
   ip netns add "$netns"
   node_created=true
   ip link add "$veth" type veth peer name eth0 netns "$netns"
