@@ -118,12 +118,11 @@ pub fn claim_retention() -> StatefulSetPersistentVolumeClaimRetentionPolicy {
     }
 }
 
-/// What identifies a StatefulSet's claim templates (name, size, class), to compare the live
+/// What identifies a StatefulSet's claim templates (name, size in bytes, class), to compare the live
 /// object's with the desired one's: they are immutable, so a difference means the StatefulSet must
-/// be recreated rather than updated.
-pub fn claim_templates_key(
-    templates: Option<&[PersistentVolumeClaim]>,
-) -> Vec<(String, Option<String>, Option<String>)> {
+/// be recreated rather than updated. Sizes compare as bytes: the API server rewrites a quantity in
+/// its canonical form (`1024Mi` comes back as `1Gi`).
+pub fn claim_templates_key(templates: Option<&[PersistentVolumeClaim]>) -> Vec<(String, Option<i64>, Option<String>)> {
     templates
         .unwrap_or_default()
         .iter()
@@ -133,7 +132,7 @@ pub fn claim_templates_key(
                 .and_then(|s| s.resources.as_ref())
                 .and_then(|r| r.requests.as_ref())
                 .and_then(|r| r.get("storage"))
-                .map(|q| q.0.clone());
+                .and_then(crate::resources::quantity_bytes);
             (c.metadata.name.clone().unwrap_or_default(), storage, spec.and_then(|s| s.storage_class_name.clone()))
         })
         .collect()
@@ -172,7 +171,11 @@ mod tests {
         assert!(pod_volume(&p).is_none());
         let c = claim_template(&p).expect("claim");
         let key = claim_templates_key(Some(std::slice::from_ref(&c)));
-        assert_eq!(key, vec![("queue".into(), Some("5Gi".into()), Some("fast".into()))]);
+        assert_eq!(key, vec![("queue".into(), Some(5 << 30), Some("fast".into()))]);
+        // As the API server writes it back: the same size in canonical form is no change.
+        let canonical =
+            claim_template(&persistence("{volume: PersistentVolumeClaim, size: 5120Mi, storageClassName: fast}"));
+        assert_eq!(claim_templates_key(canonical.as_ref().map(std::slice::from_ref)), key);
         let bigger = claim_template(&persistence("{volume: PersistentVolumeClaim, size: 6Gi}")).expect("claim");
         assert_ne!(claim_templates_key(Some(std::slice::from_ref(&bigger))), key);
         assert_ne!(claim_templates_key(None), key);

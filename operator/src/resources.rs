@@ -608,7 +608,7 @@ mod tests {
         let templates = spec.volume_claim_templates.as_deref().expect("claim templates");
         assert_eq!(
             crate::persistence::claim_templates_key(Some(templates)),
-            vec![("queue".into(), Some("3Gi".into()), Some("ssd".into()))]
+            vec![("queue".into(), Some(3 << 30), Some("ssd".into()))]
         );
         let retention = spec.persistent_volume_claim_retention_policy.expect("retention");
         assert_eq!(
