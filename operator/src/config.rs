@@ -34,6 +34,8 @@ pub struct RenderInput<'a> {
     /// The collector StatefulSet's current replica count, read by the reconciler while an HPA owns
     /// it: the number of shards the scrape targets are divided into (see `scrape`).
     pub live_replicas: Option<i32>,
+    /// The namespaces whose pods the collector discovers (see `discovery`); empty means its own.
+    pub scrape_namespaces: &'a [String],
 }
 
 impl RenderInput<'_> {
@@ -99,11 +101,15 @@ fn memory_limiter(input: &RenderInput<'_>) -> Value {
 
 /// The standard `prometheus.io/*` pod discovery job, limited to pods labelled for this pipeline.
 fn pod_scrape_job(input: &RenderInput<'_>, interval: &str) -> Value {
+    let names = match input.scrape_namespaces {
+        [] => vec![input.namespace.to_string()],
+        names => names.to_vec(),
+    };
     // `$` must be doubled: the collector expands `$VAR`/`${env:VAR}` in its config before Prometheus sees it.
     json!({
         "job_name": format!("telemetry-pipeline/{}/{}", input.namespace, input.name),
         "scrape_interval": interval,
-        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [input.namespace]}}],
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": names}}],
         "relabel_configs": [
             {"source_labels": ["__meta_kubernetes_pod_label_telemetry_thereview_dev_pipeline"],
              "action": "keep", "regex": regex_escape(input.name)},
@@ -483,7 +489,14 @@ mod tests {
     }
 
     fn input(spec: &TelemetryPipelineSpec) -> RenderInput<'_> {
-        RenderInput { name: "main", namespace: "obs", spec, memory_limit_bytes: None, live_replicas: None }
+        RenderInput {
+            name: "main",
+            namespace: "obs",
+            spec,
+            memory_limit_bytes: None,
+            live_replicas: None,
+            scrape_namespaces: &[],
+        }
     }
 
     #[test]
@@ -620,6 +633,11 @@ configOverrides:
         assert_eq!(job.pointer("/kubernetes_sd_configs/0/role"), Some(&json!("pod")));
         assert_eq!(job.pointer("/kubernetes_sd_configs/0/namespaces/names"), Some(&json!(["obs"])));
         assert_eq!(job.pointer("/relabel_configs/0/regex"), Some(&json!("main")));
+        // Consenting namespaces of attached InstrumentedServices are discovered too, each by name.
+        let namespaces = ["obs".to_string(), "shop".to_string()];
+        let cfg = render(&RenderInput { scrape_namespaces: &namespaces, ..input(&spec) });
+        let job = cfg.pointer("/receivers/prometheus/config/scrape_configs/0").expect("job");
+        assert_eq!(job.pointer("/kubernetes_sd_configs/0/namespaces/names"), Some(&json!(["obs", "shop"])));
         assert_eq!(job.pointer("/relabel_configs/4/replacement"), Some(&json!("$$1:$$2")));
         assert_eq!(job["scrape_interval"], json!("15s"));
         assert_eq!(

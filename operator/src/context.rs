@@ -24,6 +24,10 @@ pub struct Config {
     pub identity: String,
     /// What pipeline authors may put into their collector pods.
     pub tenant_policy: crate::guardrails::TenantPolicy,
+    /// The role the collectors' pod discovery is bound to (shipped by the chart; see `discovery`).
+    pub discovery_role: crate::discovery::DiscoveryRole,
+    /// Whether each pipeline gets a NetworkPolicy admitting OTLP only from its sending namespaces.
+    pub network_policies: bool,
 }
 
 impl Default for Config {
@@ -33,6 +37,8 @@ impl Default for Config {
             collector_image: crate::resources::DEFAULT_IMAGE.to_string(),
             identity: "telemetry-operator".into(),
             tenant_policy: crate::guardrails::TenantPolicy::default(),
+            discovery_role: crate::discovery::DiscoveryRole::default(),
+            network_policies: true,
         }
     }
 }

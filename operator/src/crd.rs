@@ -799,6 +799,10 @@ pub struct ScrapeStatus {
     /// config was rendered for; absent for `PerNode`, one per node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<i32>,
+    /// The namespaces whose pods the collectors discover: the pipeline's own, and each namespace it
+    /// admits (`spec.allowedNamespaces`) with an attached InstrumentedService asking for metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
 }
 
 /// Division of scrape targets. (No per-variant docs: they would replace the field's description.)

@@ -310,7 +310,15 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
 
     let prometheus = pipeline.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
     let metrics_on = isvc.spec.metrics.as_ref().is_some_and(|m| m.enabled);
-    let scrape = prometheus && pns == ns;
+    // Pods of another (consenting) namespace are annotated too: the pipeline discovers them once it
+    // has bound its discovery role there (reported in its status.scrape.namespaces).
+    let scrape = prometheus;
+    let discovered = pns == ns
+        || pipeline
+            .status
+            .as_ref()
+            .and_then(|s| s.scrape.as_ref())
+            .is_some_and(|s| s.namespaces.iter().any(|n| *n == ns));
     let endpoints = agent::app_endpoints(&pipeline);
     let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &endpoints, scrape);
     // Merge, don't fight: a service name the workload sets itself wins over ours and is reported.
@@ -429,9 +437,14 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
             "PipelineDoesNotScrape",
             format!("TelemetryPipeline {pns}/{pname} has no Prometheus receiver enabled"),
         ),
-        (true, true, false) => {
-            (false, "CrossNamespace", "the pipeline scrapes pods of its own namespace only".to_string())
-        }
+        (true, true, false) if !discovered => (
+            false,
+            "WaitingForPipeline",
+            format!(
+                "TelemetryPipeline {pns}/{pname} does not discover pods in namespace {ns:?} yet (its status.scrape.namespaces)"
+            ),
+        ),
+        (true, true, false) => (true, "Configured", String::new()),
         (true, true, true) => (true, "Configured", String::new()),
     };
     conditions::set(&mut status.conditions, "ScrapeConfigured", scrape_ok, scrape_reason, &scrape_msg, generation);

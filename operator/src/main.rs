@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use telemetry_operator::context::Config;
+use telemetry_operator::discovery::DiscoveryRole;
 use telemetry_operator::error::Error;
 use telemetry_operator::guardrails::TenantPolicy;
 use telemetry_operator::http::{AppState, app};
@@ -73,6 +74,18 @@ struct RunArgs {
     /// Whether daemonset pipelines may open their OTLP ports on the nodes' IPs (spec.agent.hostPort).
     #[arg(long, env = "ALLOW_HOST_PORT", default_value_t = true, action = clap::ArgAction::Set)]
     allow_host_port: bool,
+    /// The role bound to each pipeline's collector for pod discovery, wherever it scrapes:
+    /// `ClusterRole/<name>` (bound per namespace by RoleBindings) or `Role/<name>` (a namespaced
+    /// install). The operator needs RBAC `bind` on it, not what it grants.
+    #[arg(
+        long,
+        env = "COLLECTOR_DISCOVERY_ROLE",
+        default_value = "ClusterRole/telemetry-operator-collector-discovery"
+    )]
+    collector_discovery_role: DiscoveryRole,
+    /// Whether each pipeline gets a NetworkPolicy admitting OTLP only from the namespaces that may send to it.
+    #[arg(long, env = "NETWORK_POLICIES", default_value_t = true, action = clap::ArgAction::Set)]
+    network_policies: bool,
     /// Disable leader election (single replica, or tests).
     #[arg(long, env = "DISABLE_LEADER_ELECTION")]
     disable_leader_election: bool,
@@ -102,6 +115,8 @@ impl Default for RunArgs {
                 allow_node_selector: true,
                 allow_host_path: true,
                 allow_host_port: true,
+                collector_discovery_role: DiscoveryRole::default(),
+                network_policies: true,
                 disable_leader_election: false,
                 lease_namespace: "default".into(),
                 lease_name: "telemetry-operator".into(),
@@ -160,6 +175,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         collector_image: args.collector_image.clone(),
         identity: args.identity.clone(),
         tenant_policy: tenant_policy(&args),
+        discovery_role: args.collector_discovery_role.clone(),
+        network_policies: args.network_policies,
     };
     let lease = LeaseConfig {
         namespace: args.lease_namespace.clone(),

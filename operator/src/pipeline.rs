@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -22,10 +23,13 @@ use tracing::{info, warn};
 
 use crate::conditions;
 use crate::config::{self, RenderInput};
+use crate::consent;
 use crate::context::{Context, MANAGER};
 use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus};
+use crate::discovery;
 use crate::error::{Error, Result};
 use crate::guardrails;
+use crate::network;
 use crate::resources::{self, Workload, WorkloadKind};
 use crate::rollout::{self, Rollout};
 use crate::scrape;
@@ -122,6 +126,111 @@ async fn live_replicas(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Resul
     Ok(api.get_opt(&resources::child_name(&tp.name_any())).await?.and_then(|s| s.spec).and_then(|s| s.replicas))
 }
 
+/// The namespaces a pipeline serves: those admitted to send OTLP to it, and those whose pods it
+/// scrapes (see `discovery`). Both start with its own.
+#[derive(Debug)]
+struct Served {
+    senders: Vec<String>,
+    scraped: Vec<String>,
+}
+
+/// Reads which other namespaces attach to the pipeline, keeping those it consents to (a label
+/// selector needs that Namespace's labels).
+async fn served_namespaces(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Result<Served> {
+    let attaching = discovery::attaching(&ctx.isvcs.state(), ns, &tp.name_any());
+    let mut admitted = BTreeSet::new();
+    for other in &attaching.namespaces {
+        let labels = if consent::needs_labels(tp, ns, other) {
+            let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(other).await?;
+            namespace.and_then(|n| n.metadata.labels).unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        if consent::refusal(tp, ns, other, &labels).is_none() {
+            admitted.insert(other.clone());
+        }
+    }
+    let scrapes = tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
+    let scraped: BTreeSet<String> =
+        if scrapes { attaching.scraped.intersection(&admitted).cloned().collect() } else { BTreeSet::new() };
+    Ok(Served {
+        senders: discovery::scrape_namespaces(ns, &admitted),
+        scraped: discovery::scrape_namespaces(ns, &scraped),
+    })
+}
+
+/// Grants the collector pod discovery where it scrapes: the discovery role bound in each of
+/// `scraped` (its own namespace first). Bindings in other namespaces are announced by the
+/// finalizer before they are made, and those no longer wanted are deleted.
+async fn bind_discovery(ctx: &Context, ns: &str, tp: &TelemetryPipeline, scraped: &[String]) -> Result<()> {
+    let foreign: Vec<&str> = scraped.iter().map(String::as_str).filter(|n| *n != ns).collect();
+    let held = tp.finalizers().iter().any(|f| f == discovery::FINALIZER);
+    if !foreign.is_empty() && !held {
+        set_finalizer(&ctx.client, ns, tp, true).await?;
+    }
+    for namespace in scraped {
+        let binding = discovery::role_binding(tp, namespace, &ctx.config.discovery_role);
+        let api = Api::<RoleBinding>::namespaced(ctx.client.clone(), namespace);
+        match apply(&api, &binding).await {
+            // A binding's roleRef is immutable: one made for another role (an earlier version's own
+            // Role, or a changed --collector-discovery-role) is replaced.
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 422 => {
+                api.delete(&discovery::binding_name(tp, namespace), &DeleteParams::background()).await?;
+                apply(&api, &binding).await?;
+            }
+            r => drop(r?),
+        }
+    }
+    if held || !foreign.is_empty() {
+        prune_foreign_bindings(&ctx.client, tp, &foreign).await?;
+        if foreign.is_empty() {
+            set_finalizer(&ctx.client, ns, tp, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the pipeline's RoleBindings in other namespaces except those in `keep`.
+async fn prune_foreign_bindings(client: &kube::Client, tp: &TelemetryPipeline, keep: &[&str]) -> Result<()> {
+    let all: Api<RoleBinding> = Api::all(client.clone());
+    let bindings = all.list(&ListParams::default().labels(&discovery::foreign_selector(tp))).await?;
+    for b in bindings.items {
+        let namespace = b.namespace().unwrap_or_default();
+        if keep.contains(&namespace.as_str()) {
+            continue;
+        }
+        let api = Api::<RoleBinding>::namespaced(client.clone(), &namespace);
+        match api.delete(&b.name_any(), &DeleteParams::background()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            r => drop(r?),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the pipeline's RoleBindings in other namespaces and drops its finalizer, if it holds
+/// one (a pipeline being deleted; also the uninstall hook, which may run without the operator).
+pub async fn release_foreign_bindings(client: &kube::Client, ns: &str, tp: &TelemetryPipeline) -> Result<()> {
+    if tp.finalizers().iter().any(|f| f == discovery::FINALIZER) {
+        prune_foreign_bindings(client, tp, &[]).await?;
+        set_finalizer(client, ns, tp, false).await?;
+    }
+    Ok(())
+}
+
+/// Adds or removes [`discovery::FINALIZER`] (conditional on the resourceVersion read, so a
+/// concurrent change of the list is not overwritten).
+async fn set_finalizer(client: &kube::Client, ns: &str, tp: &TelemetryPipeline, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = tp.finalizers().iter().filter(|f| *f != discovery::FINALIZER).cloned().collect();
+    if present {
+        finalizers.push(discovery::FINALIZER.to_string());
+    }
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": tp.resource_version()}});
+    let api: Api<TelemetryPipeline> = Api::namespaced(client.clone(), ns);
+    api.patch(&tp.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
 /// Deletes the pipeline's child of this kind (named `<name>-collector`) if the pipeline owns it.
 async fn delete_owned<K>(api: &Api<K>, tp: &TelemetryPipeline) -> Result<()>
 where
@@ -178,6 +287,11 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
     let name = tp.name_any();
+    if tp.metadata.deletion_timestamp.is_some() {
+        // Children in its own namespace are garbage-collected; the bindings elsewhere are ours to remove.
+        release_foreign_bindings(&ctx.client, &ns, &tp).await?;
+        return Ok(Action::await_change());
+    }
     let generation = tp.metadata.generation;
     let mut status = tp.status.clone().unwrap_or_default();
     status.observed_generation = generation;
@@ -185,12 +299,14 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     status.endpoints = Some(resources::endpoints(&tp));
 
     let live_replicas = live_replicas(&ctx, &ns, &tp).await?;
+    let served = served_namespaces(&ctx, &ns, &tp).await?;
     let input = RenderInput {
         name: &name,
         namespace: &ns,
         spec: &tp.spec,
         memory_limit_bytes: resources::memory_limit_bytes(&tp),
         live_replicas,
+        scrape_namespaces: &served.scraped,
     };
     let cfg = config::render(&input);
     // The tenant policy first: a refused pipeline is not rendered further, and its Secrets are not read.
@@ -239,8 +355,13 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     let hash = config::config_hash(&yaml, &tp.spec);
     let client = ctx.client.clone();
     apply(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &resources::service_account(&tp)).await?;
-    apply(&Api::<Role>::namespaced(client.clone(), &ns), &resources::role(&tp)).await?;
-    apply(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &resources::role_binding(&tp)).await?;
+    bind_discovery(&ctx, &ns, &tp, &served.scraped).await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    if ctx.config.network_policies {
+        apply(&policies, &network::network_policy(&tp, resources::child_meta(&tp), &served.senders)).await?;
+    } else {
+        delete_owned(&policies, &tp).await?;
+    }
     apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &resources::config_map(&tp, &yaml)).await?;
     let service = resources::service(&tp);
     apply(&Api::<Service>::namespaced(client.clone(), &ns), &service).await?;
@@ -282,7 +403,7 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     status.selector = Some(resources::pod_selector(&name));
     status.config_hash = Some(hash);
     // Reported with the config that carries it, never for a refused one.
-    status.scrape = scrape::status(input.scraping());
+    status.scrape = scrape::status(input.scraping(), &served.scraped);
     conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
     let requeue = match &health {
         Rollout::Complete { .. } => {

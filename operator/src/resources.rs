@@ -1,6 +1,6 @@
 //! Pure rendering of a TelemetryPipeline's children: ConfigMap, Deployment, StatefulSet or
-//! DaemonSet, Service, ServiceAccount and the Role/RoleBinding the collector needs for pod
-//! discovery. What makes a daemonset an agent on each node (host ports, the Service's traffic
+//! DaemonSet, Service and ServiceAccount (the RoleBindings of its pod discovery are `discovery`'s,
+//! its NetworkPolicy `network`'s). What makes a daemonset an agent on each node (host ports, the Service's traffic
 //! policy, its rollout) is decided in `agent`; why a scraping gateway with more than one replica is
 //! a StatefulSet (stable ordinals to shard the scrape targets by), in `scrape`; what persistent
 //! queues add (a volume, or a claim per pod, which also makes a gateway a StatefulSet), in
@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
     SleepAction, Volume, VolumeMount,
 };
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -421,38 +420,6 @@ pub fn service_account(tp: &TelemetryPipeline) -> ServiceAccount {
     ServiceAccount { metadata: meta(tp), ..Default::default() }
 }
 
-/// Least privilege for Prometheus pod discovery in the pipeline's namespace.
-pub fn role(tp: &TelemetryPipeline) -> Role {
-    Role {
-        metadata: meta(tp),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["pods".into()]),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
-            ..Default::default()
-        }]),
-    }
-}
-
-/// Binds [`role`] to [`service_account`].
-pub fn role_binding(tp: &TelemetryPipeline) -> RoleBinding {
-    let name = child_name(&tp.name_any());
-    RoleBinding {
-        metadata: meta(tp),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: name.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name,
-            namespace: tp.namespace(),
-            ..Default::default()
-        }]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,15 +644,6 @@ mod tests {
         assert_eq!(quantity_bytes(&Quantity("1048576".into())), Some(1_048_576));
         assert_eq!(quantity_bytes(&Quantity("12Xi".into())), None);
         assert_eq!(memory_limit_bytes(&tp("{}")), Some(256 * 1024 * 1024));
-    }
-
-    #[test]
-    fn role_is_read_only_pod_discovery() {
-        let r = role(&tp("{}"));
-        let rules = r.rules.expect("rules");
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
-        assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
     }
 
     #[test]

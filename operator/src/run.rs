@@ -84,8 +84,9 @@ fn pod_health(p: &Pod) -> Vec<(String, bool, Option<String>)> {
 }
 
 /// What of a pipeline the injection depends on: the endpoints its workloads are given (the Service's,
-/// or an agent's node IP), whether it scrapes, and which other namespaces may attach.
-type InjectedView = (crate::agent::AppEndpoints, bool, Option<crate::crd::AllowedNamespaces>);
+/// or an agent's node IP), whether it scrapes, which other namespaces may attach, and where it
+/// discovers pods (an attached namespace's ScrapeConfigured waits for it).
+type InjectedView = (crate::agent::AppEndpoints, bool, Option<crate::crd::AllowedNamespaces>, Vec<String>);
 
 /// The [`InjectedView`] of a pipeline.
 fn injected_view(tp: &TelemetryPipeline) -> InjectedView {
@@ -93,6 +94,7 @@ fn injected_view(tp: &TelemetryPipeline) -> InjectedView {
         crate::agent::app_endpoints(tp),
         tp.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled),
         tp.spec.allowed_namespaces.clone(),
+        tp.status.as_ref().and_then(|s| s.scrape.as_ref()).map(|s| s.namespaces.clone()).unwrap_or_default(),
     )
 }
 
@@ -210,7 +212,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
     let isvc_ctrl = watch_workloads::<DaemonSet>(isvc_ctrl, &client, ns, TargetKind::DaemonSet, own_writes.clone());
 
     let ctx = Arc::new(Context::new(client.clone(), metrics, config, isvc_store, pipeline_reader, own_writes));
-    let isvc_seen = SeenFilter::<(String, String)>::default();
+    let isvc_seen = SeenFilter::<((String, String), bool)>::default();
     let pod_seen = SeenFilter::<Vec<(String, bool, Option<String>)>>::default();
     // The debounce lets the InstrumentedService store (fed by another watch) catch up with the
     // event that triggered the reconcile, so the attached list in the status is current.
@@ -236,10 +238,12 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Metrics) {
             Some(ObjectRef::new(&pipeline).within(&p.namespace()?))
         })
         .watches(api::<InstrumentedService>(&client, ns), watcher::Config::default(), move |i: InstrumentedService| {
-            // The pipeline lists its InstrumentedServices: only appearance, deletion and a changed
-            // pipelineRef matter to it, not every status update.
+            // The pipeline lists its InstrumentedServices and discovers pods where they ask for metrics:
+            // only appearance, deletion, a changed pipelineRef and spec.metrics matter to it, not every
+            // status update.
             let key = isvc::pipeline_key(&i);
-            isvc_seen.changed(&i, key.clone()).then(|| ObjectRef::new(&key.1).within(&key.0))
+            let metrics = i.spec.metrics.as_ref().is_some_and(|m| m.enabled);
+            isvc_seen.changed(&i, (key.clone(), metrics)).then(|| ObjectRef::new(&key.1).within(&key.0))
         });
 
     let tp_run = tp_ctrl.run(pipeline::reconcile, pipeline::error_policy, ctx.clone()).for_each(|r| async move {

@@ -224,12 +224,13 @@ pub fn identity_env(spec: &TelemetryPipelineSpec) -> Vec<EnvVar> {
 }
 
 /// `status.scrape`: how the targets are divided.
-pub fn status(scraping: Option<Scraping>) -> Option<ScrapeStatus> {
-    Some(match scraping? {
-        Scraping::Single => ScrapeStatus { mode: ScrapeMode::Single, shards: Some(1) },
-        Scraping::PerNode => ScrapeStatus { mode: ScrapeMode::PerNode, shards: None },
-        Scraping::Sharded { shards } => ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(shards) },
-    })
+pub fn status(scraping: Option<Scraping>, namespaces: &[String]) -> Option<ScrapeStatus> {
+    let (mode, shards) = match scraping? {
+        Scraping::Single => (ScrapeMode::Single, Some(1)),
+        Scraping::PerNode => (ScrapeMode::PerNode, None),
+        Scraping::Sharded { shards } => (ScrapeMode::Sharded, Some(shards)),
+    };
+    Some(ScrapeStatus { mode, shards, namespaces: namespaces.to_vec() })
 }
 
 #[cfg(test)]
@@ -351,12 +352,17 @@ mod tests {
     }
 
     #[test]
-    fn status_names_the_mode_and_the_shards() {
-        assert_eq!(status(None), None);
-        assert_eq!(status(Some(Scraping::PerNode)), Some(ScrapeStatus { mode: ScrapeMode::PerNode, shards: None }));
+    fn status_names_the_mode_the_shards_and_the_namespaces() {
+        let own = ["obs".to_string()];
+        assert_eq!(status(None, &own), None);
         assert_eq!(
-            status(Some(Scraping::Sharded { shards: 3 })),
-            Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(3) })
+            status(Some(Scraping::PerNode), &own),
+            Some(ScrapeStatus { mode: ScrapeMode::PerNode, shards: None, namespaces: own.to_vec() })
+        );
+        let two = ["obs".to_string(), "shop".to_string()];
+        assert_eq!(
+            status(Some(Scraping::Sharded { shards: 3 }), &two),
+            Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(3), namespaces: two.to_vec() })
         );
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! Then every TelemetryPipeline is deleted with foreground propagation: each stays (Terminating,
 //! and with it the CRD that helm deletes next) until the garbage collector has deleted its collector
-//! Deployment or DaemonSet, ConfigMap, Service, ServiceAccount and Role. Found on a real node: left to
+//! Deployment or DaemonSet, ConfigMap, Service, ServiceAccount and RoleBinding (its RoleBindings
+//! in other namespaces, which it cannot own, are deleted first). Found on a real node: left to
 //! the CRD's deletion, the pipelines vanish first, the garbage collector can then no longer resolve
 //! the owners' kind, and it never deletes dependents whose owner it cannot look up, so the
 //! collectors ran on forever.
@@ -52,6 +53,12 @@ async fn delete_pipelines_in_the_foreground(client: &Client, namespace: Option<&
     for tp in all.list(&ListParams::default()).await?.items {
         let ns = tp.namespace().ok_or_else(|| Error::MissingNamespace(tp.name_any()))?;
         let api: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
+        // Its RoleBindings in other namespaces are not its children: removed here, with the
+        // finalizer that guards them, whether or not the operator still runs.
+        match crate::pipeline::release_foreign_bindings(client, &ns, &tp).await {
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
+            r => r?,
+        }
         gone_ok(api.delete(&tp.name_any(), &DeleteParams::foreground()).await)?;
         info!(pipeline = %format!("{ns}/{}", tp.name_any()), "pipeline deleted; its collector goes first");
     }

@@ -172,7 +172,14 @@ mod tests {
 
     /// The config the operator renders for pipeline `p` in namespace `ns`.
     fn render_as_p_in_ns(spec: &TelemetryPipelineSpec) -> Value {
-        render(&RenderInput { name: "p", namespace: "ns", spec, memory_limit_bytes: None, live_replicas: None })
+        render(&RenderInput {
+            name: "p",
+            namespace: "ns",
+            spec,
+            memory_limit_bytes: None,
+            live_replicas: None,
+            scrape_namespaces: &[],
+        })
     }
 
     fn check(yaml: &str, secrets: &[(&str, &[&str])]) -> Vec<Problem> {

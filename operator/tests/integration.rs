@@ -13,7 +13,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -82,10 +83,19 @@ async fn example_pipeline_yields_owned_children_and_rolls_on_change() {
         assert!(owned(
             Api::<ServiceAccount>::namespaced(client.clone(), &ns).get(name).await.expect("sa").owner_references()
         ));
-        assert!(owned(Api::<Role>::namespaced(client.clone(), &ns).get(name).await.expect("role").owner_references()));
-        assert!(owned(
-            Api::<RoleBinding>::namespaced(client.clone(), &ns).get(name).await.expect("rb").owner_references()
-        ));
+        let rb = Api::<RoleBinding>::namespaced(client.clone(), &ns).get(name).await.expect("rb");
+        assert!(owned(rb.owner_references()));
+        // The pod discovery is the admin's role (the chart's), bound, not one the operator writes.
+        assert_eq!(
+            (rb.role_ref.kind.as_str(), rb.role_ref.name.as_str()),
+            ("ClusterRole", "telemetry-operator-collector-discovery")
+        );
+        // Accepted by the API server's schema: OTLP from this namespace only, pull ports open.
+        let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &ns).get(name).await.expect("NetworkPolicy");
+        assert!(owned(policy.owner_references()));
+        let ingress = policy.spec.and_then(|s| s.ingress).expect("ingress");
+        let from = serde_json::to_value(&ingress[0].from).expect("json");
+        assert_eq!(from.pointer("/0/namespaceSelector/matchExpressions/0/values"), Some(&json!([ns])));
     }
 
     // Credentials reach the collector only through secretKeyRef env vars, never the ConfigMap.
@@ -668,6 +678,133 @@ async fn another_namespaces_pipeline_is_attached_only_with_its_consent() {
     .await;
 }
 
+/// Whether the API server's authorizer lets `user` list pods in `namespace` (a SubjectAccessReview).
+async fn may_list_pods(client: &Client, user: &str, namespace: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.into()),
+                verb: Some("list".into()),
+                resource: Some("pods".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&PostParams::default(), &review).await.expect("SubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+/// A cluster-wide operator (as the chart installs it) on an API server of the test's own (it acts on
+/// every namespace), with the chart's discovery ClusterRole.
+#[tokio::test]
+async fn a_consenting_pipeline_discovers_pods_in_the_attaching_namespace_through_the_admins_role() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let cluster = telemetry_tests::private_apiserver().await;
+    let client = cluster.client().await;
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in ["obs", "shop", "elsewhere"] {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        namespaces.patch(name, &PatchParams::apply(USER), &Patch::Apply(ns)).await.expect("namespace");
+    }
+    // The chart's discovery role (templates/collector-discovery.yaml; its rules are checked by the
+    // chart's own test): the operator binds it, it never writes a Role of its own.
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "telemetry-operator-collector-discovery"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]});
+    Api::<ClusterRole>::all(client.clone())
+        .patch("telemetry-operator-collector-discovery", &PatchParams::apply(USER), &Patch::Apply(role))
+        .await
+        .expect("ClusterRole");
+    let handle =
+        tokio::spawn(telemetry_operator::run_controllers(client.clone(), Config::default(), Default::default()));
+    let _op = AbortOnDrop(handle);
+
+    let pipeline = json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+        "metadata": {"name": "main"}, "spec": {"allowedNamespaces": {"names": ["shop"]},
+            "receivers": {"prometheus": {}}, "exporters": {"debug": {}}}});
+    apply_as(&client, "obs", USER, &pipeline).await.expect("pipeline");
+    let attach = |ns: &str, metrics: bool| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+            "metadata": {"name": "app", "namespace": ns}, "spec": {"pipelineRef": {"name": "main", "namespace": "obs"},
+                "target": {"name": "app"}, "metrics": {"enabled": metrics, "port": 8080}}})
+    };
+    for ns in ["shop", "elsewhere"] {
+        apply_as(&client, ns, USER, &deployment_doc("app")).await.expect("deployment");
+        apply_as(&client, ns, USER, &attach(ns, true)).await.expect("isvc");
+    }
+
+    // The consenting namespace is scraped: discovered by name in the config, the role bound there
+    // for the pipeline's collector, reported, and the InstrumentedService's scrape is configured.
+    let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), "obs");
+    let scraped =
+        |tp: &TelemetryPipeline| tp.status.as_ref().and_then(|s| s.scrape.as_ref()).map(|s| s.namespaces.clone());
+    let tp =
+        wait_obj("shop discovered", &tps, "main", T, |tp| scraped(tp) == Some(vec!["obs".into(), "shop".into()])).await;
+    assert!(tp.finalizers().iter().any(|f| f == "telemetry.thereview.dev/discovery-bindings"));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "obs").get("main-collector").await.expect("ConfigMap");
+    let cfg: Value = serde_yaml::from_str(&collector_config_of(&cm)).expect("yaml");
+    assert_eq!(
+        cfg.pointer("/receivers/prometheus/config/scrape_configs/0/kubernetes_sd_configs/0/namespaces/names"),
+        Some(&json!(["obs", "shop"]))
+    );
+    let collector = "system:serviceaccount:obs:main-collector";
+    let rb = Api::<RoleBinding>::namespaced(client.clone(), "shop").get("obs.main-collector").await.expect("binding");
+    assert_eq!(rb.role_ref.kind, "ClusterRole");
+    assert!(rb.owner_references().is_empty(), "owner references do not cross namespaces");
+    assert!(may_list_pods(&client, collector, "obs").await && may_list_pods(&client, collector, "shop").await);
+    assert!(!may_list_pods(&client, collector, "elsewhere").await, "no consent, no discovery");
+    let shop: Api<InstrumentedService> = Api::namespaced(client.clone(), "shop");
+    wait_obj("shop ScrapeConfigured", &shop, "app", T, |i| {
+        isvc_condition(i, "ScrapeConfigured").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let d = Api::<Deployment>::namespaced(client.clone(), "shop").get("app").await.expect("deployment");
+    assert_eq!(template_annotations(&d).get("prometheus.io/scrape").map(String::as_str), Some("true"));
+    let elsewhere: Api<InstrumentedService> = Api::namespaced(client.clone(), "elsewhere");
+    wait_obj("elsewhere refused", &elsewhere, "app", T, |i| {
+        isvc_condition(i, "Injected").is_some_and(|c| c.1 == "NotAllowed")
+    })
+    .await;
+    // OTLP is admitted from the pipeline's own namespace and the consenting one, not from elsewhere.
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), "obs").get("main-collector").await.expect("policy");
+    let rules = serde_json::to_value(policy.spec.and_then(|s| s.ingress)).expect("json");
+    assert_eq!(rules.pointer("/0/from/0/namespaceSelector/matchExpressions/0/values"), Some(&json!(["obs", "shop"])));
+
+    // Metrics turned off there: the binding goes, and with the last one the finalizer.
+    apply_as(&client, "shop", USER, &attach("shop", false)).await.expect("metrics off");
+    let tp = wait_obj("shop no longer scraped", &tps, "main", T, |tp| scraped(tp) == Some(vec!["obs".into()])).await;
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "shop");
+    assert!(bindings.get_opt("obs.main-collector").await.expect("get").is_none());
+    assert!(!may_list_pods(&client, collector, "shop").await);
+    assert!(tp.finalizers().is_empty(), "no binding elsewhere, nothing to guard: {:?}", tp.finalizers());
+
+    // Deleting the pipeline removes its binding in the other namespace (here no garbage collector
+    // runs, so only the operator's finalizer handling can remove it).
+    apply_as(&client, "shop", USER, &attach("shop", true)).await.expect("metrics on");
+    wait_obj("shop discovered again", &tps, "main", T, |tp| scraped(tp) == Some(vec!["obs".into(), "shop".into()]))
+        .await;
+    wait_obj("binding back", &bindings, "obs.main-collector", T, |_| true).await;
+    tps.delete("main", &DeleteParams::background()).await.expect("delete");
+    wait_gone("pipeline deleted", &tps, "main", T).await;
+    assert!(bindings.get_opt("obs.main-collector").await.expect("get").is_none());
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The env entries of the first container of a Deployment's pod template, in order.
 fn env_entries(d: &Deployment) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
@@ -987,6 +1124,7 @@ fn rendered_variants() -> Vec<(String, Vec<String>)> {
                 spec,
                 memory_limit_bytes: Some(256 << 20),
                 live_replicas: None,
+                scrape_namespaces: &[],
             });
             let env = config::secret_refs(spec).into_iter().map(|(name, _)| name).collect();
             (config::to_yaml(&cfg).expect("yaml"), env)
@@ -1697,7 +1835,8 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
     assert!(yaml.contains("field: spec.nodeName=${env:K8S_NODE_NAME}"), "{yaml}");
     assert!(!yaml.contains("hashmod"), "{yaml}");
     wait_obj("agent scrapes per node", &tps, "agent", T, |tp| {
-        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::PerNode, shards: None })
+        scrape_status(tp)
+            == Some(ScrapeStatus { mode: ScrapeMode::PerNode, shards: None, namespaces: vec![ns.clone()] })
     })
     .await;
     // Static targets are not node-local: refused at apply time, naming the field.
@@ -1738,7 +1877,8 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
         assert!(yaml.contains(line), "{line} in {yaml}");
     }
     wait_obj("gw sharded by 3", &tps, "gw", T, |tp| {
-        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(3) })
+        scrape_status(tp)
+            == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(3), namespaces: vec![ns.clone()] })
     })
     .await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
@@ -1752,7 +1892,8 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
     wait_obj("gw Deployment", &deploys, "gw-collector", T, |_| true).await;
     wait_gone("gw StatefulSet", &stss, "gw-collector", T).await;
     wait_obj("gw single", &tps, "gw", T, |tp| {
-        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Single, shards: Some(1) })
+        scrape_status(tp)
+            == Some(ScrapeStatus { mode: ScrapeMode::Single, shards: Some(1), namespaces: vec![ns.clone()] })
     })
     .await;
     let yaml = collector_config_of(&configs.get("gw-collector").await.expect("ConfigMap"));
@@ -1778,7 +1919,8 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
     let hpa = wait_obj("edge HPA", &hpas, "edge-collector", T, |_| true).await;
     assert_eq!(hpa.spec.scale_target_ref.kind, "StatefulSet");
     wait_obj("edge sharded by its one replica", &tps, "edge", T, |tp| {
-        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(1) })
+        scrape_status(tp)
+            == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(1), namespaces: vec![ns.clone()] })
     })
     .await;
     let hpa_manager = PatchParams { field_manager: Some("horizontal-pod-autoscaler".into()), ..PatchParams::default() };
@@ -1787,7 +1929,8 @@ async fn scraping_is_divided_per_node_and_by_shard_and_the_shards_follow_the_hpa
         .expect("scale as the HPA does");
     wait_obj("modulus 4", &configs, "edge-collector", T, |cm| collector_config_of(cm).contains("modulus: 4")).await;
     wait_obj("edge sharded by 4", &tps, "edge", T, |tp| {
-        scrape_status(tp) == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(4) })
+        scrape_status(tp)
+            == Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(4), namespaces: vec![ns.clone()] })
     })
     .await;
     let sts = stss.get("edge-collector").await.expect("edge StatefulSet");

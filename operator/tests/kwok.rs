@@ -11,10 +11,12 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams};
 use kube::{Client, ResourceExt};
+use telemetry_operator::context::Config;
 use telemetry_operator::crd::{InstrumentedService, TelemetryPipeline};
 use telemetry_tests::{kwok, tool, wait_for};
 use tokio::sync::{RwLock, RwLockReadGuard};
@@ -70,7 +72,8 @@ async fn pipeline_becomes_ready_and_its_children_are_garbage_collected() {
     wait_gone("Service collected", &Api::<Service>::namespaced(client.clone(), &ns), "main-collector", T).await;
     wait_gone("ServiceAccount collected", &Api::<ServiceAccount>::namespaced(client.clone(), &ns), "main-collector", T)
         .await;
-    wait_gone("Role collected", &Api::<Role>::namespaced(client.clone(), &ns), "main-collector", T).await;
+    wait_gone("NetworkPolicy collected", &Api::<NetworkPolicy>::namespaced(client.clone(), &ns), "main-collector", T)
+        .await;
     wait_gone("RoleBinding collected", &Api::<RoleBinding>::namespaced(client.clone(), &ns), "main-collector", T).await;
 }
 
@@ -181,7 +184,12 @@ async fn helm_install_waits_for_the_operator_and_uninstall_leaves_nothing() {
     .expect("config");
     config.auth_info.impersonate = Some(format!("system:serviceaccount:{}:op-telemetry-operator", ns.name));
     let sa_client = Client::try_from(config).expect("impersonating client");
-    let op = start_operator(&sa_client, &ns.name);
+    // As the chart's Deployment runs it: binding the release's discovery ClusterRole.
+    let config = Config {
+        discovery_role: "ClusterRole/op-telemetry-operator-collector-discovery".parse().expect("role"),
+        ..Config::default()
+    };
+    let op = start_operator_with(&sa_client, &ns.name, config);
     for file in ["pipeline.yaml", "reviews-deployment.yaml", "instrumented-service.yaml"] {
         apply_example(&client, &ns.name, file).await;
     }
@@ -221,6 +229,8 @@ async fn helm_install_waits_for_the_operator_and_uninstall_leaves_nothing() {
     }
     let name = "op-telemetry-operator";
     assert!(Api::<ClusterRole>::all(client.clone()).get_opt(name).await.expect("get").is_none());
+    let discovery = "op-telemetry-operator-collector-discovery";
+    assert!(Api::<ClusterRole>::all(client.clone()).get_opt(discovery).await.expect("get").is_none());
     assert!(Api::<ClusterRoleBinding>::all(client.clone()).get_opt(name).await.expect("get").is_none());
     wait_gone("operator Deployment", &Api::<Deployment>::namespaced(client.clone(), &ns.name), name, T).await;
     let leftover = |items: Vec<String>| items.into_iter().filter(|n| n.starts_with("op-")).collect::<Vec<_>>();
@@ -248,7 +258,8 @@ async fn a_sharded_gateway_becomes_ready_with_one_pod_per_shard_and_reshards_whe
             "receivers": {"prometheus": {"scrapeInterval": "10s"}}, "exporters": {"debug": {}}}});
     apply_as(&client, &ns, USER, &tp).await.expect("pipeline");
     let tps: Api<TelemetryPipeline> = Api::namespaced(client.clone(), &ns);
-    let sharded = |n: i32| Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(n) });
+    let sharded =
+        |n: i32| Some(ScrapeStatus { mode: ScrapeMode::Sharded, shards: Some(n), namespaces: vec![ns.clone()] });
     let ready_with = |n: i32| {
         move |tp: &TelemetryPipeline| {
             ready(tp.status.as_ref().map(|s| &s.conditions[..]))
@@ -323,13 +334,31 @@ fn grants(role: &serde_json::Value, resource: &str, verb: &str) -> bool {
 
 #[tokio::test]
 async fn chart_rbac_is_cluster_wide_by_default_and_one_role_with_watch_namespace() {
-    // Default: one ClusterRole with everything (namespaces get for allowedNamespaces selectors).
+    // Default: the operator's ClusterRole (namespaces get for allowedNamespaces selectors) and the
+    // collectors' discovery ClusterRole, which the operator may bind but does not hold.
     let docs = helm_template("rel", &[]).await;
     let crs = of_kind(&docs, "ClusterRole");
-    assert_eq!(crs.len(), 1, "{crs:?}");
+    let named = |name: &str| {
+        crs.iter().copied().find(|r| r["metadata"]["name"] == name).unwrap_or_else(|| panic!("{name} in {crs:?}"))
+    };
+    assert_eq!(crs.len(), 2, "{crs:?}");
+    let operator = named("op-telemetry-operator");
     for (res, verb) in [("secrets", "get"), ("pods", "list"), ("namespaces", "get")] {
-        assert!(grants(crs[0], res, verb), "ClusterRole lacks {res} {verb}");
+        assert!(grants(operator, res, verb), "ClusterRole lacks {res} {verb}");
     }
+    let discovery = named("op-telemetry-operator-collector-discovery");
+    assert_eq!(
+        discovery["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]),
+        "the collectors read pods, nothing else"
+    );
+    let bind = operator["rules"].as_array().into_iter().flatten().find(|r| r["verbs"] == serde_json::json!(["bind"]));
+    let bind = bind.expect("the operator binds the discovery role");
+    assert_eq!(bind["resources"], serde_json::json!(["clusterroles"]));
+    assert_eq!(bind["resourceNames"], serde_json::json!(["op-telemetry-operator-collector-discovery"]));
+    assert!(!operator.to_string().contains("\"roles\""), "the operator writes no Role of its own: {operator}");
+    let deploy = of_kind(&docs, "Deployment")[0].to_string();
+    assert!(deploy.contains("ClusterRole/op-telemetry-operator-collector-discovery"), "{deploy}");
     assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
     assert!(
         of_kind(&docs, "Role")
@@ -347,8 +376,14 @@ async fn chart_rbac_is_cluster_wide_by_default_and_one_role_with_watch_namespace
         }
     }
     assert!(of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty());
-    let roles: Vec<_> = of_kind(&docs, "Role").into_iter().filter(|r| r["metadata"]["namespace"] == "apps").collect();
+    let roles: Vec<_> = of_kind(&docs, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["namespace"] == "apps" && r["metadata"]["name"] == "op-telemetry-operator")
+        .collect();
     assert_eq!(roles.len(), 1, "{roles:?}");
+    // The collectors' discovery role is a Role there too (a namespace admin can install the chart).
+    assert!(of_kind(&docs, "Role").iter().any(|r| r["metadata"]["namespace"] == "apps"
+        && r["metadata"]["name"] == "op-telemetry-operator-collector-discovery"));
     for (res, verb) in [("secrets", "get"), ("pods", "list"), ("pods", "watch"), ("configmaps", "watch")] {
         assert!(grants(roles[0], res, verb), "the Role in the watched namespace lacks {res} {verb}");
     }
@@ -361,6 +396,7 @@ async fn chart_rbac_is_cluster_wide_by_default_and_one_role_with_watch_namespace
     // The operator, the uninstall hook and leader election are unchanged: same env, same Lease Role.
     let deploy = of_kind(&docs, "Deployment")[0].to_string();
     assert!(deploy.contains("WATCH_NAMESPACE") && deploy.contains("\"apps\""), "{deploy}");
+    assert!(deploy.contains("Role/op-telemetry-operator-collector-discovery"), "{deploy}");
     assert!(of_kind(&docs, "Role").iter().any(|r| r["metadata"]["namespace"] == "rel"
         && r["metadata"]["name"].as_str().unwrap_or_default().ends_with("-leader-election")));
 }
@@ -407,7 +443,11 @@ async fn with_watch_namespace_the_chart_rbac_is_enough_and_reaches_no_other_name
     assert!(matches!(&secret, Err(kube::Error::Api(s)) if s.code == 403), "{secret:?}");
 
     // The controllers under that RBAC: a pipeline and an injection in the watched namespace work.
-    let op = start_operator(&sa_client, &ns);
+    let config = Config {
+        discovery_role: "Role/op-telemetry-operator-collector-discovery".parse().expect("role"),
+        ..Config::default()
+    };
+    let op = start_operator_with(&sa_client, &ns, config);
     for file in ["pipeline.yaml", "reviews-deployment.yaml", "instrumented-service.yaml"] {
         apply_example(&client, &ns, file).await;
     }
@@ -421,6 +461,21 @@ async fn with_watch_namespace_the_chart_rbac_is_enough_and_reaches_no_other_name
         ready(i.status.as_ref().map(|s| &s.conditions[..]))
     })
     .await;
+    // The operator bound the chart's discovery Role (it holds `bind` on it, and pods access of its own
+    // only for its collectors' health): the collector reads pods here and nowhere else.
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kwok().await.kubeconfig()).expect("kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("config");
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:main-collector"));
+    let collector = Client::try_from(config).expect("impersonating client");
+    Api::<Pod>::namespaced(collector.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .expect("the collector lists pods here");
+    assert!(forbidden(Api::<Pod>::namespaced(collector, &other).list(&Default::default()).await));
     // A pipeline of another namespace is out of reach: a refusal naming the field, not a retried error.
     let isvc = serde_json::json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
         "metadata": {"name": "elsewhere"}, "spec": {"pipelineRef": {"name": "main", "namespace": other},

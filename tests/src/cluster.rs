@@ -61,11 +61,27 @@ pub async fn node() -> &'static Cluster {
     shared(&NODE, "node").await
 }
 
+/// An etcd + kube-apiserver control plane of one test's own, for tests whose subject acts on every
+/// namespace (a cluster-wide operator) and so cannot share the binary's control plane with tests
+/// running beside it. Stopped when dropped (and, like every cluster, when the process exits).
+pub async fn private_apiserver() -> Cluster {
+    tokio::task::spawn_blocking(|| Cluster::start("apiserver")).await.expect("the cluster start-up task does not panic")
+}
+
 async fn shared(cell: &'static OnceLock<Cluster>, kind: &'static str) -> &'static Cluster {
     // Starting blocks on the script's output; tests of other runtimes wait on the lock.
     tokio::task::spawn_blocking(move || cell.get_or_init(|| Cluster::start(kind)))
         .await
         .expect("the cluster start-up task does not panic")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGTERM, so tools/cluster.sh stops its processes and removes its state (only private
+        // clusters are ever dropped; the shared ones live in statics).
+        let _ = Command::new("kill").arg("-TERM").arg(self._script.id().to_string()).status();
+        let _ = self._script.wait();
+    }
 }
 
 impl Cluster {

@@ -27,7 +27,7 @@ mod supervise;
 mod tools;
 mod wait;
 
-pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node};
+pub use cluster::{Cluster, TestNamespace, apiserver, kwok, node, private_apiserver};
 pub use dashboards::{DashboardQuery, dashboard_queries, dashboards, metric_names};
 pub use examples::local_only_example_pipeline;
 pub use tools::{python, repo_root, tool, tools_bin};

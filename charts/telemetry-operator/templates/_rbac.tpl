@@ -47,15 +47,33 @@ namespace only (watchNamespace set). The uninstall hook runs as the same Service
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get"]
-  # The collector's pod-discovery Role; RBAC requires holding what a Role grants.
+  # The collectors' pod discovery: RoleBindings of the chart's discovery role (templates/
+  # collector-discovery.yaml), one per namespace a pipeline scrapes; listed and deleted to prune those
+  # no longer wanted. The operator binds that one role (`bind`, below) without holding what it grants.
   - apiGroups: ["rbac.authorization.k8s.io"]
-    resources: ["roles", "rolebindings"]
-    verbs: ["get", "create", "patch"]
+    resources: ["rolebindings"]
+    verbs: ["get", "list", "create", "patch", "delete"]
+  # Collector pods are watched for the rollout's health (image pull errors, crash loops).
   - apiGroups: [""]
     resources: ["pods"]
     verbs: ["get", "list", "watch"]
+  # A pipeline's NetworkPolicy (OTLP only from the namespaces that may send to it).
+  - apiGroups: ["networking.k8s.io"]
+    resources: ["networkpolicies"]
+    verbs: ["get", "create", "patch", "delete"]
   # Events on the reconciled objects.
   - apiGroups: ["events.k8s.io"]
     resources: ["events"]
     verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+The discovery role: its kind (a ClusterRole for a cluster-wide install, a Role in the watched
+namespace for a namespaced one, so a namespace admin can install the chart) and name.
+*/}}
+{{- define "telemetry-operator.discoveryRoleKind" -}}
+{{- if .Values.watchNamespace }}Role{{ else }}ClusterRole{{ end -}}
+{{- end }}
+{{- define "telemetry-operator.discoveryRoleName" -}}
+{{ include "telemetry-operator.fullname" . }}-collector-discovery
 {{- end }}
