@@ -18,7 +18,7 @@ use k8s_openapi::api::apps::v1::{DaemonSetUpdateStrategy, RollingUpdateDaemonSet
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::{AgentEndpoint, Endpoints, PipelineMode, TelemetryPipeline, TelemetryPipelineSpec};
-use crate::resources;
+use crate::names;
 
 /// Env var carrying the node's IP in an attached workload (downward API `status.hostIP`); the name
 /// the OpenTelemetry Operator uses for the same purpose.
@@ -80,7 +80,7 @@ pub struct AppEndpoints {
 pub fn app_endpoints(tp: &TelemetryPipeline) -> AppEndpoints {
     let spec = &tp.spec;
     match endpoint_choice(spec) {
-        AgentEndpoint::Service => AppEndpoints { urls: resources::endpoints(tp), node_ip: false },
+        AgentEndpoint::Service => AppEndpoints { urls: names::endpoints(tp), node_ip: false },
         AgentEndpoint::NodeIp => {
             // A `$(VAR)` reference, expanded by the kubelet when it starts the container.
             let host = format!("$({NODE_IP_ENV})");
@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(eps.urls.http, "http://$(OTEL_NODE_IP):4318");
 
         let service = tp("mode: daemonset\nagent: {hostPort: true, endpoint: Service}\nexporters: {debug: {}}");
-        assert_eq!(app_endpoints(&service), AppEndpoints { urls: resources::endpoints(&service), node_ip: false });
+        assert_eq!(app_endpoints(&service), AppEndpoints { urls: names::endpoints(&service), node_ip: false });
 
         // Without host ports nothing listens on the node's IP: the Service, node-local by its policy.
         let plain = tp("mode: daemonset\nexporters: {debug: {}}");

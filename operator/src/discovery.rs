@@ -22,7 +22,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::config::{PIPELINE_LABEL, PIPELINE_NS_LABEL};
 use crate::crd::{InstrumentedService, TelemetryPipeline};
-use crate::resources::{MANAGED_BY, child_name, labels};
+use crate::names::{MANAGED_BY, child_name, labels};
 
 /// Held by a pipeline while RoleBindings of it exist in other namespaces, so its deletion removes them.
 pub const FINALIZER: &str = "telemetry.thereview.dev/discovery-bindings";
@@ -242,8 +242,8 @@ mod tests {
     fn the_role_flag_names_kind_and_name() {
         assert_eq!("Role/discovery".parse(), Ok(DiscoveryRole { kind: RoleKind::Role, name: "discovery".into() }));
         assert_eq!(DiscoveryRole::default().to_string(), "ClusterRole/telemetry-operator-collector-discovery");
-        assert!("discovery".parse::<DiscoveryRole>().unwrap_err().contains("ClusterRole/<name>"));
-        assert!("Group/x".parse::<DiscoveryRole>().unwrap_err().contains("ClusterRole or Role"));
+        assert!("discovery".parse::<DiscoveryRole>().expect_err("no kind").contains("ClusterRole/<name>"));
+        assert!("Group/x".parse::<DiscoveryRole>().expect_err("bad kind").contains("ClusterRole or Role"));
         assert!("Role/".parse::<DiscoveryRole>().is_err());
     }
 }

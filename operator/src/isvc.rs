@@ -228,6 +228,242 @@ async fn not_injected(
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
+/// What the workload sets itself, merged with the injection ("merge, don't fight").
+#[derive(Debug)]
+struct AppValues {
+    /// An `OTEL_SERVICE_NAME` the workload sets: it wins over ours and is reported.
+    app_service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES` values another manager owns now.
+    live_attrs: Vec<AppEnvValue>,
+    /// The workload's own resource attributes to merge into (live, else recorded).
+    app_attrs: Vec<AppEnvValue>,
+    /// Per container, the merged `OTEL_RESOURCE_ATTRIBUTES` to apply.
+    merged: BTreeMap<String, String>,
+}
+
+/// Adopts the workload's own service name into `inj` and merges its resource attributes with ours
+/// (see `inject::merge_resource_attributes` for who wins on a key both set). `recorded`: the app's
+/// values recorded when we merged into this same workload before.
+fn merge_with_app(
+    inj: &mut inject::Injection,
+    workload: &DynamicObject,
+    containers: &[String],
+    recorded: &[AppEnvValue],
+) -> AppValues {
+    let app_service_name =
+        inject::app_set_env(&workload.data, workload.managed_fields(), containers, inject::SERVICE_NAME_ENV);
+    if let Some(theirs) = &app_service_name {
+        for (_, v) in inj.env.iter_mut().filter(|(n, _)| n == inject::SERVICE_NAME_ENV) {
+            *v = inject::EnvValue::Literal(theirs.clone());
+        }
+    }
+    let ours_attrs = inj.literal(inject::RESOURCE_ATTRIBUTES_ENV).unwrap_or("").to_string();
+    let live_attrs =
+        inject::app_owned_env(&workload.data, workload.managed_fields(), containers, inject::RESOURCE_ATTRIBUTES_ENV);
+    let app_attrs = app_attributes(&live_attrs, recorded, &workload.data, containers);
+    let merged = app_attrs
+        .iter()
+        .map(|a| (a.container.clone(), inject::merge_resource_attributes(&a.value, &ours_attrs)))
+        .collect();
+    AppValues { app_service_name, live_attrs, app_attrs, merged }
+}
+
+/// The target workload and the containers to inject into (`spec.target.container`, else all).
+async fn target_workload(
+    api: &Api<DynamicObject>,
+    isvc: &InstrumentedService,
+    ns: &str,
+) -> Result<std::result::Result<(DynamicObject, Vec<String>), Refusal>> {
+    let target = &isvc.spec.target;
+    let Some(workload) = api.get_opt(&target.name).await? else {
+        let message = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);
+        return Ok(Err(Refusal { reason: "TargetNotFound", message, remove: false }));
+    };
+    let all_containers: Vec<String> = workload
+        .data
+        .pointer("/spec/template/spec/containers")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+        .collect();
+    Ok(match inject::select_containers(&all_containers, target.container.as_deref()) {
+        Ok(containers) => Ok((workload, containers)),
+        Err(message) => Err(Refusal { reason: "ContainerNotFound", message, remove: true }),
+    })
+}
+
+/// Why an InstrumentedService cannot be injected, and whether its injection is taken back.
+#[derive(Debug)]
+struct Refusal {
+    reason: &'static str,
+    message: String,
+    remove: bool,
+}
+
+/// The pipeline the InstrumentedService refers to, if it exists, the operator can read it, and it
+/// admits the InstrumentedService's namespace; else the refusal.
+async fn consenting_pipeline(
+    ctx: &Context,
+    isvc: &InstrumentedService,
+    ns: &str,
+) -> Result<std::result::Result<TelemetryPipeline, Refusal>> {
+    let (pns, pname) = pipeline_key(isvc);
+    // From the watch cache (no request per reconcile); a pipeline the cache lacks (outside the
+    // watched namespace, or just created) is read from the API server.
+    let cached = ctx.pipelines.get(&ObjectRef::new(&pname).within(&pns)).map(|p| (*p).clone());
+    let pipeline = match cached {
+        Some(p) => Some(p),
+        None => match Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await {
+            // Installed with watchNamespace, the operator holds RBAC in that namespace only: a pipeline
+            // elsewhere is out of its reach, which is a refusal, not an error to retry.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                let message = format!(
+                    "spec.pipelineRef: TelemetryPipeline {pns}/{pname} is out of the operator's reach (its RBAC \
+                     does not cover namespace {pns:?}, e.g. the chart was installed with watchNamespace)"
+                );
+                return Ok(Err(Refusal { reason: "Forbidden", message, remove: true }));
+            }
+            r => r?,
+        },
+    };
+    let Some(pipeline) = pipeline else {
+        let message = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
+        let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
+        return Ok(Err(Refusal { reason: "PipelineNotFound", message, remove }));
+    };
+    // Another namespace's pipeline only with its consent (spec.allowedNamespaces); a withdrawn consent
+    // takes the injection back.
+    let labels = if consent::needs_labels(&pipeline, &pns, ns) {
+        let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await?;
+        namespace.and_then(|n| n.metadata.labels).unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    if let Some(message) = consent::refusal(&pipeline, &pns, ns, &labels) {
+        return Ok(Err(Refusal { reason: "NotAllowed", message, remove: true }));
+    }
+    Ok(Ok(pipeline))
+}
+
+/// Applies the injection to the workload with the injector's field manager. Without `force`, so a
+/// field another manager owns with a different value is a reported conflict (`Err` with the
+/// message), not silently taken over; except the app's own resource attributes, which we merge
+/// with ours and take over only after a dry run co-owning them as they are shows no true conflict
+/// (the record of the app's part, from `record`, is saved first so it is never lost).
+#[allow(clippy::too_many_arguments)]
+async fn patch_workload(
+    ctx: &Context,
+    isvc: &InstrumentedService,
+    api: &Api<DynamicObject>,
+    containers: &[String],
+    inj: &inject::Injection,
+    merged: &BTreeMap<String, String>,
+    live_attrs: &[AppEnvValue],
+    status: &mut InstrumentedServiceStatus,
+    record: impl FnOnce() -> InjectedTarget,
+) -> Result<std::result::Result<DynamicObject, String>> {
+    let target = &isvc.spec.target;
+    let conflict = |s: &kube::core::Status| format!("spec.target: fields are owned by another manager: {}", s.message);
+    let take_over = live_attrs.iter().any(|a| merged.get(&a.container) != Some(&a.value));
+    if take_over {
+        let theirs: BTreeMap<String, String> = merged
+            .iter()
+            .map(|(c, m)| (c.clone(), live_attrs.iter().find(|a| &a.container == c).map_or(m, |a| &a.value).clone()))
+            .collect();
+        let probe = inject::apply_patch(target.kind, &target.name, containers, inj, &theirs);
+        let pp = PatchParams { dry_run: true, ..PatchParams::apply(INJECTOR_MANAGER) };
+        match api.patch(&target.name, &pp, &Patch::Apply(&probe)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Err(conflict(&s))),
+            Err(e) => return Err(e.into()),
+        }
+        status.injected_target = Some(record());
+        patch_status(ctx, isvc, status).await?;
+    }
+    let patch = inject::apply_patch(target.kind, &target.name, containers, inj, merged);
+    let pp =
+        if take_over { PatchParams::apply(INJECTOR_MANAGER).force() } else { PatchParams::apply(INJECTOR_MANAGER) };
+    match api.patch(&target.name, &pp, &Patch::Apply(&patch)).await {
+        Ok(p) => Ok(Ok(p)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Err(conflict(&s))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `Injected` condition's message: where the workload is wired, and what of its own was kept.
+fn injected_message(
+    isvc: &InstrumentedService,
+    (pns, pname): (&str, &str),
+    node_ip: bool,
+    app_service_name: Option<&str>,
+    app_attrs: &[AppEnvValue],
+) -> String {
+    let target = &isvc.spec.target;
+    let mut msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
+    if node_ip {
+        msg.push_str(&format!(
+            " through the node's IP ({} from status.hostIP, the agent's host port)",
+            agent::NODE_IP_ENV
+        ));
+    }
+    if let Some(name) = app_service_name {
+        msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
+    }
+    if !app_attrs.is_empty() {
+        let by = app_attrs.iter().map(|a| format!("{} (container {})", a.manager, a.container)).collect::<Vec<_>>();
+        msg.push_str(&format!(
+            "; {} set by the workload merged with ours (its values win, except on k8s.* keys): {}",
+            inject::RESOURCE_ATTRIBUTES_ENV,
+            by.join(", ")
+        ));
+    }
+    msg
+}
+
+/// Sets `ScrapeConfigured` and, from it, `Ready` and the kstatus pair (an InstrumentedService without
+/// metrics is ready once injected).
+fn set_scrape_and_ready(
+    status: &mut InstrumentedServiceStatus,
+    metrics_on: bool,
+    (scrape_ok, scrape_reason, scrape_msg): (bool, &'static str, String),
+    generation: Option<i64>,
+) {
+    conditions::set(&mut status.conditions, "ScrapeConfigured", scrape_ok, scrape_reason, &scrape_msg, generation);
+    let ready = !metrics_on || scrape_ok;
+    let ready_msg = if ready { String::new() } else { scrape_msg };
+    let reason = if ready { "Ready" } else { scrape_reason };
+    conditions::set(&mut status.conditions, "Ready", ready, reason, &ready_msg, generation);
+    set_kstatus(status, (!ready).then_some((scrape_reason, ready_msg.as_str())), generation);
+}
+
+/// The `ScrapeConfigured` condition: status, reason and message. `discovered`: the pipeline
+/// discovers pods in the InstrumentedService's namespace (always true in its own).
+fn scrape_condition(
+    metrics_on: bool,
+    prometheus: bool,
+    discovered: bool,
+    (pns, pname): (&str, &str),
+    ns: &str,
+) -> (bool, &'static str, String) {
+    match (metrics_on, prometheus, discovered) {
+        (false, _, _) => (false, "MetricsDisabled", "spec.metrics is not enabled".to_string()),
+        (true, false, _) => (
+            false,
+            "PipelineDoesNotScrape",
+            format!("TelemetryPipeline {pns}/{pname} has no Prometheus receiver enabled"),
+        ),
+        (true, true, false) => (
+            false,
+            "WaitingForPipeline",
+            format!(
+                "TelemetryPipeline {pns}/{pname} does not discover pods in namespace {ns:?} yet (its status.scrape.namespaces)"
+            ),
+        ),
+        (true, true, true) => (true, "Configured", String::new()),
+    }
+}
+
 async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Result<Action> {
     let ns = isvc.namespace().ok_or_else(|| Error::MissingNamespace(isvc.name_any()))?;
     let generation = isvc.metadata.generation;
@@ -254,58 +490,20 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
     }
     let (pns, pname) = pipeline_key(&isvc);
-    // From the watch cache (no request per reconcile); a pipeline the cache lacks (outside the
-    // watched namespace, or just created) is read from the API server.
-    let cached = ctx.pipelines.get(&ObjectRef::new(&pname).within(&pns)).map(|p| (*p).clone());
-    let pipeline = match cached {
-        Some(p) => Some(p),
-        None => match Api::<TelemetryPipeline>::namespaced(ctx.client.clone(), &pns).get_opt(&pname).await {
-            // Installed with watchNamespace, the operator holds RBAC in that namespace only: a pipeline
-            // elsewhere is out of its reach, which is a refusal, not an error to retry.
-            Err(kube::Error::Api(s)) if s.code == 403 => {
-                let msg = format!(
-                    "spec.pipelineRef: TelemetryPipeline {pns}/{pname} is out of the operator's reach (its RBAC \
-                     does not cover namespace {pns:?}, e.g. the chart was installed with watchNamespace)"
-                );
-                return not_injected(ctx, &isvc, status, "Forbidden", msg, true).await;
-            }
-            r => r?,
-        },
+    let pipeline = match consenting_pipeline(ctx, &isvc, &ns).await? {
+        Ok(p) => p,
+        Err(r) => return not_injected(ctx, &isvc, status, r.reason, r.message, r.remove).await,
     };
-    let Some(pipeline) = pipeline else {
-        let msg = format!("spec.pipelineRef: TelemetryPipeline {pns}/{pname} not found");
-        let remove = isvc.spec.on_pipeline_missing == PipelineMissingPolicy::Remove;
-        return not_injected(ctx, &isvc, status, "PipelineNotFound", msg, remove).await;
-    };
-    // Another namespace's pipeline only with its consent (spec.allowedNamespaces); a withdrawn consent
-    // takes the injection back.
-    let labels = if consent::needs_labels(&pipeline, &pns, &ns) {
-        let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(&ns).await?;
-        namespace.and_then(|n| n.metadata.labels).unwrap_or_default()
-    } else {
-        BTreeMap::new()
-    };
-    if let Some(msg) = consent::refusal(&pipeline, &pns, &ns, &labels) {
-        return not_injected(ctx, &isvc, status, "NotAllowed", msg, true).await;
-    }
     let api = target_api(ctx, &ns, target.kind);
-    let Some(workload) = api.get_opt(&target.name).await? else {
-        let msg = format!("spec.target: {} {ns}/{} not found", target.kind.as_str(), target.name);
-        // The workload is gone and our fields with it.
-        status.injected_target = None;
-        return not_injected(ctx, &isvc, status, "TargetNotFound", msg, false).await;
-    };
-    let all_containers: Vec<String> = workload
-        .data
-        .pointer("/spec/template/spec/containers")
-        .and_then(|c| c.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
-        .collect();
-    let containers = match inject::select_containers(&all_containers, target.container.as_deref()) {
-        Ok(c) => c,
-        Err(msg) => return not_injected(ctx, &isvc, status, "ContainerNotFound", msg, true).await,
+    let (workload, containers) = match target_workload(&api, &isvc, &ns).await? {
+        Ok(found) => found,
+        Err(r) => {
+            if r.reason == "TargetNotFound" {
+                // The workload is gone and our fields with it.
+                status.injected_target = None;
+            }
+            return not_injected(ctx, &isvc, status, r.reason, r.message, r.remove).await;
+        }
     };
 
     let prometheus = pipeline.spec.receivers.prometheus.as_ref().is_some_and(|p| p.enabled);
@@ -314,79 +512,30 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
     // has bound its discovery role there (reported in its status.scrape.namespaces).
     let scrape = prometheus;
     let discovered = pns == ns
-        || pipeline
-            .status
-            .as_ref()
-            .and_then(|s| s.scrape.as_ref())
-            .is_some_and(|s| s.namespaces.iter().any(|n| *n == ns));
+        || pipeline.status.as_ref().and_then(|s| s.scrape.as_ref()).is_some_and(|s| s.namespaces.contains(&ns));
     let endpoints = agent::app_endpoints(&pipeline);
     let mut inj = inject::injection(&isvc, &ns, (&pns, &pname), &endpoints, scrape);
-    // Merge, don't fight: a service name the workload sets itself wins over ours and is reported.
-    let app_service_name =
-        inject::app_set_env(&workload.data, workload.managed_fields(), &containers, inject::SERVICE_NAME_ENV);
-    if let Some(theirs) = &app_service_name {
-        for (_, v) in inj.env.iter_mut().filter(|(n, _)| n == inject::SERVICE_NAME_ENV) {
-            *v = inject::EnvValue::Literal(theirs.clone());
-        }
-    }
-    // Merge, don't fight: the workload's own resource attributes are merged with ours (see
-    // `inject::merge_resource_attributes` for who wins on a key both set).
-    let ours_attrs = inj.literal(inject::RESOURCE_ATTRIBUTES_ENV).map(str::to_string);
-    let live_attrs =
-        inject::app_owned_env(&workload.data, workload.managed_fields(), &containers, inject::RESOURCE_ATTRIBUTES_ENV);
     let recorded = status
         .injected_target
         .as_ref()
         .filter(|t| workload.metadata.uid.as_deref() == Some(t.uid.as_str()))
         .map(|t| t.app_resource_attributes.clone())
         .unwrap_or_default();
-    let app_attrs = app_attributes(&live_attrs, &recorded, &workload.data, &containers);
-    let merged: BTreeMap<String, String> = app_attrs
-        .iter()
-        .map(|a| {
-            (a.container.clone(), inject::merge_resource_attributes(&a.value, ours_attrs.as_deref().unwrap_or("")))
-        })
-        .collect();
-    let patch = inject::apply_patch(target.kind, &target.name, &containers, &inj, &merged);
-    // Taking over a value another manager owns needs `force`; everything else must still not be
-    // forced. So first a dry run co-owning the app's values exactly as they are: a conflict there is
-    // a true one, on a field we must own.
-    let take_over = live_attrs.iter().any(|a| merged.get(&a.container) != Some(&a.value));
-    if take_over {
-        let theirs: BTreeMap<String, String> = merged
-            .iter()
-            .map(|(c, m)| (c.clone(), live_attrs.iter().find(|a| &a.container == c).map_or(m, |a| &a.value).clone()))
-            .collect();
-        let probe = inject::apply_patch(target.kind, &target.name, &containers, &inj, &theirs);
-        let pp = PatchParams { dry_run: true, ..PatchParams::apply(INJECTOR_MANAGER) };
-        match api.patch(&target.name, &pp, &Patch::Apply(&probe)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let msg = format!("spec.target: fields are owned by another manager: {}", s.message);
-                return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        // Recorded before the value is taken over, so the app's part is never lost.
-        status.injected_target = Some(InjectedTarget {
+    let AppValues { app_service_name, live_attrs, app_attrs, merged } =
+        merge_with_app(&mut inj, &workload, &containers, &recorded);
+    let workload_uid = workload.metadata.uid.clone().unwrap_or_default();
+    let patched = match patch_workload(ctx, &isvc, &api, &containers, &inj, &merged, &live_attrs, &mut status, || {
+        InjectedTarget {
             kind: target.kind,
             name: target.name.clone(),
-            uid: workload.metadata.uid.clone().unwrap_or_default(),
+            uid: workload_uid.clone(),
             app_resource_attributes: app_attrs.clone(),
-        });
-        patch_status(ctx, &isvc, &status).await?;
-    }
-    let pp =
-        if take_over { PatchParams::apply(INJECTOR_MANAGER).force() } else { PatchParams::apply(INJECTOR_MANAGER) };
-    // No force otherwise: if another manager owns one of these fields with a different value, we
-    // report the conflict instead of silently taking the field over.
-    let patched = match api.patch(&target.name, &pp, &Patch::Apply(&patch)).await {
-        Ok(p) => p,
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let msg = format!("spec.target: fields are owned by another manager: {}", s.message);
-            return not_injected(ctx, &isvc, status, "Conflict", msg, false).await;
         }
-        Err(e) => return Err(e.into()),
+    })
+    .await?
+    {
+        Ok(p) => p,
+        Err(msg) => return not_injected(ctx, &isvc, status, "Conflict", msg, false).await,
     };
     if let (Some(uid), Some(generation)) = (patched.metadata.uid.as_deref(), patched.metadata.generation) {
         ctx.own_writes.record(uid, generation);
@@ -410,55 +559,12 @@ async fn apply_injection(isvc: Arc<InstrumentedService>, ctx: &Context) -> Resul
         app_resource_attributes: app_attrs.clone(),
     });
     status.message = None;
-    let mut injected_msg = format!("{} {} wired to {pns}/{pname}", target.kind.as_str(), target.name);
-    if endpoints.node_ip {
-        injected_msg.push_str(&format!(
-            " through the node's IP ({} from status.hostIP, the agent's host port)",
-            agent::NODE_IP_ENV
-        ));
-    }
-    if let Some(name) = &app_service_name {
-        injected_msg.push_str(&format!("; {} {name:?} set by the workload is kept", inject::SERVICE_NAME_ENV));
-    }
-    if !app_attrs.is_empty() {
-        let by = app_attrs.iter().map(|a| format!("{} (container {})", a.manager, a.container)).collect::<Vec<_>>();
-        injected_msg.push_str(&format!(
-            "; {} set by the workload merged with ours (its values win, except on k8s.* keys): {}",
-            inject::RESOURCE_ATTRIBUTES_ENV,
-            by.join(", ")
-        ));
-    }
+    let injected_msg =
+        injected_message(&isvc, (&pns, &pname), endpoints.node_ip, app_service_name.as_deref(), &app_attrs);
     status.app_service_name = app_service_name;
     conditions::set(&mut status.conditions, "Injected", true, "Injected", &injected_msg, generation);
-    let (scrape_ok, scrape_reason, scrape_msg) = match (metrics_on, prometheus, pns == ns) {
-        (false, _, _) => (false, "MetricsDisabled", "spec.metrics is not enabled".to_string()),
-        (true, false, _) => (
-            false,
-            "PipelineDoesNotScrape",
-            format!("TelemetryPipeline {pns}/{pname} has no Prometheus receiver enabled"),
-        ),
-        (true, true, false) if !discovered => (
-            false,
-            "WaitingForPipeline",
-            format!(
-                "TelemetryPipeline {pns}/{pname} does not discover pods in namespace {ns:?} yet (its status.scrape.namespaces)"
-            ),
-        ),
-        (true, true, false) => (true, "Configured", String::new()),
-        (true, true, true) => (true, "Configured", String::new()),
-    };
-    conditions::set(&mut status.conditions, "ScrapeConfigured", scrape_ok, scrape_reason, &scrape_msg, generation);
-    let ready = !metrics_on || scrape_ok;
-    let ready_msg = if ready { String::new() } else { scrape_msg.clone() };
-    conditions::set(
-        &mut status.conditions,
-        "Ready",
-        ready,
-        if ready { "Ready" } else { scrape_reason },
-        &ready_msg,
-        generation,
-    );
-    set_kstatus(&mut status, (!ready).then_some((scrape_reason, ready_msg.as_str())), generation);
+    let scrape = scrape_condition(metrics_on, prometheus, discovered, (&pns, &pname), &ns);
+    set_scrape_and_ready(&mut status, metrics_on, scrape, generation);
     patch_status(ctx, &isvc, &status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -17,7 +17,7 @@ use kube::ResourceExt;
 
 use crate::config::{HEALTH_PORT, SELF_METRICS_PORT};
 use crate::crd::{ServiceType, TelemetryPipeline};
-use crate::resources::selector_labels;
+use crate::names::selector_labels;
 
 /// The label every namespace carries with its own name (set by the API server).
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

@@ -45,7 +45,7 @@ pub fn uses_claims(spec: &TelemetryPipelineSpec) -> bool {
 /// The volume size in bytes. The CRD admits only quantities between 16Mi and 1Pi; anything the
 /// parser does not know falls back to the default 1Gi rather than to an unbounded queue.
 pub fn size_bytes(p: &Persistence) -> i64 {
-    crate::resources::quantity_bytes(&Quantity(p.size.clone())).filter(|b| *b > 0).unwrap_or(1 << 30)
+    crate::quantity::quantity_bytes(&Quantity(p.size.clone())).filter(|b| *b > 0).unwrap_or(1 << 30)
 }
 
 /// The byte bound of each OTLP exporter's queue: nine tenths of the volume, shared evenly.
@@ -132,7 +132,7 @@ pub fn claim_templates_key(templates: Option<&[PersistentVolumeClaim]>) -> Vec<(
                 .and_then(|s| s.resources.as_ref())
                 .and_then(|r| r.requests.as_ref())
                 .and_then(|r| r.get("storage"))
-                .and_then(crate::resources::quantity_bytes);
+                .and_then(crate::quantity::quantity_bytes);
             (c.metadata.name.clone().unwrap_or_default(), storage, spec.and_then(|s| s.storage_class_name.clone()))
         })
         .collect()

@@ -29,8 +29,9 @@ use crate::crd::{InstrumentedService, TelemetryPipeline, TelemetryPipelineStatus
 use crate::discovery;
 use crate::error::{Error, Result};
 use crate::guardrails;
+use crate::names;
 use crate::network;
-use crate::resources::{self, Workload, WorkloadKind};
+use crate::resources::{self, Workload};
 use crate::rollout::{self, Rollout};
 use crate::scrape;
 use crate::topology;
@@ -83,15 +84,20 @@ async fn referenced_secrets(
 /// Deletes the pipeline's workloads of the other kinds (after a switch of mode, or between a
 /// Deployment and a StatefulSet when a scraping gateway starts or stops sharding). Before the new
 /// workload is applied, so the old pods are already terminating when the new ones start.
-async fn prune_other_workloads(ctx: &Context, ns: &str, tp: &TelemetryPipeline, keep: WorkloadKind) -> Result<()> {
+async fn prune_other_workloads(
+    ctx: &Context,
+    ns: &str,
+    tp: &TelemetryPipeline,
+    keep: topology::WorkloadKind,
+) -> Result<()> {
     let client = ctx.client.clone();
-    if keep != WorkloadKind::Deployment {
+    if keep != topology::WorkloadKind::Deployment {
         delete_owned(&Api::<Deployment>::namespaced(client.clone(), ns), tp).await?;
     }
-    if keep != WorkloadKind::StatefulSet {
+    if keep != topology::WorkloadKind::StatefulSet {
         delete_owned(&Api::<StatefulSet>::namespaced(client.clone(), ns), tp).await?;
     }
-    if keep != WorkloadKind::DaemonSet {
+    if keep != topology::WorkloadKind::DaemonSet {
         delete_owned(&Api::<DaemonSet>::namespaced(client, ns), tp).await?;
     }
     Ok(())
@@ -108,7 +114,7 @@ async fn delete_if_claim_templates_differ(
     let key = |s: &StatefulSet| {
         crate::persistence::claim_templates_key(s.spec.as_ref().and_then(|s| s.volume_claim_templates.as_deref()))
     };
-    if let Some(live) = api.get_opt(&resources::child_name(&tp.name_any())).await?
+    if let Some(live) = api.get_opt(&names::child_name(&tp.name_any())).await?
         && key(&live) != key(desired)
     {
         info!(pipeline = %tp.name_any(), "queue claims changed: recreating the collector StatefulSet");
@@ -123,7 +129,7 @@ async fn live_replicas(ctx: &Context, ns: &str, tp: &TelemetryPipeline) -> Resul
         return Ok(None);
     }
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.get_opt(&resources::child_name(&tp.name_any())).await?.and_then(|s| s.spec).and_then(|s| s.replicas))
+    Ok(api.get_opt(&names::child_name(&tp.name_any())).await?.and_then(|s| s.spec).and_then(|s| s.replicas))
 }
 
 /// The namespaces a pipeline serves: those admitted to send OTLP to it, and those whose pods it
@@ -236,7 +242,7 @@ async fn delete_owned<K>(api: &Api<K>, tp: &TelemetryPipeline) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let name = resources::child_name(&tp.name_any());
+    let name = names::child_name(&tp.name_any());
     let uid = tp.uid().unwrap_or_default();
     if let Some(obj) = api.get_opt(&name).await?
         && obj.owner_references().iter().any(|r| r.uid == uid)
@@ -249,7 +255,7 @@ where
 /// The collector pods of the pipeline (its workload's selector), for the rollout's health.
 async fn collector_pods(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.list(&ListParams::default().labels(&resources::pod_selector(name))).await?.items)
+    Ok(api.list(&ListParams::default().labels(&names::pod_selector(name))).await?.items)
 }
 
 /// Sets the kstatus pair: `Reconciling` (work in progress) and `Stalled` (cannot progress without a
@@ -296,7 +302,7 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     let mut status = tp.status.clone().unwrap_or_default();
     status.observed_generation = generation;
     status.instrumented_services = attached(&ctx.isvcs.state(), &ns, &name);
-    status.endpoints = Some(resources::endpoints(&tp));
+    status.endpoints = Some(names::endpoints(&tp));
 
     let live_replicas = live_replicas(&ctx, &ns, &tp).await?;
     let served = served_namespaces(&ctx, &ns, &tp).await?;
@@ -318,81 +324,14 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
         ("NotAllowed", refused)
     };
     if !problems.is_empty() {
-        let message = validate::summary(&problems);
-        let new_problem =
-            !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
-        conditions::set(&mut status.conditions, "ConfigValid", false, reason, &message, generation);
-        conditions::set(
-            &mut status.conditions,
-            "Degraded",
-            true,
-            reason,
-            "the last valid configuration keeps running",
-            generation,
-        );
-        conditions::set(&mut status.conditions, "Progressing", false, reason, &message, generation);
-        conditions::set(&mut status.conditions, "Ready", false, reason, &message, generation);
-        set_kstatus(&mut status, None, Some((reason, &message)), generation);
-        patch_status(&ctx, &ns, &name, &status).await?;
-        if new_problem {
-            warn!(pipeline = %format!("{ns}/{name}"), %message, "pipeline refused");
-            let ev = Event {
-                type_: EventType::Warning,
-                reason: reason.into(),
-                note: Some(message.chars().take(1000).collect()),
-                action: "Validate".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&ev, &tp.object_ref(&())).await {
-                warn!(error = %e, "publishing event failed");
-            }
-        }
+        report_refusal(&ctx, &tp, &mut status, reason, &validate::summary(&problems)).await?;
         // Secrets are not watched (that would need cluster-wide Secret access): poll for them.
         return Ok(Action::requeue(Duration::from_secs(15)));
     }
 
     let yaml = config::to_yaml(&cfg)?;
     let hash = config::config_hash(&yaml, &tp.spec);
-    let client = ctx.client.clone();
-    apply(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &resources::service_account(&tp)).await?;
-    bind_discovery(&ctx, &ns, &tp, &served.scraped).await?;
-    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    if ctx.config.network_policies {
-        apply(&policies, &network::network_policy(&tp, resources::child_meta(&tp), &served.senders)).await?;
-    } else {
-        delete_owned(&policies, &tp).await?;
-    }
-    apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &resources::config_map(&tp, &yaml)).await?;
-    let service = resources::service(&tp);
-    apply(&Api::<Service>::namespaced(client.clone(), &ns), &service).await?;
-    let headless = topology::headless(&tp, &service, resources::child_meta(&tp));
-    apply(&Api::<Service>::namespaced(client.clone(), &ns), &headless).await?;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
-    match topology::hpa(&tp, resources::child_meta(&tp)) {
-        Some(hpa) => drop(apply(&hpas, &hpa).await?),
-        None => delete_owned(&hpas, &tp).await?,
-    }
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    match topology::pdb(&tp, resources::child_meta(&tp)) {
-        Some(pdb) => drop(apply(&pdbs, &pdb).await?),
-        None => delete_owned(&pdbs, &tp).await?,
-    }
-    let applied = match resources::workload(&tp, &hash, config::secret_env(&tp.spec), &ctx.config.collector_image) {
-        Workload::Deployment(d) => {
-            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::Deployment).await?;
-            Workload::Deployment(Box::new(apply(&Api::<Deployment>::namespaced(client.clone(), &ns), &d).await?))
-        }
-        Workload::StatefulSet(s) => {
-            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::StatefulSet).await?;
-            let api = Api::<StatefulSet>::namespaced(client.clone(), &ns);
-            delete_if_claim_templates_differ(&api, &tp, &s).await?;
-            Workload::StatefulSet(Box::new(apply(&api, &s).await?))
-        }
-        Workload::DaemonSet(ds) => {
-            prune_other_workloads(&ctx, &ns, &tp, WorkloadKind::DaemonSet).await?;
-            Workload::DaemonSet(Box::new(apply(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &ds).await?))
-        }
-    };
+    let applied = apply_children(&ctx, &ns, &tp, &served, &yaml, &hash).await?;
     if status.config_hash.as_deref() != Some(hash.as_str()) {
         info!(pipeline = %format!("{ns}/{name}"), %hash, "collector configuration rolled out");
     }
@@ -400,24 +339,139 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
     let health = rollout::assess(&applied, &pods, &hash);
     status.ready_replicas = Some(health.ready());
     status.replicas = Some(pods.len() as i32);
-    status.selector = Some(resources::pod_selector(&name));
+    status.selector = Some(names::pod_selector(&name));
     status.config_hash = Some(hash);
     // Reported with the config that carries it, never for a refused one.
     status.scrape = scrape::status(input.scraping(), &served.scraped);
     conditions::set(&mut status.conditions, "ConfigValid", true, "Valid", "", generation);
-    let requeue = match &health {
+    let requeue = report_rollout(&ctx, &tp, &mut status, &health).await;
+    patch_status(&ctx, &ns, &name, &status).await?;
+    // Children are watched, so a rollout wakes us up; the periodic requeue corrects drift of anything else.
+    Ok(Action::requeue(Duration::from_secs(requeue)))
+}
+
+/// Reports a refused pipeline (invalid config or tenant policy): nothing is applied, the last
+/// valid configuration keeps running; a Warning Event the first time this message appears.
+async fn report_refusal(
+    ctx: &Context,
+    tp: &TelemetryPipeline,
+    status: &mut TelemetryPipelineStatus,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let generation = tp.metadata.generation;
+    let new_problem =
+        !status.conditions.iter().any(|c| c.type_ == "ConfigValid" && c.status == "False" && c.message == message);
+    conditions::set(&mut status.conditions, "ConfigValid", false, reason, message, generation);
+    conditions::set(
+        &mut status.conditions,
+        "Degraded",
+        true,
+        reason,
+        "the last valid configuration keeps running",
+        generation,
+    );
+    conditions::set(&mut status.conditions, "Progressing", false, reason, message, generation);
+    conditions::set(&mut status.conditions, "Ready", false, reason, message, generation);
+    set_kstatus(status, None, Some((reason, message)), generation);
+    let (ns, name) = (tp.namespace().unwrap_or_default(), tp.name_any());
+    patch_status(ctx, &ns, &name, status).await?;
+    if new_problem {
+        warn!(pipeline = %format!("{ns}/{name}"), %message, "pipeline refused");
+        publish_warning(ctx, tp, reason, message, "Validate").await;
+    }
+    Ok(())
+}
+
+/// Publishes a Warning Event on the pipeline (a failure to publish is logged, not retried).
+async fn publish_warning(ctx: &Context, tp: &TelemetryPipeline, reason: &str, message: &str, action: &str) {
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &tp.object_ref(&())).await {
+        warn!(error = %e, "publishing event failed");
+    }
+}
+
+/// Applies every child of an accepted pipeline, server-side, and prunes what it no longer wants:
+/// ServiceAccount, discovery RoleBindings, NetworkPolicy, ConfigMap, Services, HPA, PDB and the
+/// collector workload (of the one kind the spec calls for). Returns the applied workload.
+async fn apply_children(
+    ctx: &Context,
+    ns: &str,
+    tp: &TelemetryPipeline,
+    served: &Served,
+    yaml: &str,
+    hash: &str,
+) -> Result<Workload> {
+    let client = ctx.client.clone();
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &resources::service_account(tp)).await?;
+    bind_discovery(ctx, ns, tp, &served.scraped).await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    if ctx.config.network_policies {
+        apply(&policies, &network::network_policy(tp, resources::child_meta(tp), &served.senders)).await?;
+    } else {
+        delete_owned(&policies, tp).await?;
+    }
+    apply(&Api::<ConfigMap>::namespaced(client.clone(), ns), &resources::config_map(tp, yaml)).await?;
+    let service = resources::service(tp);
+    apply(&Api::<Service>::namespaced(client.clone(), ns), &service).await?;
+    let headless = topology::headless(tp, &service, resources::child_meta(tp));
+    apply(&Api::<Service>::namespaced(client.clone(), ns), &headless).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+    match topology::hpa(tp, resources::child_meta(tp)) {
+        Some(hpa) => drop(apply(&hpas, &hpa).await?),
+        None => delete_owned(&hpas, tp).await?,
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    match topology::pdb(tp, resources::child_meta(tp)) {
+        Some(pdb) => drop(apply(&pdbs, &pdb).await?),
+        None => delete_owned(&pdbs, tp).await?,
+    }
+    Ok(match resources::workload(tp, hash, config::secret_env(&tp.spec), &ctx.config.collector_image) {
+        Workload::Deployment(d) => {
+            prune_other_workloads(ctx, ns, tp, topology::WorkloadKind::Deployment).await?;
+            Workload::Deployment(Box::new(apply(&Api::<Deployment>::namespaced(client, ns), &d).await?))
+        }
+        Workload::StatefulSet(s) => {
+            prune_other_workloads(ctx, ns, tp, topology::WorkloadKind::StatefulSet).await?;
+            let api = Api::<StatefulSet>::namespaced(client, ns);
+            delete_if_claim_templates_differ(&api, tp, &s).await?;
+            Workload::StatefulSet(Box::new(apply(&api, &s).await?))
+        }
+        Workload::DaemonSet(ds) => {
+            prune_other_workloads(ctx, ns, tp, topology::WorkloadKind::DaemonSet).await?;
+            Workload::DaemonSet(Box::new(apply(&Api::<DaemonSet>::namespaced(client, ns), &ds).await?))
+        }
+    })
+}
+
+/// Sets the conditions the rollout's health calls for (and a Warning Event on a new failure);
+/// returns the requeue delay in seconds.
+async fn report_rollout(
+    ctx: &Context,
+    tp: &TelemetryPipeline,
+    status: &mut TelemetryPipelineStatus,
+    health: &Rollout,
+) -> u64 {
+    let generation = tp.metadata.generation;
+    match health {
         Rollout::Complete { .. } => {
             conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
             conditions::set(&mut status.conditions, "Progressing", false, "RolloutComplete", "", generation);
             conditions::set(&mut status.conditions, "Ready", true, "Available", "collector is available", generation);
-            set_kstatus(&mut status, None, None, generation);
+            set_kstatus(status, None, None, generation);
             300
         }
         Rollout::InProgress { message, .. } => {
             conditions::set(&mut status.conditions, "Degraded", false, "AsExpected", "", generation);
             conditions::set(&mut status.conditions, "Progressing", true, "RollingOut", message, generation);
             conditions::set(&mut status.conditions, "Ready", false, "RollingOut", message, generation);
-            set_kstatus(&mut status, Some(("RollingOut", message)), None, generation);
+            set_kstatus(status, Some(("RollingOut", message)), None, generation);
             30
         }
         Rollout::Failed { reason, message, .. } => {
@@ -426,27 +480,16 @@ async fn reconcile_once(tp: Arc<TelemetryPipeline>, ctx: Arc<Context>) -> Result
             conditions::set(&mut status.conditions, "Degraded", true, reason, message, generation);
             conditions::set(&mut status.conditions, "Progressing", false, reason, message, generation);
             conditions::set(&mut status.conditions, "Ready", false, reason, message, generation);
-            set_kstatus(&mut status, None, Some((reason, message)), generation);
+            set_kstatus(status, None, Some((reason, message)), generation);
             if new_failure {
-                warn!(pipeline = %format!("{ns}/{name}"), %message, "collector rollout failed");
-                let ev = Event {
-                    type_: EventType::Warning,
-                    reason: reason.clone(),
-                    note: Some(message.chars().take(1000).collect()),
-                    action: "Rollout".into(),
-                    secondary: None,
-                };
-                if let Err(e) = ctx.recorder.publish(&ev, &tp.object_ref(&())).await {
-                    warn!(error = %e, "publishing event failed");
-                }
+                let name = format!("{}/{}", tp.namespace().unwrap_or_default(), tp.name_any());
+                warn!(pipeline = %name, %message, "collector rollout failed");
+                publish_warning(ctx, tp, reason, message, "Rollout").await;
             }
             // Pods are watched: a fix (new image, pod recovering) wakes us before this.
             60
         }
-    };
-    patch_status(&ctx, &ns, &name, &status).await?;
-    // Children are watched, so a rollout wakes us up; the periodic requeue corrects drift of anything else.
-    Ok(Action::requeue(Duration::from_secs(requeue)))
+    }
 }
 
 /// Backs off after a failed reconcile, longer with every consecutive failure of the object.

@@ -21,7 +21,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::config::{HEALTH_PORT, HOSTFS, SELF_METRICS_PORT};
-use crate::crd::{Endpoints, PipelineMode, TelemetryPipeline};
+use crate::crd::{PipelineMode, TelemetryPipeline};
+use crate::names::{child_name, labels, selector_labels};
+use crate::quantity::quantity_bytes;
+use crate::topology::{WorkloadKind, workload_kind};
 
 /// How long a terminating collector pod keeps serving before it is told to stop (a `preStop`
 /// sleep). Meanwhile the pod leaves the Service's endpoints and kube-proxy stops sending new
@@ -45,36 +48,6 @@ pub const DEFAULT_IMAGE: &str = "thereview.dev/telemetry-collector:0.1.0";
 pub const CONFIG_HASH_ANNOTATION: &str = "telemetry.thereview.dev/config-hash";
 /// Key of the config in the ConfigMap.
 pub const CONFIG_KEY: &str = "collector.yaml";
-/// Label selecting everything this operator manages (limits the operator's watches).
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telemetry-operator");
-
-/// Label naming the pipeline a child (and each collector pod) belongs to.
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-
-/// Name shared by all children of a pipeline.
-pub fn child_name(pipeline: &str) -> String {
-    format!("{pipeline}-collector")
-}
-
-/// Labels on every child; the first two select the collector pods.
-pub fn labels(pipeline: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "telemetry-collector".to_string()),
-        (INSTANCE_LABEL.to_string(), pipeline.to_string()),
-        ("app.kubernetes.io/component".to_string(), "collector".to_string()),
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-    ])
-}
-
-pub fn selector_labels(pipeline: &str) -> BTreeMap<String, String> {
-    labels(pipeline).into_iter().take(2).collect()
-}
-
-/// Label selector (`k=v,k=v`) of the collector pods of a pipeline, for listing them.
-pub fn pod_selector(pipeline: &str) -> String {
-    selector_labels(pipeline).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
 fn meta(tp: &TelemetryPipeline) -> ObjectMeta {
     ObjectMeta {
         name: Some(child_name(&tp.name_any())),
@@ -83,38 +56,6 @@ fn meta(tp: &TelemetryPipeline) -> ObjectMeta {
         owner_references: tp.controller_owner_ref(&()).map(|o: OwnerReference| vec![o]),
         ..Default::default()
     }
-}
-
-/// In-cluster OTLP endpoints of a pipeline.
-pub fn endpoints(tp: &TelemetryPipeline) -> Endpoints {
-    let host = format!("{}.{}.svc", child_name(&tp.name_any()), tp.namespace().unwrap_or_default());
-    Endpoints {
-        grpc: format!("http://{host}:{}", tp.spec.receivers.otlp.grpc_port),
-        http: format!("http://{host}:{}", tp.spec.receivers.otlp.http_port),
-    }
-}
-
-/// Parses a Kubernetes memory quantity into bytes (`512Mi`, `1G`, `1e9`, `1048576`).
-pub fn quantity_bytes(q: &Quantity) -> Option<i64> {
-    let s = q.0.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e').unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "P" => 1e15,
-        "Pi" => 1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((value * mult) as i64)
 }
 
 /// Resources of the collector container: the spec's, or small defaults with a memory limit so the
@@ -288,39 +229,6 @@ pub enum Workload {
     DaemonSet(Box<DaemonSet>),
 }
 
-/// Which kind of workload a pipeline runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    /// `apps/v1` Deployment.
-    Deployment,
-    /// `apps/v1` StatefulSet.
-    StatefulSet,
-    /// `apps/v1` DaemonSet.
-    DaemonSet,
-}
-
-impl WorkloadKind {
-    /// The kind's name (`scaleTargetRef.kind` of an HPA).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deployment => "Deployment",
-            Self::StatefulSet => "StatefulSet",
-            Self::DaemonSet => "DaemonSet",
-        }
-    }
-}
-
-/// The kind of workload the pipeline's spec calls for.
-pub fn workload_kind(spec: &crate::crd::TelemetryPipelineSpec) -> WorkloadKind {
-    match spec.mode {
-        PipelineMode::Daemonset => WorkloadKind::DaemonSet,
-        PipelineMode::Deployment if crate::scrape::sharded_workload(spec) || crate::persistence::uses_claims(spec) => {
-            WorkloadKind::StatefulSet
-        }
-        PipelineMode::Deployment => WorkloadKind::Deployment,
-    }
-}
-
 /// Renders the workload for the pipeline's mode.
 pub fn workload(tp: &TelemetryPipeline, hash: &str, secret_env: Vec<EnvVar>, default_image: &str) -> Workload {
     let template = pod_template(tp, hash, secret_env, default_image);
@@ -423,6 +331,7 @@ pub fn service_account(tp: &TelemetryPipeline) -> ServiceAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::{MANAGED_BY, endpoints};
 
     fn tp(yaml: &str) -> TelemetryPipeline {
         let mut tp = TelemetryPipeline::new("main", serde_yaml::from_str(yaml).expect("spec"));

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::context::{Config, Context, OwnWrites};
 use crate::crd::{InstrumentedService, TargetKind, TelemetryPipeline};
 use crate::metrics::Metrics;
-use crate::resources::{INSTANCE_LABEL, MANAGED_BY};
+use crate::names::{INSTANCE_LABEL, MANAGED_BY};
 use crate::{isvc, pipeline};
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>

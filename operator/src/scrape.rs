@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 use serde_json::{Map, Value, json};
 
 use crate::crd::{PipelineMode, ScrapeMode, ScrapeStatus, TelemetryPipelineSpec};
-use crate::resources::child_name;
+use crate::names::child_name;
 
 /// The collector's env var carrying its node's name (downward API `spec.nodeName`), for the
 /// daemonset's discovery selector. The name upstream collector configs use for the same purpose.

@@ -2,6 +2,8 @@
 //! HorizontalPodAutoscaler (`spec.autoscaling`), the PodDisruptionBudget (more than one replica), and
 //! the headless Service beside the ClusterIP one (for gRPC clients that balance per connection, they
 //! resolve every pod). The main Service's type and node ports are rendered in `resources::service`.
+//! Also which kind of workload a pipeline runs (a Deployment, a StatefulSet when its pods need
+//! stable ordinals or claims, a DaemonSet for agents).
 //!
 //! Who owns `replicas`: without autoscaling, the operator (from `spec.replicas`, which the pipeline's
 //! scale subresource also writes, so `kubectl scale tp` works). With autoscaling, the HPA: the
@@ -18,8 +20,41 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::crd::{PipelineMode, TelemetryPipeline};
-use crate::resources::{child_name, selector_labels};
+use crate::crd::{PipelineMode, TelemetryPipeline, TelemetryPipelineSpec};
+use crate::names::{child_name, selector_labels};
+
+/// Which kind of workload a pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// The kind's name (`scaleTargetRef.kind` of an HPA).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// The kind of workload the pipeline's spec calls for.
+pub fn workload_kind(spec: &TelemetryPipelineSpec) -> WorkloadKind {
+    match spec.mode {
+        PipelineMode::Daemonset => WorkloadKind::DaemonSet,
+        PipelineMode::Deployment if crate::scrape::sharded_workload(spec) || crate::persistence::uses_claims(spec) => {
+            WorkloadKind::StatefulSet
+        }
+        PipelineMode::Deployment => WorkloadKind::Deployment,
+    }
+}
 
 /// Name of the headless Service: `<pipeline>-headless` (the 53-character pipeline name limit leaves
 /// room for this suffix within a Service name's 63).
@@ -62,7 +97,7 @@ pub fn hpa(tp: &TelemetryPipeline, meta: ObjectMeta) -> Option<HorizontalPodAuto
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),
                 // A scraping gateway is a StatefulSet (`scrape`); its shard count follows the HPA.
-                kind: crate::resources::workload_kind(&tp.spec).as_str().into(),
+                kind: workload_kind(&tp.spec).as_str().into(),
                 name: child_name(&tp.name_any()),
             },
             min_replicas: Some(a.min_replicas),

@@ -262,6 +262,125 @@ async fn a_collector_rollout_loses_no_span() {
     assert_eq!(duplicates, 0, "no span arrived twice");
 }
 
+/// Scraping on the real node, by collector pods with the chart's RBAC: a gateway with three replicas
+/// (a sharded StatefulSet) scrapes a pod of another namespace that it admits, through the discovery
+/// role the operator bound there, and each scrape interval yields exactly one sample of the pod's
+/// series; an agent (DaemonSet) scrapes its own node's pods and not a pod of another node (a ghost
+/// pod bound to a Node object no kubelet runs, carrying a real pod's IP so a wrong scrape would
+/// succeed and show).
+#[tokio::test(flavor = "multi_thread")]
+async fn scraping_is_exactly_once_across_shards_and_node_local_for_agents() {
+    let cluster = node().await;
+    let client = cluster.client().await;
+    install_operator(cluster).await;
+    let (obs, shop) = ("shards", "shop");
+    cluster.kubectl(&["create", "namespace", shop]);
+    let alloy = AlloyStandIn::start(cluster, obs).await;
+    let otlp_to_alloy = json!([{"name": "alloy", "protocol": "grpc", "endpoint": format!("http://alloy.{obs}.svc:4317"),
+        "tls": {"insecure": true}}]);
+    let scraping = |name: &str, extra: Value| {
+        let mut spec = json!({"receivers": {"prometheus": {"scrapeInterval": "2s"}},
+            "processors": {"batch": {"timeout": "200ms"}}, "exporters": {"otlp": otlp_to_alloy}});
+        spec.as_object_mut().expect("spec").extend(extra.as_object().expect("extra").clone());
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "TelemetryPipeline",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    let gateway = scraping("gateway", json!({"replicas": 3, "allowedNamespaces": {"names": [shop]}}));
+    let agent = scraping("agent", json!({"mode": "daemonset"}));
+    for p in [&gateway, &agent] {
+        cluster.kubectl_with_input(&["-n", obs, "apply", "-f", "-"], &p.to_string());
+    }
+    // The reviews service in the other namespace, attached to the gateway; a second one in the
+    // gateway's namespace, attached to the agent.
+    let attach = |pipeline_ns: &str, pipeline: &str| {
+        json!({"apiVersion": "telemetry.thereview.dev/v1alpha1", "kind": "InstrumentedService",
+            "metadata": {"name": "reviews"}, "spec": {"pipelineRef": {"name": pipeline, "namespace": pipeline_ns},
+                "target": {"kind": "Deployment", "name": "reviews"}, "metrics": {"port": 8000}}})
+    };
+    for (ns, pipeline) in [(shop, "gateway"), (obs, "agent")] {
+        apply_file(cluster, ns, "examples/reviews-deployment.yaml");
+        cluster.kubectl_with_input(&["-n", ns, "apply", "-f", "-"], &attach(obs, pipeline).to_string());
+    }
+    for (ns, what) in [
+        (obs, "telemetrypipeline/gateway"),
+        (obs, "telemetrypipeline/agent"),
+        (shop, "instrumentedservice/reviews"),
+        (obs, "instrumentedservice/reviews"),
+    ] {
+        cluster.kubectl(&["-n", ns, "wait", "--for=condition=Ready", what, "--timeout=240s"]);
+    }
+    for ns in [shop, obs] {
+        cluster.kubectl(&["-n", ns, "rollout", "status", "deployment/reviews", "--timeout=180s"]);
+    }
+    let status = cluster.kubectl(&["-n", obs, "get", "telemetrypipeline/gateway", "-o", "jsonpath={.status.scrape}"]);
+    let status: Value = serde_json::from_str(&status).expect("status.scrape");
+    assert_eq!(status, json!({"mode": "Sharded", "shards": 3, "namespaces": [obs, shop]}));
+    let shop_pod = only_pod(&client, shop, "app=reviews").await;
+    let obs_pod = only_pod(&client, obs, "app=reviews").await;
+
+    // The ghost: an agent-labelled pod on another node, with the local reviews pod's IP.
+    let ghost_node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost-node"}});
+    cluster.kubectl_with_input(&["apply", "-f", "-"], &ghost_node.to_string());
+    let ghost = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ghost", "labels": {"telemetry.thereview.dev/pipeline": "agent",
+            "telemetry.thereview.dev/pipeline-namespace": obs},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"}},
+        "spec": {"nodeName": "ghost-node", "containers": [{"name": "c", "image": "thereview.dev/reviews-service:0.1.0"}]}});
+    cluster.kubectl_with_input(&["-n", obs, "apply", "-f", "-"], &ghost.to_string());
+    let ip = obs_pod.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("reviews pod IP");
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}});
+    cluster.kubectl(&[
+        "-n",
+        obs,
+        "patch",
+        "pod/ghost",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+
+    // `up` of each pod, as exported: one data point per scrape, with the target's pod label.
+    let up_points = |job: &str, pod: &str| -> Vec<u64> {
+        let mut stamps: Vec<u64> = alloy
+            .received()
+            .iter()
+            .flat_map(|line| {
+                resources(line, "resourceMetrics").map(|(r, rm)| (r.clone(), rm.clone())).collect::<Vec<_>>()
+            })
+            .filter(|(resource, _)| attr(resource, "service.name") == Some(job))
+            .flat_map(|(_, rm)| {
+                items(&rm, "scopeMetrics", "metrics")
+                    .filter(|m| m["name"] == "up")
+                    .flat_map(|m| data_points(m).filter(|p| attr(p, "pod") == Some(pod)).cloned().collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|p| p["timeUnixNano"].as_str().and_then(|t| t.parse().ok()))
+            .collect();
+        stamps.sort_unstable();
+        stamps
+    };
+    let gateway_job = format!("telemetry-pipeline/{obs}/gateway");
+    let stamps = wait_for("ten scrapes of the other namespace's pod by the gateway", T, || async {
+        let stamps = up_points(&gateway_job, &shop_pod.name_any());
+        (stamps.len() >= 10).then_some(stamps)
+    })
+    .await;
+    let gaps: Vec<u64> = stamps.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
+    eprintln!("gateway: {} samples of up{{pod={}}}, gaps in ms: {gaps:?}", stamps.len(), shop_pod.name_any());
+    // Three shards all scraping would give three samples per 2 s interval (gaps well under 2 s).
+    assert!(gaps.iter().all(|g| *g >= 1500), "one sample per 2 s scrape interval, not more: gaps {gaps:?} ms");
+
+    let agent_job = format!("telemetry-pipeline/{obs}/agent");
+    wait_for("ten scrapes of the local pod by the agent", T, || async {
+        (up_points(&agent_job, &obs_pod.name_any()).len() >= 10).then_some(())
+    })
+    .await;
+    assert!(up_points(&agent_job, "ghost").is_empty(), "the agent scraped a pod of another node");
+    cluster.kubectl(&["-n", obs, "delete", "pod/ghost", "--force", "--grace-period=0"]);
+    cluster.kubectl(&["delete", "node/ghost-node"]);
+}
+
 // --- the cluster side ----------------------------------------------------------------------------
 
 /// `helm install` of the chart with its default values, once per test binary (its CRDs and

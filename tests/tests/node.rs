@@ -7,7 +7,8 @@
 //! examples become a Ready collector pod behind a Service that another pod reaches by its DNS
 //! name; a pipeline change (queues on an emptyDir) rolls the collector; every pod passes Pod
 //! Security `restricted`; a missing image shows on the pipeline; `helm uninstall` (its pre-delete
-//! hook runs the operator image) takes the injection back and leaves nothing of ours behind.
+//! hook runs the operator image) takes the injection back and leaves nothing of ours behind; then a
+//! namespaced install (`--set watchNamespace`) runs the examples under Roles only.
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ use telemetry_tests::{Cluster, local_only_example_pipeline, node, repo_root, wai
 const T: Duration = Duration::from_secs(120);
 const OPERATOR_NAMESPACE: &str = "telemetry-system";
 const DEMO: &str = "demo";
+/// Namespace of the namespaced (watchNamespace) install.
+const TENANT: &str = "tenant";
 
 #[tokio::test]
 async fn the_chart_and_the_examples_run_as_real_pods() {
@@ -110,6 +113,87 @@ async fn the_chart_and_the_examples_run_as_real_pods() {
         unwired_template,
         "helm uninstall took the injection back: the reviews pod template is as it was before"
     );
+
+    a_namespaced_install_works_in_its_namespace_with_roles_only(cluster, &client).await;
+}
+
+/// `helm install --set watchNamespace=...` into the namespace it watches (as a namespace admin would,
+/// but for the CRDs): no cluster-wide RBAC of the release, the operator pod runs under its Role, and
+/// the examples' collector discovers and scrapes the reviews pod through the chart's discovery Role,
+/// which the operator bound.
+async fn a_namespaced_install_works_in_its_namespace_with_roles_only(cluster: &Cluster, client: &Client) {
+    cluster.kubectl(&["create", "namespace", TENANT]);
+    enforce_restricted(cluster, TENANT);
+    let chart = repo_root().join("charts/telemetry-operator");
+    let watch = format!("watchNamespace={TENANT}");
+    cluster.helm(&[
+        "install",
+        "telemetry-operator",
+        path(&chart),
+        "-n",
+        TENANT,
+        "--set",
+        &watch,
+        "--wait",
+        "--timeout",
+        "3m",
+    ]);
+    let ours = ListParams::default().labels("app.kubernetes.io/instance=telemetry-operator");
+    assert!(Api::<ClusterRole>::all(client.clone()).list(&ours).await.expect("list").items.is_empty());
+    assert!(Api::<ClusterRoleBinding>::all(client.clone()).list(&ours).await.expect("list").items.is_empty());
+
+    let examples = repo_root().join("examples");
+    cluster.kubectl(&["-n", TENANT, "apply", "-f", path(&examples.join("reviews-deployment.yaml"))]);
+    let mut pipeline = local_only_example_pipeline(cluster);
+    for item in pipeline["items"].as_array_mut().expect("items") {
+        if item["kind"] == "TelemetryPipeline" {
+            item["spec"]["receivers"]["prometheus"]["scrapeInterval"] = Value::from("2s");
+        }
+    }
+    cluster.kubectl_with_input(&["-n", TENANT, "apply", "-f", "-"], &pipeline.to_string());
+    cluster.kubectl(&["-n", TENANT, "apply", "-f", path(&examples.join("instrumented-service.yaml"))]);
+    for what in ["telemetrypipeline/main", "instrumentedservice/reviews"] {
+        cluster.kubectl(&["-n", TENANT, "wait", "--for=condition=Ready", what, "--timeout=180s"]);
+    }
+    cluster.kubectl(&["-n", TENANT, "rollout", "status", "deployment/reviews", "--timeout=180s"]);
+    let binding = cluster.kubectl(&[
+        "-n",
+        TENANT,
+        "get",
+        "rolebinding/main-collector",
+        "-o",
+        "jsonpath={.roleRef.kind}/{.roleRef.name}",
+    ]);
+    assert_eq!(binding, "Role/telemetry-operator-collector-discovery");
+
+    // The collector pod found the reviews pod (pod discovery under the bound Role) and scraped it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), TENANT);
+    let reviews = wait_for("the wired reviews pod", T, || async {
+        let list = pods.list(&ListParams::default().labels("app=reviews")).await.ok()?;
+        list.items.into_iter().find(|p| is_ready(p) && p.labels().contains_key("telemetry.thereview.dev/pipeline"))
+    })
+    .await;
+    let collector = wait_for("a Ready collector pod", T, || async {
+        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/instance=main")).await.ok()?;
+        list.items.into_iter().find(is_ready)
+    })
+    .await;
+    let ip = collector.status.and_then(|s| s.pod_ip).expect("collector IP");
+    let pod_label = format!("pod=\"{}\"", reviews.name_any());
+    wait_for("the reviews pod's `up` of 1 at the collector's :8889", T, || async {
+        let text = reqwest::get(format!("http://{ip}:8889/metrics")).await.ok()?.text().await.ok()?;
+        text.lines()
+            .any(|l| l.starts_with("up{") && l.contains(&pod_label) && l.split_whitespace().nth(1) == Some("1"))
+            .then_some(())
+    })
+    .await;
+
+    cluster.helm(&["uninstall", "telemetry-operator", "-n", TENANT, "--wait", "--timeout", "3m"]);
+    wait_for("no collector pod in the tenant namespace", T, || async {
+        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/component=collector")).await.ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await;
 }
 
 async fn operator_runs_as_a_real_pod(client: &Client) {
