@@ -155,7 +155,7 @@ fn accepts_operator_style_config() {
         other => panic!("{other:?}"),
     }
     match &cfg.exporters["logging"] {
-        ExporterConfig::Debug(d) => assert_eq!(d.verbosity, "detailed"),
+        ExporterConfig::Debug(d) => assert_eq!(d.verbosity, crate::exporter::debug::Verbosity::Detailed),
         other => panic!("{other:?}"),
     }
     match &cfg.receivers["prometheus"] {
@@ -374,7 +374,7 @@ fn file_storage_and_a_persistent_queue_are_accepted_as_upstream_writes_them() {
     let c = load(yaml).expect("valid");
     let ExporterConfig::Otlp(o) = &c.exporters["otlp"] else { panic!("otlp exporter") };
     assert_eq!(o.sending_queue.storage.as_deref(), Some("file_storage/q"));
-    assert_eq!(o.sending_queue.sizer, components::Sizer::Bytes);
+    assert_eq!(o.sending_queue.sizer, crate::shared::Sizer::Bytes);
     let ExtensionConfig::FileStorage(f) = &c.extensions["file_storage/q"] else { panic!("file_storage") };
     assert!(f.fsync && f.compaction.on_start && f.compaction.on_rebound);
     assert_eq!(f.timeout, std::time::Duration::from_secs(2));

@@ -40,9 +40,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::components::Sizer;
 use crate::config::id::Signal;
 use crate::pdata::Data;
+use collector_config::shared::Sizer;
 
 /// Largest segment: big enough that rotation (a file create) is rare, small enough that a
 /// partly done head segment wastes little disk.

@@ -27,8 +27,8 @@ pub use collector_config::prometheus::{plan, relabel};
 pub use plan::plan;
 
 use super::Outputs;
-use crate::config::components::PrometheusReceiverConfig;
 use crate::telemetry::ReceiverMetrics;
+use collector_config::receiver::prometheus::config::PrometheusReceiverConfig;
 use kubernetes::Watch;
 use plan::{Job, Namespaces};
 use relabel::Labels;

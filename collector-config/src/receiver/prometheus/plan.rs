@@ -1,5 +1,5 @@
 //! The receiver's config turned into runnable jobs, pure; the same function validates the config
-//! (`config::validate_semantics` calls it for its errors and warnings) and builds the jobs the
+//! (the receiver's [`Validate`] impl calls it for its errors and warnings) and builds the jobs the
 //! receiver runs, so what validation accepts is exactly what runs.
 //!
 //! Policy for features we do not implement: anything that changes *what* is scraped or *how the
@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::Limits;
+use super::config::{KubernetesSelector, PrometheusReceiverConfig, ScrapeConfig};
 use super::relabel::{self, Labels, Rule};
-use crate::config::components::{PrometheusReceiverConfig, ScrapeConfig};
-use crate::config::duration::parse_duration;
+use crate::check::{Check, Validate};
+use crate::duration::parse_duration;
 
 /// Prometheus' defaults when neither the job nor `global` sets them.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -184,7 +185,7 @@ pub fn plan(
 fn pod_selectors(
     kp: &str,
     sd_role: &str,
-    selectors: &[crate::config::components::KubernetesSelector],
+    selectors: &[KubernetesSelector],
     errors: &mut Vec<String>,
 ) -> (Option<String>, Option<String>) {
     let (mut label, mut field) = (None, None);
@@ -365,6 +366,13 @@ fn plan_job(
         static_targets,
         pod_discovery,
     })
+}
+
+impl Validate for PrometheusReceiverConfig {
+    /// One function checks and compiles ([`plan`]), so what passes here is what runs.
+    fn validate(&self, path: &str, check: &mut Check<'_>) {
+        plan(path, self, &mut check.errors, &mut check.warnings);
+    }
 }
 
 #[cfg(test)]
