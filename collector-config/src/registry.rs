@@ -96,6 +96,11 @@ pub enum AnyConfig {
     Extension(ExtensionConfig),
 }
 
+/// How an entry turns YAML into its typed config: parse `value`, validate the result as the
+/// component at config path `path` into `check`, and wrap it into its enum variant. A parse error
+/// is (serde path inside the component, message).
+pub type Load = fn(value: Value, path: &str, check: &mut Check<'_>) -> Result<AnyConfig, (String, String)>;
+
 /// One registered component type.
 #[derive(Debug)]
 pub struct Entry {
@@ -109,10 +114,8 @@ pub struct Entry {
     pub deprecated_aliases: &'static [&'static str],
     /// Signals a pipeline may use it for (empty for extensions).
     pub signals: &'static [Signal],
-    /// Parses the YAML value (already env-expanded) into the typed config and validates it as the
-    /// component at config path `path` (findings go to the [`Check`]). A parse error is returned
-    /// as (serde path inside the component, message).
-    pub load: fn(value: Value, path: &str, check: &mut Check<'_>) -> Result<AnyConfig, (String, String)>,
+    /// Parses the YAML value (already env-expanded) into the typed config and validates it.
+    pub load: Load,
 }
 
 const ALL: &[Signal] = &[Signal::Traces, Signal::Metrics, Signal::Logs];

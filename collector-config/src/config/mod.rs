@@ -215,22 +215,10 @@ impl Config {
         errors.extend(extension_errors);
         errors.extend(service_errors);
 
-        let receivers: BTreeMap<String, ReceiverConfig> = receivers
-            .into_iter()
-            .filter_map(|(k, (_, v))| if let AnyConfig::Receiver(r) = v { Some((k, r)) } else { None })
-            .collect();
-        let processors: BTreeMap<String, ProcessorConfig> = processors
-            .into_iter()
-            .filter_map(|(k, (_, v))| if let AnyConfig::Processor(r) = v { Some((k, *r)) } else { None })
-            .collect();
-        let exporters: BTreeMap<String, ExporterConfig> = exporters
-            .into_iter()
-            .filter_map(|(k, (_, v))| if let AnyConfig::Exporter(r) = v { Some((k, r)) } else { None })
-            .collect();
-        let extensions: BTreeMap<String, ExtensionConfig> = extensions
-            .into_iter()
-            .filter_map(|(k, (_, v))| if let AnyConfig::Extension(r) = v { Some((k, r)) } else { None })
-            .collect();
+        let receivers = of_kind(receivers, |c| if let AnyConfig::Receiver(r) = c { Some(r) } else { None });
+        let processors = of_kind(processors, |c| if let AnyConfig::Processor(p) = c { Some(*p) } else { None });
+        let exporters = of_kind(exporters, |c| if let AnyConfig::Exporter(e) = c { Some(e) } else { None });
+        let extensions = of_kind(extensions, |c| if let AnyConfig::Extension(e) = c { Some(e) } else { None });
 
         for (i, ext) in service.extensions.iter().enumerate() {
             if !extensions.contains_key(ext) && !declared.contains(Kind::Extension, ext) {
@@ -270,6 +258,15 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// The configs of one section as its kind's enum. `parse_section` of a kind only yields that
+/// kind's variant, so `unwrap` never drops one.
+fn of_kind<T>(
+    parsed: BTreeMap<String, (&'static str, AnyConfig)>,
+    unwrap: fn(AnyConfig) -> Option<T>,
+) -> BTreeMap<String, T> {
+    parsed.into_iter().filter_map(|(id, (_, c))| Some((id, unwrap(c)?))).collect()
 }
 
 /// The text as YAML, env-expanded, split into its top-level sections.
