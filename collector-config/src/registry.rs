@@ -1,12 +1,33 @@
-//! The one place that maps component type names (and their upstream aliases) to config parsers
-//! and the signals each component supports. The service builds components from the typed enums
-//! produced here.
+//! The one place that maps component type names (and their upstream aliases) to their typed
+//! configs: each [`Entry`] parses a component's YAML into its type and runs the type's
+//! [`Validate`] (the type's own module holds both). The enums here are the closed set of parsed
+//! configs the service builds components from.
+//!
+//! Adding a component: its config module (type + `Validate`), a variant in its kind's enum and
+//! one [`REGISTRY`] row here, and its builder in the collector.
 
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-use crate::config::components::*;
-use crate::config::id::{Kind, Signal};
+use crate::check::{Check, Validate};
+use crate::exporter::debug::DebugExporterConfig;
+use crate::exporter::file::FileExporterConfig;
+use crate::exporter::otlp::OtlpExporterConfig;
+use crate::exporter::otlphttp::OtlpHttpExporterConfig;
+use crate::exporter::prometheus::PrometheusExporterConfig;
+use crate::extension::basicauth::BasicAuthConfig;
+use crate::extension::file_storage::FileStorageConfig;
+use crate::extension::health_check::HealthCheckConfig;
+use crate::id::{Kind, Signal};
+use crate::processor::attributes::AttributesProcessorConfig;
+use crate::processor::batch::BatchConfig;
+use crate::processor::memory_limiter::MemoryLimiterConfig;
+use crate::processor::metricstransform::MetricsTransformConfig;
+use crate::processor::resource::ResourceProcessorConfig;
+use crate::processor::span::SpanProcessorConfig;
+use crate::receiver::hostmetrics::config::HostMetricsConfig;
+use crate::receiver::otlp::OtlpReceiverConfig;
+use crate::receiver::prometheus::config::PrometheusReceiverConfig;
 
 /// A parsed receiver config.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +96,11 @@ pub enum AnyConfig {
     Extension(ExtensionConfig),
 }
 
+/// How an entry turns YAML into its typed config: parse `value`, validate the result as the
+/// component at config path `path` into `check`, and wrap it into its enum variant. A parse error
+/// is (serde path inside the component, message).
+pub type Load = fn(value: Value, path: &str, check: &mut Check<'_>) -> Result<AnyConfig, (String, String)>;
+
 /// One registered component type.
 #[derive(Debug)]
 pub struct Entry {
@@ -88,13 +114,25 @@ pub struct Entry {
     pub deprecated_aliases: &'static [&'static str],
     /// Signals a pipeline may use it for (empty for extensions).
     pub signals: &'static [Signal],
-    /// Parses the YAML value (already env-expanded) into the typed config; errors carry a serde path.
-    pub parse: fn(Value) -> Result<AnyConfig, (String, String)>,
+    /// Parses the YAML value (already env-expanded) into the typed config and validates it.
+    pub load: Load,
 }
 
 const ALL: &[Signal] = &[Signal::Traces, Signal::Metrics, Signal::Logs];
 const METRICS: &[Signal] = &[Signal::Metrics];
 const TRACES: &[Signal] = &[Signal::Traces];
+
+/// Parses `v` as a `T`, validates it at `path` and wraps it into its enum variant.
+fn load<T: DeserializeOwned + Validate>(
+    v: Value,
+    path: &str,
+    check: &mut Check<'_>,
+    wrap: fn(T) -> AnyConfig,
+) -> Result<AnyConfig, (String, String)> {
+    let config: T = typed(v)?;
+    config.validate(path, check);
+    Ok(wrap(config))
+}
 
 fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (String, String)> {
     // A component written as `debug:` with no body means "all defaults".
@@ -133,7 +171,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &["otlp_grpc", "otlp_http"],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Otlp(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Receiver(ReceiverConfig::Otlp(Box::new(c)))),
     },
     Entry {
         kind: Kind::Receiver,
@@ -141,7 +179,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::Prometheus(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Receiver(ReceiverConfig::Prometheus(Box::new(c)))),
     },
     Entry {
         kind: Kind::Receiver,
@@ -150,7 +188,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &["host_metrics"],
         deprecated_aliases: &[],
         signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Receiver(ReceiverConfig::HostMetrics(Box::new(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -158,7 +196,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Batch(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::Batch(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -166,7 +204,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::MemoryLimiter(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::MemoryLimiter(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -174,7 +212,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Resource(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::Resource(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -182,7 +220,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Attributes(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::Attributes(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -190,7 +228,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: TRACES,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::Span(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::Span(c)))),
     },
     Entry {
         kind: Kind::Processor,
@@ -198,7 +236,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Processor(Box::new(ProcessorConfig::MetricsTransform(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Processor(Box::new(ProcessorConfig::MetricsTransform(c)))),
     },
     Entry {
         kind: Kind::Exporter,
@@ -206,7 +244,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &["otlp_grpc"],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Otlp(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Exporter(ExporterConfig::Otlp(Box::new(c)))),
     },
     Entry {
         kind: Kind::Exporter,
@@ -214,7 +252,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &["otlp_http"],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::OtlpHttp(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Exporter(ExporterConfig::OtlpHttp(Box::new(c)))),
     },
     Entry {
         kind: Kind::Exporter,
@@ -222,7 +260,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &["logging"],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Debug(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Exporter(ExporterConfig::Debug(Box::new(c)))),
     },
     Entry {
         kind: Kind::Exporter,
@@ -230,7 +268,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: METRICS,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::Prometheus(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Exporter(ExporterConfig::Prometheus(Box::new(c)))),
     },
     Entry {
         kind: Kind::Exporter,
@@ -238,7 +276,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: ALL,
-        parse: |v| typed(v).map(|c| AnyConfig::Exporter(ExporterConfig::File(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Exporter(ExporterConfig::File(Box::new(c)))),
     },
     Entry {
         kind: Kind::Extension,
@@ -246,7 +284,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &["healthcheck"],
         deprecated_aliases: &[],
         signals: &[],
-        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::HealthCheck(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Extension(ExtensionConfig::HealthCheck(Box::new(c)))),
     },
     Entry {
         kind: Kind::Extension,
@@ -254,7 +292,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: &[],
-        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::BasicAuth(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Extension(ExtensionConfig::BasicAuth(Box::new(c)))),
     },
     Entry {
         kind: Kind::Extension,
@@ -262,7 +300,7 @@ pub const REGISTRY: &[Entry] = &[
         aliases: &[],
         deprecated_aliases: &[],
         signals: &[],
-        parse: |v| typed(v).map(|c| AnyConfig::Extension(ExtensionConfig::FileStorage(Box::new(c)))),
+        load: |v, p, check| load(v, p, check, |c| AnyConfig::Extension(ExtensionConfig::FileStorage(Box::new(c)))),
     },
 ];
 
@@ -309,8 +347,10 @@ mod tests {
 
     #[test]
     fn unknown_field_message_is_short() {
-        let err = (lookup(Kind::Exporter, "otlp").unwrap().entry.parse)(serde_yaml::from_str("endpont: x").unwrap())
-            .unwrap_err();
+        let (extensions, enabled) = (Default::default(), Vec::new());
+        let mut check = Check::new(&extensions, &enabled);
+        let entry = lookup(Kind::Exporter, "otlp").unwrap().entry;
+        let err = (entry.load)(serde_yaml::from_str("endpont: x").unwrap(), "exporters.otlp", &mut check).unwrap_err();
         assert_eq!(err.0, "endpont");
         assert!(err.1.starts_with("unknown field"), "{}", err.1);
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::pdata::Data;
 use crate::pdata::edit::Edit;
+use crate::pdata::{Data, DecodeError};
 
 /// Boxed future used by the dyn-compatible traits below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,6 +23,13 @@ pub enum ConsumeError {
     /// The data can never be accepted (e.g. rejected downstream as invalid); retrying won't help.
     #[error("{0}")]
     Permanent(String),
+}
+
+impl From<DecodeError> for ConsumeError {
+    /// Data that cannot be decoded never will be.
+    fn from(e: DecodeError) -> Self {
+        ConsumeError::Permanent(e.0)
+    }
 }
 
 impl ConsumeError {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::listener::tests::{get_ok, slowloris};
+use tokio_util::sync::CancellationToken;
 
 const CONFIG: &str = r#"
 receivers:

@@ -112,7 +112,7 @@ impl Telemetry {
         let uptime = self.started.elapsed().as_secs_f64();
         enc.family("otelcol_process_uptime_seconds_total", "Uptime of the process", MetricType::Counter);
         enc.sample("otelcol_process_uptime_seconds_total", NO_LABELS, uptime, None);
-        if let Some(rss) = crate::processor::memory_limiter::current_rss_bytes() {
+        if let Some(rss) = crate::process_memory::current_rss_bytes() {
             let name = "otelcol_process_memory_rss_bytes";
             enc.family(name, "Total physical memory (resident set size)", MetricType::Gauge);
             enc.sample(name, NO_LABELS, rss, None);

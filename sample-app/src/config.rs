@@ -111,8 +111,8 @@ impl Config {
     }
 
     /// Request timeout and concurrency limit of the API routes.
-    pub fn request_limits(&self) -> crate::app::RequestLimits {
-        crate::app::RequestLimits {
+    pub fn request_limits(&self) -> crate::state::RequestLimits {
+        crate::state::RequestLimits {
             timeout: Duration::from_secs(self.request_timeout_seconds.max(1)),
             max_concurrent: self.max_concurrent_requests.max(1),
         }

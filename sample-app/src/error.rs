@@ -10,26 +10,11 @@
 //! violates, a value the database cannot store) are 4xx: retrying them cannot succeed, so they
 //! must not look like a retryable 503.
 
+use crate::model::FieldError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use opentelemetry::trace::{Status, TraceContextExt};
 use serde::Serialize;
-
-/// One failing input field, as reported in a 422 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// Name of the failing field (`rating`, `entity_type`, `limit`, ...).
-    pub field: String,
-    /// Human readable reason.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds a field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]

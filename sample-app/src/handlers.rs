@@ -1,11 +1,11 @@
 //! HTTP handlers: thin glue between requests, validation (`model`), the
 //! read cache, storage (`db`) and telemetry instruments.
 
-use crate::app::AppState;
 use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::http_metrics;
 use crate::model::{self, Page, Review};
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -92,7 +92,7 @@ pub async fn list_reviews(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(pairs) =
-        query.map_err(|e| ApiError::Validation(vec![crate::error::FieldError::new("query", e.body_text())]))?;
+        query.map_err(|e| ApiError::Validation(vec![crate::model::FieldError::new("query", e.body_text())]))?;
     let q = model::parse_list_query(&pairs).map_err(ApiError::Validation)?;
     let key = q.cache_key();
     if let Some(page) = cached(&state, &state.list_cache, "reviews.list", &key) {

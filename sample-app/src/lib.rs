@@ -18,6 +18,7 @@ pub mod model;
 pub mod routes;
 pub mod server;
 pub mod span_processor;
+pub mod state;
 pub mod telemetry;
 pub mod upstream;
 pub mod writer;

@@ -3,8 +3,8 @@
 //! metrics, the custom OTel request instruments, and the JSON access log
 //! carrying trace and span ids.
 
-use crate::app::AppState;
 use crate::routes::RouteEntry;
+use crate::state::AppState;
 use crate::telemetry::TRACEPARENT;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{HOST, USER_AGENT};
@@ -15,9 +15,6 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Route label for requests that matched no route (instrumentator's name).
-pub const UNMATCHED_HANDLER: &str = "none";
 
 /// Decrements the in-progress gauges even if the handler future is dropped
 /// (client disconnect), so the gauges never drift.

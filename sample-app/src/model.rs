@@ -1,9 +1,24 @@
 //! The review domain model and its pure validation rules: request bodies,
 //! list query parameters, and timestamp formatting.
 
-use crate::error::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// One failing input field, as reported in a 422 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Name of the failing field (`rating`, `entity_type`, `limit`, ...).
+    pub field: String,
+    /// Human readable reason.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds a field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
 
 /// Largest page a client may ask for; keeps responses and queries bounded.
 pub const MAX_LIMIT: i64 = 100;

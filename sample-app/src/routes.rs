@@ -17,11 +17,13 @@
 //! cannot grow it. The same holds for the status codes bound per entry: the
 //! service only answers with the handful of codes it produces.
 
-use crate::middleware::UNMATCHED_HANDLER;
 use crate::telemetry::{Instruments, Telemetry};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Histogram};
 use std::sync::{Arc, RwLock};
+
+/// Route label for requests that matched no route (instrumentator's name).
+pub const UNMATCHED_HANDLER: &str = "none";
 
 /// What the middleware needs for one (route, method).
 #[derive(Debug)]

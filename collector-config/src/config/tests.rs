@@ -155,7 +155,7 @@ fn accepts_operator_style_config() {
         other => panic!("{other:?}"),
     }
     match &cfg.exporters["logging"] {
-        ExporterConfig::Debug(d) => assert_eq!(d.verbosity, "detailed"),
+        ExporterConfig::Debug(d) => assert_eq!(d.verbosity, crate::exporter::debug::Verbosity::Detailed),
         other => panic!("{other:?}"),
     }
     match &cfg.receivers["prometheus"] {
@@ -374,7 +374,7 @@ fn file_storage_and_a_persistent_queue_are_accepted_as_upstream_writes_them() {
     let c = load(yaml).expect("valid");
     let ExporterConfig::Otlp(o) = &c.exporters["otlp"] else { panic!("otlp exporter") };
     assert_eq!(o.sending_queue.storage.as_deref(), Some("file_storage/q"));
-    assert_eq!(o.sending_queue.sizer, components::Sizer::Bytes);
+    assert_eq!(o.sending_queue.sizer, crate::shared::Sizer::Bytes);
     let ExtensionConfig::FileStorage(f) = &c.extensions["file_storage/q"] else { panic!("file_storage") };
     assert!(f.fsync && f.compaction.on_start && f.compaction.on_rebound);
     assert_eq!(f.timeout, std::time::Duration::from_secs(2));
@@ -432,4 +432,40 @@ fn from_context_is_refused_by_path() {
         "receivers: {otlp: {protocols: {grpc: {}}}}\nprocessors:\n  attributes:\n    actions: [{key: tenant, from_context: metadata.x-tenant, action: insert}]\nexporters: {debug: {}}\nservice: {pipelines: {traces: {receivers: [otlp], processors: [attributes], exporters: [debug]}}}\n",
     );
     assert!(e.iter().any(|e| e.starts_with("processors.attributes.actions[0].from_context:")), "{e:?}");
+}
+
+/// Choices are serde enums: a value outside the set fails at parse time, at the field's path,
+/// listing the accepted spellings; a missing required choice is named by its own check.
+#[test]
+fn choices_outside_their_set_are_refused_by_path() {
+    let with = |components: &str, pipeline: &str| {
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n{components}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n{pipeline}"
+        )
+    };
+    let e = errors(&with(
+        "processors:\n  attributes:\n    actions: [{key: a, value: b, action: insrt}]\nexporters:\n  debug:\n    verbosity: loud\n  otlphttp:\n    endpoint: http://x\n    encoding: xml",
+        "      processors: [attributes]\n      exporters: [debug, otlphttp]\n",
+    ));
+    let starts = |prefix: &str| e.iter().any(|m| m.starts_with(prefix));
+    assert!(
+        starts("processors.attributes.actions[0].action: unknown variant `insrt`, expected one of `insert`"),
+        "{e:?}"
+    );
+    assert!(
+        starts("exporters.debug.verbosity: unknown variant `loud`, expected one of `basic`, `normal`, `detailed`"),
+        "{e:?}"
+    );
+    assert!(starts("exporters.otlphttp.encoding: unknown variant `xml`, expected `proto` or `json`"), "{e:?}");
+
+    let e = errors(&with(
+        "processors:\n  attributes:\n    include: {services: [a]}\n    actions: [{key: a, value: b}, {key: c, action: convert}]\nexporters:\n  debug:",
+        "      processors: [attributes]\n      exporters: [debug]\n",
+    ));
+    assert!(e.contains(&"processors.attributes.include.match_type: required (strict or regexp)".to_owned()), "{e:?}");
+    assert!(e.contains(&"processors.attributes.actions[0].action: required".to_owned()), "{e:?}");
+    assert!(
+        e.contains(&"processors.attributes.actions[1].converted_type: must be one of int, double, string".to_owned()),
+        "{e:?}"
+    );
 }

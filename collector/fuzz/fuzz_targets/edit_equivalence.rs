@@ -10,7 +10,9 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use telemetry_collector::config::components::{AttributesProcessorConfig, ResourceProcessorConfig, SpanProcessorConfig};
+use telemetry_collector::collector_config::processor::attributes::AttributesProcessorConfig;
+use telemetry_collector::collector_config::processor::resource::ResourceProcessorConfig;
+use telemetry_collector::collector_config::processor::span::SpanProcessorConfig;
 use telemetry_collector::config::id::Signal;
 use telemetry_collector::pdata::{Data, Payload};
 use telemetry_collector::pipeline::Processor;

@@ -1,22 +1,22 @@
 //! `debug` exporter (and the deprecated `logging` alias): writes what it receives to the log.
 
-use crate::config::components::DebugExporterConfig;
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
+use collector_config::exporter::debug::{DebugExporterConfig, Verbosity};
 
 /// Debug exporter.
 #[derive(Debug)]
 pub struct DebugExporter {
     name: String,
-    verbosity: String,
+    verbosity: Verbosity,
     metrics: ExporterMetrics,
 }
 
 impl DebugExporter {
     /// Builds from config.
     pub fn new(name: &str, cfg: &DebugExporterConfig, metrics: ExporterMetrics) -> Self {
-        Self { name: name.to_owned(), verbosity: cfg.verbosity.clone(), metrics }
+        Self { name: name.to_owned(), verbosity: cfg.verbosity, metrics }
     }
 }
 
@@ -40,11 +40,11 @@ impl Exporter for DebugExporter {
         // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
         let data = match data.decode() {
             Ok(p) => p,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
         tracing::info!(exporter = %self.name, "{}", summary(&data));
-        match self.verbosity.as_str() {
-            "normal" => match &data {
+        match self.verbosity {
+            Verbosity::Normal => match &data {
                 Payload::Traces(r) => {
                     for s in r.resource_spans.iter().flat_map(|x| &x.scope_spans).flat_map(|x| &x.spans) {
                         let tid: String = s.trace_id.iter().map(|b| format!("{b:02x}")).collect();
@@ -62,8 +62,8 @@ impl Exporter for DebugExporter {
                     }
                 }
             },
-            "detailed" => tracing::info!(exporter = %self.name, "{data:#?}"),
-            _ => {}
+            Verbosity::Detailed => tracing::info!(exporter = %self.name, "{data:#?}"),
+            Verbosity::Basic => {}
         }
         self.metrics.sent(data.signal(), data.item_count());
         Box::pin(async { Ok(()) })

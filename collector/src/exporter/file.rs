@@ -3,10 +3,10 @@
 use std::io::Write as _;
 use std::sync::Mutex;
 
-use crate::config::components::FileExporterConfig;
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
+use collector_config::exporter::file::FileExporterConfig;
 
 /// File exporter.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ impl Exporter for FileExporter {
         // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
         let data = match data.decode() {
             Ok(p) => p,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
         let line = match &data {
             Payload::Traces(r) => serde_json::to_string(r),

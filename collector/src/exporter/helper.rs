@@ -17,10 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::persistent_queue::{Next, PersistentQueue};
-use crate::config::components::{QueueConfig, RetryConfig};
 use crate::pdata::Data;
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::ExporterMetrics;
+use collector_config::shared::{QueueConfig, RetryConfig};
 
 /// Result of one send attempt that reached the server.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

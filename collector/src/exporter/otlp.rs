@@ -18,11 +18,13 @@ use tonic_types::StatusExt as _;
 
 use super::helper::{SendError, SendOk, Sender};
 use super::tls;
-use crate::config::components::{BasicClientAuth, Compression, OtlpExporterConfig};
 use crate::config::id::Signal;
 use crate::pdata::Data;
 use crate::pipeline::BoxFuture;
 use crate::raw_codec::RawCodec;
+use collector_config::exporter::otlp::OtlpExporterConfig;
+use collector_config::extension::basicauth::BasicClientAuth;
+use collector_config::shared::Compression;
 
 /// gRPC OTLP sender.
 #[derive(Debug, Clone)]

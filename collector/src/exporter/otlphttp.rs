@@ -14,10 +14,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::helper::{SendError, SendOk, Sender};
 use super::tls;
-use crate::config::components::{BasicClientAuth, Compression, OtlpHttpExporterConfig};
 use crate::config::id::Signal;
 use crate::pdata::{Data, Payload};
 use crate::pipeline::BoxFuture;
+use collector_config::exporter::otlphttp::{Encoding, OtlpHttpExporterConfig};
+use collector_config::extension::basicauth::BasicClientAuth;
+use collector_config::shared::Compression;
 
 /// HTTP OTLP sender.
 #[derive(Debug, Clone)]
@@ -87,7 +89,7 @@ impl OtlpHttpSender {
                 signal_url(&cfg.endpoint, cfg.metrics_endpoint.as_ref(), "v1/metrics"),
                 signal_url(&cfg.endpoint, cfg.logs_endpoint.as_ref(), "v1/logs"),
             ],
-            json: cfg.encoding.as_deref() == Some("json"),
+            json: cfg.encoding == Encoding::Json,
             gzip: cfg.compression == Compression::Gzip,
         })
     }

@@ -2,7 +2,8 @@
 
 use base64::Engine as _;
 
-use crate::config::components::{BasicClientAuth, TlsConfig};
+use collector_config::extension::basicauth::BasicClientAuth;
+use collector_config::shared::TlsConfig;
 
 /// Reads the CA PEM from `ca_pem` or `ca_file`.
 pub fn ca_pem(tls: &TlsConfig) -> Result<Option<Vec<u8>>, String> {

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::components::{FileStorageConfig, QueueConfig};
 use crate::exporter::persistent_queue::QueueOptions;
+use collector_config::extension::file_storage::FileStorageConfig;
+use collector_config::shared::QueueConfig;
 
 /// A started `file_storage` extension.
 #[derive(Debug, Clone)]

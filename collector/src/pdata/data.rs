@@ -10,7 +10,11 @@ use prost::Message as _;
 use super::Payload;
 use super::wire::{Chunk, Encoded, WireError};
 use crate::config::id::Signal;
-use crate::pipeline::ConsumeError;
+
+/// Encoded data that prost could not decode although it passed the receipt check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
 
 /// A unit of telemetry in a pipeline.
 ///
@@ -69,8 +73,8 @@ impl Data {
     }
 
     /// The decoded form. Encoded data was validated on receipt, so this fails only if that check
-    /// and prost ever disagreed; the error is then permanent (retrying cannot help).
-    pub fn decode(self) -> Result<Payload, ConsumeError> {
+    /// and prost ever disagreed; a pipeline treats the error as permanent (retrying cannot help).
+    pub fn decode(self) -> Result<Payload, DecodeError> {
         match self {
             Data::Decoded(p) => Ok(p),
             Data::Encoded(e) => {
@@ -78,7 +82,7 @@ impl Data {
                 let mut out = Payload::empty(signal);
                 for chunk in e.chunks() {
                     let part = Payload::decode_protobuf(signal, chunk)
-                        .map_err(|err| ConsumeError::Permanent(format!("cannot decode {}: {err}", signal.as_str())))?;
+                        .map_err(|err| DecodeError(format!("cannot decode {}: {err}", signal.as_str())))?;
                     out.append(part);
                 }
                 Ok(out)

@@ -8,7 +8,7 @@ pub mod edit;
 pub mod value;
 pub mod wire;
 
-pub use data::Data;
+pub use data::{Data, DecodeError};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -8,9 +8,9 @@ use sha2::{Digest, Sha256};
 
 use prost::Message as _;
 
-use crate::config::components::AttributeAction;
 use crate::pdata::edit;
 pub use crate::pdata::value::any_to_string;
+use collector_config::processor::actions::{ActionKind, AttributeAction, ConvertedType};
 
 /// What one compiled action does.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ enum Op {
     Delete,
     Hash,
     Extract(Regex),
-    Convert(String),
+    Convert(ConvertedType),
 }
 
 /// Where a new value comes from.
@@ -52,17 +52,19 @@ pub fn compile(actions: &[AttributeAction]) -> Result<Vec<Action>, String> {
                 (None, Some(f)) => Ok(Source::FromAttribute(f.clone())),
                 (None, None) => Err(format!("action on {:?}: a value or from_attribute is required", a.key)),
             };
-            let op = match a.action.as_str() {
-                "insert" => Op::Insert(source()?),
-                "update" => Op::Update(source()?),
-                "upsert" => Op::Upsert(source()?),
-                "delete" => Op::Delete,
-                "hash" => Op::Hash,
-                "extract" => {
+            let op = match a.action {
+                Some(ActionKind::Insert) => Op::Insert(source()?),
+                Some(ActionKind::Update) => Op::Update(source()?),
+                Some(ActionKind::Upsert) => Op::Upsert(source()?),
+                Some(ActionKind::Delete) => Op::Delete,
+                Some(ActionKind::Hash) => Op::Hash,
+                Some(ActionKind::Extract) => {
                     Op::Extract(Regex::new(a.pattern.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?)
                 }
-                "convert" => Op::Convert(a.converted_type.clone().unwrap_or_default()),
-                other => return Err(format!("unknown action {other:?}")),
+                Some(ActionKind::Convert) => Op::Convert(
+                    a.converted_type.ok_or_else(|| format!("convert of {:?}: converted_type is required", a.key))?,
+                ),
+                None => return Err(format!("action on {:?}: action is required", a.key)),
             };
             let key_regex = match (&op, &a.pattern) {
                 (Op::Delete | Op::Hash, Some(p)) => Some(Regex::new(p).map_err(|e| e.to_string())?),
@@ -191,11 +193,12 @@ pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>) {
                 let Some(kv) = attrs.iter_mut().find(|kv| kv.key == a.key) else { continue };
                 let Some(v) = kv.value.as_ref() else { continue };
                 let s = any_to_string(v);
-                let converted = match ty.as_str() {
-                    "int" => s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().map(|f| f as i64)).map(V::IntValue),
-                    "double" => s.parse::<f64>().ok().map(V::DoubleValue),
-                    "string" => Some(V::StringValue(s)),
-                    _ => None,
+                let converted = match ty {
+                    ConvertedType::Int => {
+                        s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().map(|f| f as i64)).map(V::IntValue)
+                    }
+                    ConvertedType::Double => s.parse::<f64>().ok().map(V::DoubleValue),
+                    ConvertedType::String => Some(V::StringValue(s)),
                 };
                 // Upstream leaves values that cannot be converted unchanged.
                 if let Some(c) = converted {

@@ -3,10 +3,10 @@
 
 use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 
-use crate::config::components::AttributesProcessorConfig;
 use crate::pdata::edit::{self, AttrEdit, Edit};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
+use collector_config::processor::attributes::AttributesProcessorConfig;
 
 use super::actions::{self, Action, any_to_string};
 use super::filter::{Filter, Item};

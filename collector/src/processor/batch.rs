@@ -7,11 +7,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::components::BatchConfig;
 use crate::config::id::Signal;
 use crate::pdata::Data;
 use crate::pipeline::Consumer;
 use crate::telemetry::Counter;
+use collector_config::processor::batch::BatchConfig;
 
 /// Pure batching state: decides what to emit; the task below only does the waiting.
 #[derive(Debug)]

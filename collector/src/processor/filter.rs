@@ -5,7 +5,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use regex::Regex;
 
 use super::actions::{any_to_string, get, yaml_to_any};
-use crate::config::components::MatchProperties;
+use collector_config::processor::filter::MatchProperties;
+use collector_config::processor::filter::MatchType;
 
 #[derive(Debug, Clone)]
 enum Pattern {
@@ -70,7 +71,7 @@ impl<'a> Item<'a> {
 impl Matcher {
     /// Compiles a validated include/exclude block.
     pub fn compile(m: &MatchProperties) -> Result<Self, String> {
-        let regexp = m.match_type == "regexp";
+        let regexp = m.match_type == Some(MatchType::Regexp);
         let pat = |s: &String| -> Result<Pattern, String> {
             if regexp {
                 Regex::new(s).map(Pattern::Regexp).map_err(|e| e.to_string())
@@ -79,7 +80,7 @@ impl Matcher {
             }
         };
         let pats = |v: &Vec<String>| v.iter().map(pat).collect::<Result<Vec<_>, _>>();
-        let kvs = |v: &Vec<crate::config::components::MatchAttribute>| {
+        let kvs = |v: &Vec<collector_config::processor::filter::MatchAttribute>| {
             v.iter()
                 .map(|a| {
                     let p = a.value.as_ref().map(|v| pat(&any_to_string(&yaml_to_any(v)))).transpose()?;

@@ -16,12 +16,12 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use opentelemetry_proto::tonic::metrics::v1::{Metric, exemplar, metric::Data as MetricData, number_data_point};
 use regex::Regex;
 
-use crate::config::components::{
+use crate::pdata::{Data, Payload};
+use crate::pipeline::{ConsumeError, Processor};
+use collector_config::processor::metricstransform::{
     MetricMatchType, MetricOperation, MetricOperationAction, MetricTransform, MetricTransformAction,
     MetricsTransformConfig,
 };
-use crate::pdata::{Data, Payload};
-use crate::pipeline::{ConsumeError, Processor};
 
 /// What `{{version}}` in `new_value` becomes: upstream substitutes the collector's build version.
 const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,9 +1,9 @@
 //! `resource` processor: attribute actions on the resource of every span, metric and log batch.
 
-use crate::config::components::ResourceProcessorConfig;
 use crate::pdata::edit::{self, AttrEdit, Edit};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
+use collector_config::processor::resource::ResourceProcessorConfig;
 
 use super::actions::{self, Action};
 

@@ -6,10 +6,10 @@ use regex::Regex;
 
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status::StatusCode};
 
-use crate::config::components::{SpanProcessorConfig, SpanStatus, SpanStatusCode};
 use crate::pdata::edit::{self, Edit, Rename};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
+use collector_config::processor::span::{SpanProcessorConfig, SpanStatus, SpanStatusCode};
 
 use super::actions::{any_to_string, get};
 use super::filter::{Filter, Item};

@@ -16,12 +16,12 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::Outputs;
-use crate::config::components::GrpcServerConfig;
 use crate::config::id::Signal;
 use crate::pdata::Data;
 use crate::pipeline::{BoxFuture, ConsumeError, fanout_consumers};
 use crate::raw_codec::RawCodec;
 use crate::telemetry::ReceiverMetrics;
+use collector_config::receiver::otlp::GrpcServerConfig;
 
 /// What the three services share: where data goes and the receiver's own metrics.
 #[derive(Debug, Clone)]
@@ -212,8 +212,8 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::config::components::{GrpcKeepalive, GrpcKeepaliveServerParameters};
     use crate::telemetry::Telemetry;
+    use collector_config::receiver::otlp::{GrpcKeepalive, GrpcKeepaliveServerParameters};
 
     #[tokio::test]
     async fn streams_are_capped_and_connections_aged_out() {

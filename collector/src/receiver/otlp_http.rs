@@ -17,10 +17,10 @@ use prost::Message as _;
 
 use super::Outputs;
 use super::decode::{self, DecodeError, Encoding};
-use crate::config::components::HttpServerConfig;
 use crate::config::id::Signal;
 use crate::pipeline::fanout_consumers;
 use crate::telemetry::ReceiverMetrics;
+use collector_config::receiver::otlp::HttpServerConfig;
 
 /// Shared handler state.
 #[derive(Debug)]

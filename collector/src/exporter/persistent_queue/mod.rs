@@ -40,9 +40,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::components::Sizer;
 use crate::config::id::Signal;
 use crate::pdata::Data;
+use collector_config::shared::Sizer;
 
 /// Largest segment: big enough that rotation (a file create) is rare, small enough that a
 /// partly done head segment wastes little disk.
@@ -199,33 +199,7 @@ impl PersistentQueue {
         let lock = lock(&dir, opts.lock_timeout)?;
         let mut resumed = Resumed::default();
 
-        // Segments as found, damaged tails cut off; read one at a time, so a large queue costs
-        // its index at start, not its size in memory.
-        let mut found: Vec<u64> = Vec::new();
-        for e in std::fs::read_dir(&dir).map_err(|e| io_err("cannot list", &dir, e))? {
-            let e = e.map_err(|e| io_err("cannot list", &dir, e))?;
-            found.extend(e.file_name().to_str().and_then(record::parse_segment_name));
-        }
-        found.sort_unstable();
-        let mut segments = VecDeque::new();
-        let mut records: Vec<Found> = Vec::new();
-        for start in &found {
-            let path = dir.join(record::segment_name(*start));
-            let bytes = std::fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
-            let scanned = record::scan(&bytes);
-            if let Some(damage) = scanned.damage {
-                let dropped = (bytes.len() - scanned.valid_end) as u64;
-                resumed.damaged_bytes += dropped;
-                tracing::warn!(segment = %path.display(), ?damage, dropped_bytes = dropped, "persistent queue: dropping the damaged end of a segment");
-                let f = OpenOptions::new().write(true).open(&path).map_err(|e| io_err("cannot open", &path, e))?;
-                f.set_len(scanned.valid_end as u64).map_err(|e| io_err("cannot truncate", &path, e))?;
-            }
-            for r in &scanned.records {
-                let items = record::payload(&bytes[r.clone()]).map(|(signal, items, _)| (signal, items));
-                records.push((start + r.start as u64, start + r.end as u64, items));
-            }
-            segments.push_back(Segment { start: *start, end: start + scanned.valid_end as u64 });
-        }
+        let (mut segments, records) = scan_segments(&dir, &mut resumed)?;
 
         let ack_path = dir.join("ack");
         let ack = std::fs::read(&ack_path).ok().and_then(|b| record::decode_ack(&b));
@@ -258,20 +232,7 @@ impl PersistentQueue {
             compact_head(&dir, head, resume, opts.fsync)?;
         }
 
-        let mut waiting = VecDeque::new();
-        let mut pending_items = 0u64;
-        for (start, end, items) in records {
-            if start < resume {
-                continue;
-            }
-            match items {
-                Some((signal, items)) => {
-                    waiting.push_back(Entry { start, end, items, signal });
-                    pending_items += u64::from(items);
-                }
-                None => resumed.damaged_bytes += end - start,
-            }
-        }
+        let (waiting, pending_items) = unsent(records, resume, &mut resumed);
         resumed.records = waiting.len();
         resumed.items = pending_items;
 
@@ -585,6 +546,58 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Reads the segments in `dir` in order, one at a time (a large queue costs its index at start,
+/// not its size in memory), cuts off damaged tails (counted in `resumed`) and lists every record
+/// found as (start, end, signal and items if its payload is readable).
+fn scan_segments(dir: &Path, resumed: &mut Resumed) -> Result<(VecDeque<Segment>, Vec<Found>), String> {
+    let mut found: Vec<u64> = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| io_err("cannot list", dir, e))? {
+        let e = e.map_err(|e| io_err("cannot list", dir, e))?;
+        found.extend(e.file_name().to_str().and_then(record::parse_segment_name));
+    }
+    found.sort_unstable();
+    let mut segments = VecDeque::new();
+    let mut records: Vec<Found> = Vec::new();
+    for start in &found {
+        let path = dir.join(record::segment_name(*start));
+        let bytes = std::fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
+        let scanned = record::scan(&bytes);
+        if let Some(damage) = scanned.damage {
+            let dropped = (bytes.len() - scanned.valid_end) as u64;
+            resumed.damaged_bytes += dropped;
+            tracing::warn!(segment = %path.display(), ?damage, dropped_bytes = dropped, "persistent queue: dropping the damaged end of a segment");
+            let f = OpenOptions::new().write(true).open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            f.set_len(scanned.valid_end as u64).map_err(|e| io_err("cannot truncate", &path, e))?;
+        }
+        for r in &scanned.records {
+            let items = record::payload(&bytes[r.clone()]).map(|(signal, items, _)| (signal, items));
+            records.push((start + r.start as u64, start + r.end as u64, items));
+        }
+        segments.push_back(Segment { start: *start, end: start + scanned.valid_end as u64 });
+    }
+    Ok((segments, records))
+}
+
+/// The records at or after `resume`, the position after the last acknowledged one, as queue
+/// entries with their item total; unreadable ones are counted as damaged in `resumed`.
+fn unsent(records: Vec<Found>, resume: u64, resumed: &mut Resumed) -> (VecDeque<Entry>, u64) {
+    let mut waiting = VecDeque::new();
+    let mut pending_items = 0u64;
+    for (start, end, items) in records {
+        if start < resume {
+            continue;
+        }
+        match items {
+            Some((signal, items)) => {
+                waiting.push_back(Entry { start, end, items, signal });
+                pending_items += u64::from(items);
+            }
+            None => resumed.damaged_bytes += end - start,
+        }
+    }
+    (waiting, pending_items)
 }
 
 #[cfg(test)]

@@ -17,11 +17,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 
-use crate::config::components::PrometheusExporterConfig;
 use crate::config::id::Signal;
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::{Counter, ExporterMetrics, Telemetry};
+use collector_config::exporter::prometheus::PrometheusExporterConfig;
 
 use accumulator::{Accumulator, DEFAULT_MAX_SERIES, Settings};
 
@@ -119,7 +119,7 @@ impl Exporter for PrometheusExporter {
             Data::Encoded(_) => match data.clone().decode() {
                 Ok(Payload::Metrics(req)) => Cow::Owned(req),
                 Ok(_) => return Some(Ok(())),
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Some(Err(e.into())),
             },
         };
         let outcome = {

@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn excluded_devices_leave_no_empty_metrics() {
-        let c: crate::config::components::HostMetricsConfig =
+        let c: collector_config::receiver::hostmetrics::config::HostMetricsConfig =
             serde_yaml::from_str("scrapers: {disk: {exclude: {devices: [vda], match_type: strict}}}").expect("yaml");
         let s = super::super::config::Settings::from_config(&c).expect("valid");
         let super::super::config::Scraper::Disk(f) = &s.scrapers[0].scraper else { panic!("disk") };

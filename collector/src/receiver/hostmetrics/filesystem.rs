@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn duplicates_and_filters_are_dropped() {
-        let c: crate::config::components::HostMetricsConfig = serde_yaml::from_str(
+        let c: collector_config::receiver::hostmetrics::config::HostMetricsConfig = serde_yaml::from_str(
             "scrapers: {filesystem: {exclude_mount_points: {mount_points: ['^/boot'], match_type: regexp}}}",
         )
         .expect("yaml");

@@ -37,11 +37,11 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::{Scraper, ScraperSettings, Settings};
 use self::host::{Host, HostRoot, ScrapeError};
-use crate::config::components::HostMetricsConfig;
 use crate::config::id::Signal;
 use crate::pdata::{Payload, data_point_count};
 use crate::pipeline::{Consumer, fanout_consumers};
 use crate::telemetry::{Counter, ReceiverMetrics, Telemetry};
+use collector_config::receiver::hostmetrics::config::HostMetricsConfig;
 
 /// What one scraper produced in one collection.
 #[derive(Debug, Default)]

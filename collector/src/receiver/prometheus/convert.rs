@@ -316,23 +316,11 @@ fn group_for<'g>(grouped: &'g mut Grouped, job: &str, instance: &str) -> &'g mut
     &mut grouped[idx].1
 }
 
-/// Converts one successful scrape (`exposition`) or a failed one (`None`) into an export request,
-/// updating `state`. `scrape_ms` is the scrape's start time in milliseconds since the epoch.
-pub fn convert(
-    ctx: &ScrapeContext<'_>,
-    exposition: Option<&Exposition>,
-    scrape_ms: i64,
-    duration_s: f64,
-    state: &mut SeriesState,
-) -> Result<(ExportMetricsServiceRequest, ScrapeReport), ConvertError> {
-    let scrape_ns = ms_to_ns(scrape_ms);
-    let job = ctx.target_labels.get("job").cloned().unwrap_or_default();
-    let instance = ctx.target_labels.get("instance").cloned().unwrap_or_default();
+/// The samples left after metric relabeling, grouped by resource (`job`, `instance`) and metric
+/// family, with how many there are (what `sample_limit` counts).
+fn group_samples(ctx: &ScrapeContext<'_>, exp: &Exposition, scrape_ns: u64) -> (Grouped, u64) {
     let mut grouped: Grouped = Vec::new();
-    let empty = Exposition::default();
-    let exp = exposition.unwrap_or(&empty);
     let mut post_relabel = 0u64;
-
     for sample in &exp.samples {
         let mut labels: Labels = sample.labels.iter().cloned().collect();
         labels.insert("__name__".into(), sample.name.clone());
@@ -349,49 +337,65 @@ pub fn convert(
         let (family, kind) = family_of(&name, &exp.metadata);
         let help = exp.metadata.get(family).map(|m| m.help.as_str()).unwrap_or("");
         let fam = group_for(&mut grouped, &s_job, &s_instance).family(family, kind, help);
-        match kind {
-            MetricType::Histogram => {
-                let le = labels.remove("le");
-                let points = fam.entry(labels, || SeriesPoints::Histogram {
-                    buckets: Vec::new(),
-                    sum: None,
-                    count: None,
-                    time_ns,
-                });
-                if let SeriesPoints::Histogram { buckets, sum, count, .. } = points {
-                    if name.ends_with("_bucket") {
-                        if let Some(bound) = le.as_deref().and_then(|l| l.parse::<f64>().ok()) {
-                            buckets.push((bound, sample.value));
-                        }
-                    } else if name.ends_with("_sum") {
-                        *sum = Some(sample.value);
-                    } else if name.ends_with("_count") {
-                        *count = Some(sample.value);
-                    }
-                }
-            }
-            MetricType::Summary => {
-                let quantile = labels.remove("quantile");
-                let fam_name_len = fam.name.len();
-                let points = fam.entry(labels, || SeriesPoints::Summary {
-                    quantiles: Vec::new(),
-                    sum: None,
-                    count: None,
-                    time_ns,
-                });
-                if let SeriesPoints::Summary { quantiles, sum, count, .. } = points {
-                    if name.ends_with("_sum") && name.len() > fam_name_len {
-                        *sum = Some(sample.value);
-                    } else if name.ends_with("_count") && name.len() > fam_name_len {
-                        *count = Some(sample.value);
-                    } else if let Some(q) = quantile.as_deref().and_then(|q| q.parse::<f64>().ok()) {
-                        quantiles.push((q, sample.value));
-                    }
-                }
-            }
-            _ => fam.series.push((labels, SeriesPoints::Number { value: sample.value, time_ns })),
-        }
+        add_sample(fam, kind, &name, labels, sample.value, time_ns);
     }
+    (grouped, post_relabel)
+}
+
+/// Places one sample in its family: a histogram's bucket, sum or count, a summary's quantile,
+/// sum or count, or a point of its own.
+fn add_sample(fam: &mut Family, kind: MetricType, name: &str, mut labels: Labels, value: f64, time_ns: u64) {
+    match kind {
+        MetricType::Histogram => {
+            let le = labels.remove("le");
+            let points =
+                fam.entry(labels, || SeriesPoints::Histogram { buckets: Vec::new(), sum: None, count: None, time_ns });
+            if let SeriesPoints::Histogram { buckets, sum, count, .. } = points {
+                if name.ends_with("_bucket") {
+                    if let Some(bound) = le.as_deref().and_then(|l| l.parse::<f64>().ok()) {
+                        buckets.push((bound, value));
+                    }
+                } else if name.ends_with("_sum") {
+                    *sum = Some(value);
+                } else if name.ends_with("_count") {
+                    *count = Some(value);
+                }
+            }
+        }
+        MetricType::Summary => {
+            let quantile = labels.remove("quantile");
+            let fam_name_len = fam.name.len();
+            let points =
+                fam.entry(labels, || SeriesPoints::Summary { quantiles: Vec::new(), sum: None, count: None, time_ns });
+            if let SeriesPoints::Summary { quantiles, sum, count, .. } = points {
+                if name.ends_with("_sum") && name.len() > fam_name_len {
+                    *sum = Some(value);
+                } else if name.ends_with("_count") && name.len() > fam_name_len {
+                    *count = Some(value);
+                } else if let Some(q) = quantile.as_deref().and_then(|q| q.parse::<f64>().ok()) {
+                    quantiles.push((q, value));
+                }
+            }
+        }
+        _ => fam.series.push((labels, SeriesPoints::Number { value, time_ns })),
+    }
+}
+
+/// Converts one successful scrape (`exposition`) or a failed one (`None`) into an export request,
+/// updating `state`. `scrape_ms` is the scrape's start time in milliseconds since the epoch.
+pub fn convert(
+    ctx: &ScrapeContext<'_>,
+    exposition: Option<&Exposition>,
+    scrape_ms: i64,
+    duration_s: f64,
+    state: &mut SeriesState,
+) -> Result<(ExportMetricsServiceRequest, ScrapeReport), ConvertError> {
+    let scrape_ns = ms_to_ns(scrape_ms);
+    let job = ctx.target_labels.get("job").cloned().unwrap_or_default();
+    let instance = ctx.target_labels.get("instance").cloned().unwrap_or_default();
+    let empty = Exposition::default();
+    let exp = exposition.unwrap_or(&empty);
+    let (grouped, post_relabel) = group_samples(ctx, exp, scrape_ns);
 
     if ctx.sample_limit > 0 && post_relabel > ctx.sample_limit {
         return Err(ConvertError::SampleLimit { got: post_relabel, limit: ctx.sample_limit });

@@ -27,8 +27,8 @@ pub use collector_config::prometheus::{plan, relabel};
 pub use plan::plan;
 
 use super::Outputs;
-use crate::config::components::PrometheusReceiverConfig;
 use crate::telemetry::ReceiverMetrics;
+use collector_config::receiver::prometheus::config::PrometheusReceiverConfig;
 use kubernetes::Watch;
 use plan::{Job, Namespaces};
 use relabel::Labels;
@@ -101,14 +101,18 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-async fn run_job(job: Arc<Job>, client: reqwest::Client, sink: Sink, stop: CancellationToken) {
-    // Source 0 is the static targets; each pod watch is one more source.
-    let mut sources: Vec<Vec<Labels>> = vec![job.static_targets.clone()];
-    let (tx, mut rx) = mpsc::channel::<Update>(UPDATE_QUEUE);
-    let watches = watches(&job);
+/// Starts the job's pod watches, one more target source each (appended to `sources`), sending
+/// their target lists on `tx`. The returned set ends when every watch has.
+fn start_discovery(
+    job: &Job,
+    sources: &mut Vec<Vec<Labels>>,
+    tx: mpsc::Sender<Update>,
+    stop: &CancellationToken,
+) -> JoinSet<()> {
+    let watches = watches(job);
     let mut watchers = JoinSet::new();
     if !watches.is_empty() {
-        let (job_name, tx, stop) = (job.name.clone(), tx.clone(), stop.clone());
+        let (job_name, stop) = (job.name.clone(), stop.clone());
         let first = sources.len();
         sources.resize(first + watches.len(), Vec::new());
         watchers.spawn(async move {
@@ -127,7 +131,14 @@ async fn run_job(job: Arc<Job>, client: reqwest::Client, sink: Sink, stop: Cance
             while each.join_next().await.is_some() {}
         });
     }
-    drop(tx);
+    watchers
+}
+
+async fn run_job(job: Arc<Job>, client: reqwest::Client, sink: Sink, stop: CancellationToken) {
+    // Source 0 is the static targets; each pod watch is one more source.
+    let mut sources: Vec<Vec<Labels>> = vec![job.static_targets.clone()];
+    let (tx, mut rx) = mpsc::channel::<Update>(UPDATE_QUEUE);
+    let mut watchers = start_discovery(&job, &mut sources, tx, &stop);
 
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();

@@ -198,7 +198,7 @@ pub fn build_all<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::components::PrometheusReceiverConfig;
+    use collector_config::receiver::prometheus::config::PrometheusReceiverConfig;
 
     fn job(yaml: &str) -> Job {
         let c: PrometheusReceiverConfig = serde_yaml::from_str(yaml).expect("yaml");

@@ -314,7 +314,7 @@ fn target_labels_win_unless_honor_labels() {
 #[test]
 fn metric_relabel_drops_and_sample_limit_fails_the_scrape() {
     let mut f = Fixture::new();
-    let c: Vec<crate::config::components::RelabelConfig> =
+    let c: Vec<collector_config::receiver::prometheus::config::RelabelConfig> =
         serde_yaml::from_str("[{source_labels: [__name__], regex: 'temperature_.*', action: drop}]").expect("yaml");
     f.rules = relabel::compile_all(&c).expect("compiles");
     let (req, report) = f.run(BODY, 1_000, &mut SeriesState::default());

@@ -1,5 +1,5 @@
 //! The receiver's config turned into runnable jobs, pure; the same function validates the config
-//! (`config::validate_semantics` calls it for its errors and warnings) and builds the jobs the
+//! (the receiver's [`Validate`] impl calls it for its errors and warnings) and builds the jobs the
 //! receiver runs, so what validation accepts is exactly what runs.
 //!
 //! Policy for features we do not implement: anything that changes *what* is scraped or *how the
@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::Limits;
+use super::config::{KubernetesSdConfig, KubernetesSelector, PrometheusReceiverConfig, ScrapeConfig};
 use super::relabel::{self, Labels, Rule};
-use crate::config::components::{PrometheusReceiverConfig, ScrapeConfig};
-use crate::config::duration::parse_duration;
+use crate::check::{Check, Validate};
+use crate::duration::parse_duration;
 
 /// Prometheus' defaults when neither the job nor `global` sets them.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -184,7 +185,7 @@ pub fn plan(
 fn pod_selectors(
     kp: &str,
     sd_role: &str,
-    selectors: &[crate::config::components::KubernetesSelector],
+    selectors: &[KubernetesSelector],
     errors: &mut Vec<String>,
 ) -> (Option<String>, Option<String>) {
     let (mut label, mut field) = (None, None);
@@ -230,29 +231,7 @@ fn plan_job(
     warnings: &mut Vec<String>,
 ) -> Option<Job> {
     let before = errors.len();
-    let refuse = |set: bool, field: &str, errors: &mut Vec<String>| {
-        if set {
-            errors.push(format!(
-                "{sp}.{field}: not supported by this collector's prometheus receiver; scrapes would be sent without it"
-            ));
-        }
-    };
-    refuse(sc.tls_config.is_some(), "tls_config", errors);
-    refuse(sc.basic_auth.is_some(), "basic_auth", errors);
-    refuse(sc.authorization.is_some(), "authorization", errors);
-    refuse(sc.bearer_token_file.is_some(), "bearer_token_file", errors);
-    refuse(sc.proxy_url.is_some(), "proxy_url", errors);
-    if sc.file_sd_configs.is_some() {
-        errors.push(format!("{sp}.file_sd_configs: not supported; use static_configs or kubernetes_sd_configs"));
-    }
-    for (set, field) in [
-        (sc.scrape_protocols.is_some(), "scrape_protocols"),
-        (sc.scrape_classic_histograms.is_some(), "scrape_classic_histograms"),
-    ] {
-        if set {
-            warnings.push(format!("{sp}.{field}: ignored; targets are scraped in the Prometheus text format"));
-        }
-    }
+    refuse_unsupported(sp, sc, errors, warnings);
     let interval = match sc.scrape_interval {
         Some(d) if d.is_zero() => {
             errors.push(format!("{sp}.scrape_interval: must be greater than zero"));
@@ -274,64 +253,13 @@ fn plan_job(
         errors.push(format!("{sp}.scheme: must be http or https, not {scheme:?}"));
     }
     let metrics_path = sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into());
-    let mut static_targets = Vec::new();
-    for (g, group) in sc.static_configs.iter().enumerate() {
-        for (t, target) in group.targets.iter().enumerate() {
-            if target.is_empty() || target.contains('/') {
-                errors.push(format!(
-                    "{sp}.static_configs[{g}].targets[{t}]: {target:?} is not host:port (no scheme or path)"
-                ));
-                continue;
-            }
-            let mut labels = group.labels.clone().into_iter().collect::<Labels>();
-            labels.insert("__address__".into(), target.clone());
-            static_targets.push(labels);
-        }
-        for name in group.labels.keys() {
-            if !relabel::is_valid_label_name(name) {
-                errors.push(format!("{sp}.static_configs[{g}].labels.{name}: invalid label name"));
-            }
-        }
-    }
-    let mut pod_discovery = Vec::new();
-    for (j, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
-        let kp = format!("{sp}.kubernetes_sd_configs[{j}]");
-        if sd.role != "pod" {
-            let known = ["service", "endpoints", "endpointslice", "node", "ingress"].contains(&sd.role.as_str());
-            errors.push(if known {
-                format!("{kp}.role: role {:?} is not supported; only pod discovery is implemented", sd.role)
-            } else {
-                format!("{kp}.role: unknown role {:?}", sd.role)
-            });
-        }
-        for (set, field) in [
-            (sd.api_server.is_some(), "api_server"),
-            (sd.kubeconfig_file.is_some(), "kubeconfig_file"),
-            (sd.tls_config.is_some(), "tls_config"),
-            (sd.bearer_token_file.is_some(), "bearer_token_file"),
-            (sd.authorization.is_some(), "authorization"),
-        ] {
-            if set {
-                errors.push(format!(
-                    "{kp}.{field}: not supported; the API server is reached with the in-cluster service account or KUBECONFIG"
-                ));
-            }
-        }
-        if sd.attach_metadata.is_some() {
-            warnings.push(format!("{kp}.attach_metadata: not supported; ignored"));
-        }
-        let (label_selector, field_selector) = pod_selectors(&kp, &sd.role, &sd.selectors, errors);
-        let namespaces = match &sd.namespaces {
-            Some(ns) if ns.own_namespace && ns.names.is_empty() => Namespaces::Own,
-            Some(ns) if ns.own_namespace => {
-                errors.push(format!("{kp}.namespaces: own_namespace and names cannot be combined"));
-                Namespaces::Own
-            }
-            Some(ns) if !ns.names.is_empty() => Namespaces::Names(ns.names.clone()),
-            _ => Namespaces::All,
-        };
-        pod_discovery.push(PodDiscovery { namespaces, label_selector, field_selector });
-    }
+    let static_targets = static_targets(sp, sc, errors);
+    let pod_discovery = sc
+        .kubernetes_sd_configs
+        .iter()
+        .enumerate()
+        .map(|(j, sd)| pod_discovery(&format!("{sp}.kubernetes_sd_configs[{j}]"), sd, errors, warnings))
+        .collect();
     let compile = |field: &str, rules, errors: &mut Vec<String>| match relabel::compile_all(rules) {
         Ok(r) => r,
         Err((k, e)) => {
@@ -365,6 +293,110 @@ fn plan_job(
         static_targets,
         pod_discovery,
     })
+}
+
+/// Refuses, by path, the scrape settings that change how a target is reached (its TLS, auth and
+/// proxy) or which targets there are (file discovery), and warns of those only about format.
+fn refuse_unsupported(sp: &str, sc: &ScrapeConfig, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let refuse = |set: bool, field: &str, errors: &mut Vec<String>| {
+        if set {
+            errors.push(format!(
+                "{sp}.{field}: not supported by this collector's prometheus receiver; scrapes would be sent without it"
+            ));
+        }
+    };
+    refuse(sc.tls_config.is_some(), "tls_config", errors);
+    refuse(sc.basic_auth.is_some(), "basic_auth", errors);
+    refuse(sc.authorization.is_some(), "authorization", errors);
+    refuse(sc.bearer_token_file.is_some(), "bearer_token_file", errors);
+    refuse(sc.proxy_url.is_some(), "proxy_url", errors);
+    if sc.file_sd_configs.is_some() {
+        errors.push(format!("{sp}.file_sd_configs: not supported; use static_configs or kubernetes_sd_configs"));
+    }
+    for (set, field) in [
+        (sc.scrape_protocols.is_some(), "scrape_protocols"),
+        (sc.scrape_classic_histograms.is_some(), "scrape_classic_histograms"),
+    ] {
+        if set {
+            warnings.push(format!("{sp}.{field}: ignored; targets are scraped in the Prometheus text format"));
+        }
+    }
+}
+
+/// The `static_configs` targets, each as its label set with `__address__`.
+fn static_targets(sp: &str, sc: &ScrapeConfig, errors: &mut Vec<String>) -> Vec<Labels> {
+    let mut static_targets = Vec::new();
+    for (g, group) in sc.static_configs.iter().enumerate() {
+        for (t, target) in group.targets.iter().enumerate() {
+            if target.is_empty() || target.contains('/') {
+                errors.push(format!(
+                    "{sp}.static_configs[{g}].targets[{t}]: {target:?} is not host:port (no scheme or path)"
+                ));
+                continue;
+            }
+            let mut labels = group.labels.clone().into_iter().collect::<Labels>();
+            labels.insert("__address__".into(), target.clone());
+            static_targets.push(labels);
+        }
+        for name in group.labels.keys() {
+            if !relabel::is_valid_label_name(name) {
+                errors.push(format!("{sp}.static_configs[{g}].labels.{name}: invalid label name"));
+            }
+        }
+    }
+    static_targets
+}
+
+/// One `kubernetes_sd_configs` entry (at `kp`) as pod discovery; only the pod role, reached with
+/// the in-cluster credentials, is implemented.
+fn pod_discovery(
+    kp: &str,
+    sd: &KubernetesSdConfig,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> PodDiscovery {
+    if sd.role != "pod" {
+        let known = ["service", "endpoints", "endpointslice", "node", "ingress"].contains(&sd.role.as_str());
+        errors.push(if known {
+            format!("{kp}.role: role {:?} is not supported; only pod discovery is implemented", sd.role)
+        } else {
+            format!("{kp}.role: unknown role {:?}", sd.role)
+        });
+    }
+    for (set, field) in [
+        (sd.api_server.is_some(), "api_server"),
+        (sd.kubeconfig_file.is_some(), "kubeconfig_file"),
+        (sd.tls_config.is_some(), "tls_config"),
+        (sd.bearer_token_file.is_some(), "bearer_token_file"),
+        (sd.authorization.is_some(), "authorization"),
+    ] {
+        if set {
+            errors.push(format!(
+                "{kp}.{field}: not supported; the API server is reached with the in-cluster service account or KUBECONFIG"
+            ));
+        }
+    }
+    if sd.attach_metadata.is_some() {
+        warnings.push(format!("{kp}.attach_metadata: not supported; ignored"));
+    }
+    let (label_selector, field_selector) = pod_selectors(kp, &sd.role, &sd.selectors, errors);
+    let namespaces = match &sd.namespaces {
+        Some(ns) if ns.own_namespace && ns.names.is_empty() => Namespaces::Own,
+        Some(ns) if ns.own_namespace => {
+            errors.push(format!("{kp}.namespaces: own_namespace and names cannot be combined"));
+            Namespaces::Own
+        }
+        Some(ns) if !ns.names.is_empty() => Namespaces::Names(ns.names.clone()),
+        _ => Namespaces::All,
+    };
+    PodDiscovery { namespaces, label_selector, field_selector }
+}
+
+impl Validate for PrometheusReceiverConfig {
+    /// One function checks and compiles ([`plan`]), so what passes here is what runs.
+    fn validate(&self, path: &str, check: &mut Check<'_>) {
+        plan(path, self, &mut check.errors, &mut check.warnings);
+    }
 }
 
 #[cfg(test)]

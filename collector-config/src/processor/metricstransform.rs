@@ -1,18 +1,222 @@
-//! Validation of the `metricstransform` processor: upstream's required-field and regex checks
+//! The `metricstransform` processor's config (types, serde enums for every choice) and its
+//! validation: upstream's required-field and regex checks
 //! (its `validateConfiguration`), plus refusal, by path, of what this collector does not
 //! implement (`combine`, `group`, `aggregate_labels`, `aggregate_label_values`). Fields upstream
 //! ignores for the chosen action are accepted and reported as warnings, so a misplaced field is
 //! visible without breaking configs upstream loads.
 
-use super::components::{
-    MetricMatchType, MetricOperation, MetricOperationAction, MetricTransform, MetricTransformAction,
-    MetricsTransformConfig,
-};
+use std::collections::BTreeMap;
 
-/// Checks one `metricstransform` processor; `p` is its path (`processors.<id>`).
-pub(crate) fn validate(p: &str, cfg: &MetricsTransformConfig, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
-    for (i, t) in cfg.transforms.iter().enumerate() {
-        validate_transform(&format!("{p}.transforms[{i}]"), t, errors, warnings);
+use serde::Deserialize;
+
+use crate::check::{Check, Validate};
+use crate::shared::{de_lenient_map, de_lenient_string};
+
+/// `metricstransform` processor: renames metrics, copies them under a new name, and edits data
+/// point labels and values, following upstream's `metricstransformprocessor`.
+///
+/// Transforms run in order over every scope's metrics; a later transform sees the result of the
+/// earlier ones (including metrics they inserted). Scopes and resources left without metrics are
+/// dropped, as upstream does. Refused at validation: `action: combine` and `action: group`, and
+/// the `aggregate_labels` / `aggregate_label_values` operations.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTransformConfig {
+    /// Transform rules, applied in order.
+    pub transforms: Vec<MetricTransform>,
+}
+
+/// One metricstransform rule: which metrics to match, what to do with them, and the operations
+/// applied to the result.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricTransform {
+    /// Metric name (`match_type: strict`) or regular expression (`match_type: regexp`, unanchored
+    /// like upstream's Go regexp) selecting the metrics to operate on. Required.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub include: String,
+    /// How `include` and `experimental_match_labels` are matched (default `strict`).
+    pub match_type: MetricMatchType,
+    /// Only data points whose labels match: label name to value (`strict`: equal; `regexp`: the
+    /// regex matches the value somewhere). A label that is absent, or not a string, counts as the
+    /// empty string. With `action: update`, the metric is selected if any point matches;
+    /// `update_label`, `toggle_scalar_data_type` and `experimental_scale_value` then change only
+    /// the matching points, while `new_name`, `add_label` and `delete_label_value` apply only when
+    /// every point matches. With `action: insert`, only the matching points are copied.
+    #[serde(deserialize_with = "de_lenient_map")]
+    pub experimental_match_labels: BTreeMap<String, String>,
+    /// What to do with the matched metrics: `update` (in place) or `insert` (append a copy to the
+    /// same scope, with `new_name` and the operations applied to the copy only). Required.
+    /// `combine` and `group` are refused.
+    pub action: Option<MetricTransformAction>,
+    /// New metric name (required with `insert`). With `match_type: regexp`, `$1`, `${1}` and
+    /// `$name` expand to the capture groups of `include` (write `$$` in the YAML for a literal `$`).
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub new_name: String,
+    /// Labels for the new resource of `action: group` (refused with it; ignored otherwise, as upstream does).
+    pub group_resource_labels: Option<BTreeMap<String, String>>,
+    /// Aggregation of `action: combine` (refused with it; ignored otherwise, as upstream does).
+    pub aggregation_type: Option<AggregationType>,
+    /// Case of label values made from regexp submatches by `action: combine` (refused with it;
+    /// ignored otherwise, as upstream does).
+    pub submatch_case: Option<SubmatchCase>,
+    /// Operations applied, in order, to each resulting metric.
+    pub operations: Vec<MetricOperation>,
+}
+
+/// `transforms[].match_type`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricMatchType {
+    /// Exact name and label values (default; upstream treats an empty value as strict).
+    #[default]
+    #[serde(alias = "")]
+    Strict,
+    /// Regular expressions.
+    Regexp,
+}
+
+/// `transforms[].action`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricTransformAction {
+    /// Change the matched metrics in place.
+    Update,
+    /// Append a changed copy of each matched metric to its scope.
+    Insert,
+    /// Merge the matched metrics into one (refused: not implemented).
+    Combine,
+    /// Move the matched metrics into a new resource (refused: not implemented).
+    Group,
+}
+
+impl MetricTransformAction {
+    /// The name as written in the config, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Update => "update",
+            Self::Insert => "insert",
+            Self::Combine => "combine",
+            Self::Group => "group",
+        }
+    }
+}
+
+/// Aggregation function named by `aggregation_type` (upstream's `aggregateutil` set).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregationType {
+    /// Sum of the values.
+    Sum,
+    /// Mean of the values.
+    Mean,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Median of the values.
+    Median,
+    /// Number of values.
+    Count,
+}
+
+/// `transforms[].submatch_case`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmatchCase {
+    /// Lower-case the submatch.
+    Lower,
+    /// Upper-case the submatch.
+    Upper,
+}
+
+/// One entry of `transforms[].operations`. Fields are shared by all actions as upstream's are; a
+/// field the action does not use is ignored (and reported as a warning).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricOperation {
+    /// The operation. Required.
+    pub action: Option<MetricOperationAction>,
+    /// Label to operate on (`update_label`: required; `delete_label_value`).
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub label: String,
+    /// `add_label`: the label to add (required). `update_label`: rename `label` to this; an
+    /// existing label of that name is overwritten.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub new_label: String,
+    /// `add_label`: the value of the new label (required). `{{version}}` is replaced with this
+    /// collector's version.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub new_value: String,
+    /// `delete_label_value`: points whose `label` has this value are deleted.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub label_value: String,
+    /// `update_label`: value renames applied to `label` (after a rename, to `new_label`).
+    pub value_actions: Vec<ValueAction>,
+    /// `experimental_scale_value`: the factor values are multiplied by (required, non-zero).
+    pub experimental_scale: f64,
+    /// `aggregate_labels` (refused): the labels to keep.
+    pub label_set: Vec<String>,
+    /// `aggregate_labels` / `aggregate_label_values` (refused): how points are aggregated.
+    pub aggregation_type: Option<AggregationType>,
+    /// `aggregate_label_values` (refused): the values of `label` to aggregate into `new_value`.
+    pub aggregated_values: Vec<String>,
+}
+
+/// `operations[].action`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricOperationAction {
+    /// Add `new_label: new_value` to every point that does not have `new_label` yet.
+    AddLabel,
+    /// Rename `label` to `new_label` and/or map its values by `value_actions`.
+    UpdateLabel,
+    /// Delete the points whose `label` equals `label_value`; a metric left without points is dropped.
+    DeleteLabelValue,
+    /// Gauge and sum points: int values become doubles and doubles become ints (truncated).
+    ToggleScalarDataType,
+    /// Multiply by `experimental_scale`: gauge and sum values (ints are truncated back to ints);
+    /// for histograms the sum, min, max, explicit bounds and exemplar values. Exponential
+    /// histograms and summaries are left unchanged, as upstream leaves them.
+    ExperimentalScaleValue,
+    /// Aggregate away every label not in `label_set` (refused: not implemented).
+    AggregateLabels,
+    /// Aggregate the `aggregated_values` of `label` into `new_value` (refused: not implemented).
+    AggregateLabelValues,
+}
+
+impl MetricOperationAction {
+    /// The name as written in the config, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AddLabel => "add_label",
+            Self::UpdateLabel => "update_label",
+            Self::DeleteLabelValue => "delete_label_value",
+            Self::ToggleScalarDataType => "toggle_scalar_data_type",
+            Self::ExperimentalScaleValue => "experimental_scale_value",
+            Self::AggregateLabels => "aggregate_labels",
+            Self::AggregateLabelValues => "aggregate_label_values",
+        }
+    }
+}
+
+/// `update_label.value_actions[]`: rename one label value.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValueAction {
+    /// The current value.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub value: String,
+    /// The value it becomes. `{{version}}` is replaced with this collector's version.
+    #[serde(deserialize_with = "de_lenient_string")]
+    pub new_value: String,
+}
+
+impl Validate for MetricsTransformConfig {
+    fn validate(&self, p: &str, check: &mut Check<'_>) {
+        for (i, t) in self.transforms.iter().enumerate() {
+            validate_transform(&format!("{p}.transforms[{i}]"), t, &mut check.errors, &mut check.warnings);
+        }
     }
 }
 
@@ -116,7 +320,7 @@ fn fields_read_by(action: MetricOperationAction) -> &'static [&'static str] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError};
+    use crate::config::{Config, ConfigError};
 
     /// Loads a metrics pipeline whose `metricstransform` processor has `transforms`.
     fn load(transforms: &str) -> Result<Config, ConfigError> {

@@ -1,5 +1,5 @@
-//! The receiver's settings, typed: `HostMetricsConfig` keeps each scraper's body as raw YAML (the
-//! config module only knows the receiver's own fields), and this module turns those bodies into
+//! The receiver's config and its settings, typed: [`HostMetricsConfig`] keeps each scraper's body
+//! as raw YAML (serde only knows the receiver's own fields), and [`Settings`] turns those bodies into
 //! per-scraper settings — filters and metric toggles — or path-named errors. Pure; the config
 //! validator and the receiver's start both call [`Settings::from_config`].
 
@@ -12,7 +12,26 @@ use serde::de::DeserializeOwned;
 
 use super::metrics::MetricDef;
 use super::metrics::{cpu, disk, filesystem, load, memory, network, paging, processes, system};
-use crate::config::components::HostMetricsConfig;
+use crate::check::{Check, Validate};
+use crate::duration::de_opt_duration;
+
+/// `hostmetrics` receiver (alias `host_metrics`). Scraper bodies stay raw YAML here and are typed
+/// by [`Settings::from_config`].
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostMetricsConfig {
+    /// How often to collect (default 1m).
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub collection_interval: Option<Duration>,
+    /// Delay before the first collection.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub initial_delay: Option<Duration>,
+    /// Host root mount when running in a container (e.g. `/hostfs`).
+    pub root_path: Option<String>,
+    /// Scrapers to run (cpu, disk, filesystem, load, memory, network, paging, processes, system), each
+    /// with its options; typed and validated by [`Settings::from_config`].
+    pub scrapers: BTreeMap<String, Option<serde_yaml::Value>>,
+}
 
 /// Upstream's default `collection_interval`.
 pub const DEFAULT_COLLECTION_INTERVAL: Duration = Duration::from_secs(60);
@@ -415,6 +434,15 @@ impl Settings {
             root_path: PathBuf::from(c.root_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/")),
             scrapers,
         })
+    }
+}
+
+impl Validate for HostMetricsConfig {
+    /// The same typing the receiver does at start, so what passes here starts.
+    fn validate(&self, p: &str, check: &mut Check<'_>) {
+        if let Err(e) = Settings::from_config(self) {
+            check.errors.extend(e.into_iter().map(|e| format!("{p}.{e}")));
+        }
     }
 }
 

@@ -1,9 +1,10 @@
-//! The `prometheus` receiver's config half: [`plan`] turns its config into validated, compiled
+//! The `prometheus` receiver's config half: [`config`] holds its types, [`plan`] turns its config into validated, compiled
 //! scrape jobs (the config loader runs it, so a bad regex or an unsupported field fails at
 //! `validate`), and [`relabel`] holds Prometheus' relabeling rules, compiled here and applied by
 //! the receiver in the collector, and [`selectors`] checks the discovery's label and field
 //! selectors.
 
+pub mod config;
 pub mod plan;
 pub mod relabel;
 pub mod selectors;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use md5::{Digest, Md5};
 use regex::Regex;
 
-use crate::config::components::RelabelConfig;
+use super::config::RelabelConfig;
 
 /// A label set. Ordered so that equal sets compare and hash equal whatever their origin.
 pub type Labels = BTreeMap<String, String>;

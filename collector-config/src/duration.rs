@@ -51,7 +51,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total as u64))
 }
 
-/// Serde adapter so config structs can declare `#[serde(with = "crate::config::duration::serde_duration")]`.
+/// Serde adapter so config structs can declare `#[serde(with = "crate::duration::serde_duration")]`.
 pub mod serde_duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
@@ -72,6 +72,17 @@ pub mod serde_duration {
             }
             Raw::Str(s) => super::parse_duration(&s).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Deserializes an optional duration field: absent or `null` is `None`, otherwise as
+/// [`serde_duration`] (`0`, Go's "no timeout", is written bare in upstream configs; other bare
+/// integers are refused).
+pub(crate) fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_yaml::Value>::deserialize(d)? {
+        None | Some(serde_yaml::Value::Null) => Ok(None),
+        Some(v) => serde_duration::deserialize(v).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
