@@ -223,15 +223,28 @@ fn batch_processor(spec: Option<&crate::crd::Batch>) -> Value {
     Value::Object(batch)
 }
 
-/// Renders the collector configuration (before `configOverrides`).
-pub fn render_base(input: &RenderInput<'_>) -> Value {
+/// The rendered processors, and each signal's processor list in order.
+struct Processors {
+    configs: Map<String, Value>,
+    traces: Vec<String>,
+    metrics: Vec<String>,
+    logs: Vec<String>,
+}
+
+/// The rendered exporters (and the extensions they need), and which of them take which signals.
+struct Exporters {
+    configs: Map<String, Value>,
+    extensions: Map<String, Value>,
+    /// Traces, metrics and logs.
+    all_signals: Vec<String>,
+    /// Metrics (the above and the `prometheus` exporter).
+    metrics: Vec<String>,
+}
+
+/// The receivers the spec enables: OTLP, Prometheus (pod discovery and static targets), host metrics.
+fn receivers(input: &RenderInput<'_>) -> Map<String, Value> {
     let spec = input.spec;
     let mut receivers = Map::new();
-    let mut processors = Map::new();
-    let mut exporters = Map::new();
-    let mut extensions = Map::new();
-    extensions.insert("health_check".into(), json!({"endpoint": format!("0.0.0.0:{HEALTH_PORT}")}));
-
     let otlp = &spec.receivers.otlp;
     if otlp.enabled {
         receivers.insert(
@@ -267,15 +280,20 @@ pub fn render_base(input: &RenderInput<'_>) -> Value {
         }
         receivers.insert("hostmetrics".into(), cfg);
     }
+    receivers
+}
 
-    // Order matters: memory_limiter first, batch last (upstream recommendation).
+/// The processors, in the order each signal runs them: memory_limiter first, batch last (upstream's
+/// recommendation), and no batch in front of a persistent queue (see `persistence`).
+fn processors(input: &RenderInput<'_>) -> Processors {
+    let procs = &input.spec.processors;
+    let mut configs = Map::new();
     let mut common = vec!["memory_limiter".to_string()];
-    processors.insert("memory_limiter".into(), memory_limiter(input));
-    let procs = &spec.processors;
+    configs.insert("memory_limiter".into(), memory_limiter(input));
     if !procs.resource_attributes.is_empty() {
         let attrs: Vec<Value> =
             procs.resource_attributes.iter().map(|(k, v)| json!({"key": k, "value": v, "action": "upsert"})).collect();
-        processors.insert("resource".into(), json!({"attributes": attrs}));
+        configs.insert("resource".into(), json!({"attributes": attrs}));
         common.push("resource".into());
     }
     if !procs.attributes.is_empty() {
@@ -290,93 +308,107 @@ pub fn render_base(input: &RenderInput<'_>) -> Value {
                 m
             })
             .collect();
-        processors.insert("attributes".into(), json!({"actions": actions}));
+        configs.insert("attributes".into(), json!({"actions": actions}));
         common.push("attributes".into());
     }
-    let mut trace_procs = common.clone();
+    let mut traces = common.clone();
     if let Some(sn) = &procs.span_name {
         let mut name = json!({"from_attributes": sn.from_attributes});
         if let Some(sep) = &sn.separator {
             name["separator"] = json!(sep);
         }
-        processors.insert("span".into(), json!({"name": name}));
-        trace_procs.push("span".into());
+        configs.insert("span".into(), json!({"name": name}));
+        traces.push("span".into());
     }
-    let mut metric_procs = common.clone();
+    let mut metrics = common.clone();
     if !procs.metric_renames.is_empty() {
         let transforms: Vec<Value> = procs
             .metric_renames
             .iter()
             .map(|r| json!({"include": r.from, "match_type": "strict", "action": "update", "new_name": r.to}))
             .collect();
-        processors.insert("metricstransform".into(), json!({"transforms": transforms}));
-        metric_procs.push("metricstransform".into());
+        configs.insert("metricstransform".into(), json!({"transforms": transforms}));
+        metrics.push("metricstransform".into());
     }
-    let mut log_procs = common;
-    // A persistent queue must be the first to acknowledge: no batch processor in front of it
-    // (see `persistence`).
-    let persistence = crate::persistence::of(spec);
-    if persistence.is_none() {
-        processors.insert("batch".into(), batch_processor(procs.batch.as_ref()));
-        for list in [&mut trace_procs, &mut metric_procs, &mut log_procs] {
+    let mut logs = common;
+    // A persistent queue must be the first to acknowledge: no batch processor in front of it.
+    if crate::persistence::of(input.spec).is_none() {
+        configs.insert("batch".into(), batch_processor(procs.batch.as_ref()));
+        for list in [&mut traces, &mut metrics, &mut logs] {
             list.push("batch".into());
         }
     }
-    if let Some(p) = persistence {
-        extensions.insert(crate::persistence::STORAGE_EXTENSION.into(), crate::persistence::extension(p));
-    }
+    Processors { configs, traces, metrics, logs }
+}
 
-    let mut all_signal_exporters = Vec::new();
+/// The exporters: each OTLP destination (with its auth extension, and its queue on disk with
+/// persistence), debug, and the Prometheus pull endpoint (metrics only).
+fn exporters(spec: &TelemetryPipelineSpec) -> Exporters {
+    let persistence = crate::persistence::of(spec);
+    let mut out =
+        Exporters { configs: Map::new(), extensions: Map::new(), all_signals: Vec::new(), metrics: Vec::new() };
     for exp in &spec.exporters.otlp {
         let (id, mut cfg, ext) = otlp_exporter(exp);
         if let (Some(p), Value::Object(map)) = (persistence, &mut cfg) {
             crate::persistence::make_queue_persistent(map, p, spec.exporters.otlp.len());
         }
-        exporters.insert(id.clone(), cfg);
-        all_signal_exporters.push(id);
+        out.configs.insert(id.clone(), cfg);
+        out.all_signals.push(id);
         if let Some((ext_id, ext_cfg)) = ext {
-            extensions.insert(ext_id, ext_cfg);
+            out.extensions.insert(ext_id, ext_cfg);
         }
     }
     if let Some(d) = spec.exporters.debug.as_ref().filter(|d| d.enabled) {
-        exporters.insert("debug".into(), json!({"verbosity": d.verbosity.as_str()}));
-        all_signal_exporters.push("debug".into());
+        out.configs.insert("debug".into(), json!({"verbosity": d.verbosity.as_str()}));
+        out.all_signals.push("debug".into());
     }
-    let mut metric_exporters = all_signal_exporters.clone();
+    out.metrics = out.all_signals.clone();
     if let Some(p) = spec.exporters.prometheus.as_ref().filter(|p| p.enabled) {
-        exporters.insert("prometheus".into(), json!({"endpoint": format!("0.0.0.0:{}", p.port)}));
-        metric_exporters.push("prometheus".into());
+        out.configs.insert("prometheus".into(), json!({"endpoint": format!("0.0.0.0:{}", p.port)}));
+        out.metrics.push("prometheus".into());
     }
+    out
+}
 
+/// The service's pipelines: traces and logs from OTLP, metrics from OTLP and the scrapers; a
+/// pipeline without a receiver or an exporter is left out.
+fn pipelines(receivers: &Map<String, Value>, processors: &Processors, exporters: &Exporters) -> Map<String, Value> {
     let mut pipelines = Map::new();
-    let otlp_recv: Vec<String> = if otlp.enabled { vec!["otlp".into()] } else { vec![] };
-    let mut metric_recv = otlp_recv.clone();
-    for r in ["prometheus", "hostmetrics"] {
-        if receivers.contains_key(r) {
-            metric_recv.push(r.into());
-        }
+    let otlp: Vec<&str> = receivers.contains_key("otlp").then_some("otlp").into_iter().collect();
+    let mut metric_receivers = otlp.clone();
+    metric_receivers.extend(["prometheus", "hostmetrics"].into_iter().filter(|r| receivers.contains_key(*r)));
+    if !otlp.is_empty() && !exporters.all_signals.is_empty() {
+        let pipeline =
+            |procs: &[String]| json!({"receivers": otlp, "processors": procs, "exporters": exporters.all_signals});
+        pipelines.insert("traces".into(), pipeline(&processors.traces));
+        pipelines.insert("logs".into(), pipeline(&processors.logs));
     }
-    if !otlp_recv.is_empty() && !all_signal_exporters.is_empty() {
-        pipelines.insert(
-            "traces".into(),
-            json!({"receivers": otlp_recv, "processors": trace_procs, "exporters": all_signal_exporters}),
-        );
-        pipelines.insert(
-            "logs".into(),
-            json!({"receivers": otlp_recv, "processors": log_procs, "exporters": all_signal_exporters}),
-        );
-    }
-    if !metric_recv.is_empty() && !metric_exporters.is_empty() {
+    if !metric_receivers.is_empty() && !exporters.metrics.is_empty() {
         pipelines.insert(
             "metrics".into(),
-            json!({"receivers": metric_recv, "processors": metric_procs, "exporters": metric_exporters}),
+            json!({"receivers": metric_receivers, "processors": processors.metrics, "exporters": exporters.metrics}),
         );
     }
+    pipelines
+}
+
+/// Renders the collector configuration (before `configOverrides`).
+pub fn render_base(input: &RenderInput<'_>) -> Value {
+    let receivers = receivers(input);
+    let processors = processors(input);
+    let exporters = exporters(input.spec);
+    let pipelines = pipelines(&receivers, &processors, &exporters);
+    let mut extensions = Map::new();
+    extensions.insert("health_check".into(), json!({"endpoint": format!("0.0.0.0:{HEALTH_PORT}")}));
+    if let Some(p) = crate::persistence::of(input.spec) {
+        extensions.insert(crate::persistence::STORAGE_EXTENSION.into(), crate::persistence::extension(p));
+    }
+    extensions.extend(exporters.extensions);
     let extension_ids: Vec<String> = extensions.keys().cloned().collect();
     json!({
         "receivers": receivers,
-        "processors": processors,
-        "exporters": exporters,
+        "processors": processors.configs,
+        "exporters": exporters.configs,
         "extensions": extensions,
         "service": {
             "extensions": extension_ids,

@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::config::{HEALTH_PORT, HOSTFS, SELF_METRICS_PORT};
-use crate::crd::{PipelineMode, TelemetryPipeline};
+use crate::crd::{PipelineMode, TelemetryPipeline, TelemetryPipelineSpec};
 use crate::names::{child_name, labels, selector_labels};
 use crate::quantity::quantity_bytes;
 use crate::topology::{WorkloadKind, workload_kind};
@@ -89,15 +89,9 @@ fn port(name: &str, p: i32) -> ContainerPort {
     ContainerPort { name: Some(name.into()), container_port: p, protocol: Some("TCP".into()), ..Default::default() }
 }
 
-/// The collector's pod template.
-pub fn pod_template(
-    tp: &TelemetryPipeline,
-    hash: &str,
-    secret_env: Vec<EnvVar>,
-    default_image: &str,
-) -> PodTemplateSpec {
-    let name = tp.name_any();
-    let spec = &tp.spec;
+/// The collector container's ports: OTLP (on the node's IP too for an agent with host ports), the
+/// Prometheus exporter, self-metrics and health.
+fn container_ports(spec: &TelemetryPipelineSpec) -> Vec<ContainerPort> {
     let mut ports = Vec::new();
     if spec.receivers.otlp.enabled {
         // An agent with host ports also listens on the node's IP, on the same port numbers.
@@ -113,11 +107,12 @@ pub fn pod_template(
     }
     ports.push(port("metrics", SELF_METRICS_PORT));
     ports.push(port("health", HEALTH_PORT));
-    let mut env = spec.env.clone().unwrap_or_default();
-    env.extend(secret_env);
-    // The node or pod name the divided scrape jobs reference (validation refuses `spec.env` entries
-    // of the same names, which would redirect the division).
-    env.extend(crate::scrape::identity_env(spec));
+    ports
+}
+
+/// The pod's volumes and the collector's mounts of them: its config, the node's `/` for host
+/// metrics on an agent, and the persistent queue's volume.
+fn volumes(pipeline: &str, spec: &TelemetryPipelineSpec) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut mounts = vec![VolumeMount {
         name: "config".into(),
         mount_path: "/conf".into(),
@@ -126,7 +121,7 @@ pub fn pod_template(
     }];
     let mut volumes = vec![Volume {
         name: "config".into(),
-        config_map: Some(ConfigMapVolumeSource { name: child_name(&name), ..Default::default() }),
+        config_map: Some(ConfigMapVolumeSource { name: child_name(pipeline), ..Default::default() }),
         ..Default::default()
     }];
     if mounts_host_fs(spec) {
@@ -147,6 +142,25 @@ pub fn pod_template(
         mounts.push(crate::persistence::mount());
         volumes.extend(crate::persistence::pod_volume(p));
     }
+    (volumes, mounts)
+}
+
+/// The collector's pod template.
+pub fn pod_template(
+    tp: &TelemetryPipeline,
+    hash: &str,
+    secret_env: Vec<EnvVar>,
+    default_image: &str,
+) -> PodTemplateSpec {
+    let name = tp.name_any();
+    let spec = &tp.spec;
+    let ports = container_ports(spec);
+    let mut env = spec.env.clone().unwrap_or_default();
+    env.extend(secret_env);
+    // The node or pod name the divided scrape jobs reference (validation refuses `spec.env` entries
+    // of the same names, which would redirect the division).
+    env.extend(crate::scrape::identity_env(spec));
+    let (volumes, mounts) = volumes(&name, spec);
     let probe = |initial: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/".into()),
