@@ -13,6 +13,9 @@
 //! collector's runtime modules of the same names); [`registry`] (type names → typed configs); and
 //! [`config`] (the loader: sections, env expansion, pipelines, and graph-level checks).
 
+#[macro_use]
+pub mod server;
+
 pub mod check;
 pub mod config;
 pub mod duration;

@@ -10,46 +10,32 @@ use crate::check::{Check, Validate};
 use crate::duration::de_opt_duration;
 use crate::shared::TlsConfig;
 
-/// `prometheus` exporter: serves the latest value of every series at `http://<endpoint>/metrics`
-/// (see `exporter/prometheus`). `enable_open_metrics` and `tls` are rejected (not implemented).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PrometheusExporterConfig {
-    /// Listen address for `/metrics` (required).
-    pub endpoint: String,
-    /// Prefix for metric names.
-    pub namespace: Option<String>,
-    /// Labels added to every metric.
-    pub const_labels: BTreeMap<String, String>,
-    /// Expose timestamps.
-    pub send_timestamps: bool,
-    /// Drop series not updated for this long (default 5m).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub metric_expiration: Option<Duration>,
-    /// Resource attributes become labels.
-    pub resource_to_telemetry_conversion: Option<EnabledFlag>,
-    /// Serve OpenMetrics.
-    pub enable_open_metrics: bool,
-    /// Add unit and type suffixes.
-    #[serde(default = "default_true")]
-    pub add_metric_suffixes: bool,
-    /// TLS for the listener.
-    pub tls: Option<TlsConfig>,
-    /// Time allowed to read a request's headers (default 1m; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub read_header_timeout: Option<Duration>,
-    /// Time a keep-alive connection may wait for its next request (default 1m; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub idle_timeout: Option<Duration>,
-    /// Time allowed to read a request body (default 1m; upstream: none; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub read_timeout: Option<Duration>,
-}
-
-impl PrometheusExporterConfig {
-    /// The listener limits these settings select.
-    pub fn limits(&self) -> crate::limits::ServerLimits {
-        crate::limits::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+http_server_config! {
+    /// `prometheus` exporter: serves the latest value of every series at `http://<endpoint>/metrics`
+    /// (see `exporter/prometheus`). `enable_open_metrics` and `tls` are rejected (not implemented).
+    #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct PrometheusExporterConfig {
+        /// Listen address for `/metrics` (required).
+        pub endpoint: String,
+        /// Prefix for metric names.
+        pub namespace: Option<String>,
+        /// Labels added to every metric.
+        pub const_labels: BTreeMap<String, String>,
+        /// Expose timestamps.
+        pub send_timestamps: bool,
+        /// Drop series not updated for this long (default 5m).
+        #[serde(deserialize_with = "de_opt_duration")]
+        pub metric_expiration: Option<Duration>,
+        /// Resource attributes become labels.
+        pub resource_to_telemetry_conversion: Option<EnabledFlag>,
+        /// Serve OpenMetrics.
+        pub enable_open_metrics: bool,
+        /// Add unit and type suffixes.
+        #[serde(default = "default_true")]
+        pub add_metric_suffixes: bool,
+        /// TLS for the listener.
+        pub tls: Option<TlsConfig>,
     }
 }
 

@@ -130,47 +130,33 @@ pub struct CorsConfig {
     pub max_age: Option<u64>,
 }
 
-/// HTTP server settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpServerConfig {
-    /// Listen address (default `localhost:4318`).
-    pub endpoint: String,
-    /// Largest accepted body in bytes, before and after decompression (default 20 MiB).
-    pub max_request_body_size: u64,
-    /// Propagate request headers into the pipeline (accepted for compatibility).
-    pub include_metadata: bool,
-    /// Browser CORS settings.
-    pub cors: Option<CorsConfig>,
-    /// Server TLS.
-    pub tls: Option<TlsConfig>,
-    /// Server authenticator extension.
-    pub auth: Option<AuthConfig>,
-    /// Path for traces (default `/v1/traces`).
-    pub traces_url_path: String,
-    /// Path for metrics (default `/v1/metrics`).
-    pub metrics_url_path: String,
-    /// Path for logs (default `/v1/logs`).
-    pub logs_url_path: String,
-    /// Accepted request encodings (accepted for compatibility; gzip and identity are supported).
-    pub compression_algorithms: Vec<String>,
-    /// Response headers to add.
-    pub response_headers: BTreeMap<String, String>,
-    /// Time allowed to read a request's headers (default 1m; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub read_header_timeout: Option<Duration>,
-    /// Time a keep-alive connection may wait for its next request (default 1m; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub idle_timeout: Option<Duration>,
-    /// Time allowed to read a request body (default 1m; upstream: none; `0` disables).
-    #[serde(deserialize_with = "de_opt_duration")]
-    pub read_timeout: Option<Duration>,
-}
-
-impl HttpServerConfig {
-    /// The listener limits these settings select.
-    pub fn limits(&self) -> crate::limits::ServerLimits {
-        crate::limits::ServerLimits::from_settings(self.read_header_timeout, self.idle_timeout, self.read_timeout)
+http_server_config! {
+    /// HTTP server settings.
+    #[derive(Debug, Clone, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct HttpServerConfig {
+        /// Listen address (default `localhost:4318`).
+        pub endpoint: String,
+        /// Largest accepted body in bytes, before and after decompression (default 20 MiB).
+        pub max_request_body_size: u64,
+        /// Propagate request headers into the pipeline (accepted for compatibility).
+        pub include_metadata: bool,
+        /// Browser CORS settings.
+        pub cors: Option<CorsConfig>,
+        /// Server TLS.
+        pub tls: Option<TlsConfig>,
+        /// Server authenticator extension.
+        pub auth: Option<AuthConfig>,
+        /// Path for traces (default `/v1/traces`).
+        pub traces_url_path: String,
+        /// Path for metrics (default `/v1/metrics`).
+        pub metrics_url_path: String,
+        /// Path for logs (default `/v1/logs`).
+        pub logs_url_path: String,
+        /// Accepted request encodings (accepted for compatibility; gzip and identity are supported).
+        pub compression_algorithms: Vec<String>,
+        /// Response headers to add.
+        pub response_headers: BTreeMap<String, String>,
     }
 }
 
