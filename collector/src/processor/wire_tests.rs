@@ -283,3 +283,16 @@ fn filters_and_decode_only_actions_keep_the_decoded_path() {
         assert!(matches!(out, Data::Decoded(_)), "{yaml}");
     }
 }
+
+#[test]
+fn metrics_get_resource_actions_encoded() {
+    let mut req = crate::pdata::wire::tests::metrics();
+    let body: Bytes = req.encode_to_vec().into();
+    let yaml = "attributes: [{key: deployment.environment, value: prod, action: upsert}, {key: collector.version, value: '1', action: insert}, {key: service.name, action: delete}]";
+    let Payload::Metrics(out) = both_paths(Kind::Resource, yaml, Signal::Metrics, body) else { panic!() };
+    let attrs = &out.resource_metrics[0].resource.as_ref().unwrap().attributes;
+    assert_eq!(keys(attrs), ["deployment.environment", "collector.version"]);
+    // A resource group without a resource gets one, as on the decoded path.
+    req.resource_metrics[0].resource = None;
+    both_paths(Kind::Resource, yaml, Signal::Metrics, req.encode_to_vec().into());
+}

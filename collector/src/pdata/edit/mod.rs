@@ -1,6 +1,6 @@
-//! Changing traces and logs without decoding them: attribute actions on resources, on spans or
-//! log records, and span renames from attribute values, applied in one pass that copies the
-//! received protobuf and rewrites only the messages that change.
+//! Changing telemetry without decoding it: attribute actions on resources (of traces, metrics and
+//! logs), on spans or log records, and span renames from attribute values, applied in one pass
+//! that copies the received protobuf and rewrites only the messages that change.
 //!
 //! Why: the `resource`, `attributes` and `span` processors are in nearly every pipeline users run
 //! (and in the one the operator renders). Decoding a request into `ExportTraceServiceRequest`
@@ -72,12 +72,16 @@ pub struct Edit<'e> {
     pub rename: Option<&'e Rename>,
 }
 
-/// Applies `edit` to encoded traces or logs. `None` when the encoded form cannot do it exactly
-/// (metrics, a rename on logs, or a shape protobuf merges on decode): decode and process instead.
+/// Applies `edit` to encoded traces, metrics or logs. `None` when the encoded form cannot do it
+/// exactly (item edits on metrics, a rename on logs, or a shape protobuf merges on decode): decode
+/// and process instead.
 pub fn apply(data: &Encoded, edit: &Edit<'_>) -> Option<Encoded> {
     let item_attributes = match data.signal() {
         Signal::Traces => SPAN_ATTRIBUTES,
         Signal::Logs if edit.rename.is_none() => LOG_ATTRIBUTES,
+        // The resource part of a metrics request has the traces' shape: `ResourceMetrics` (1)
+        // holds the `Resource` (1) and `ScopeMetrics` (2). Items are data points under five types.
+        Signal::Metrics if edit.items.is_none() && edit.rename.is_none() => 0,
         _ => return None,
     };
     data.try_map_chunks(|bytes| edit_request(bytes, edit, item_attributes).ok())
