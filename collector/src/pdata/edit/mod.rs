@@ -19,7 +19,7 @@
 //! to the decoded path: [`apply`] returns `None` and the processor decodes as before.
 
 mod attrs;
-mod fields;
+pub mod fields;
 pub mod metrics;
 #[cfg(test)]
 mod tests;
