@@ -170,7 +170,9 @@ enum Upsert {
 /// length-prefixed `KeyValue` encodings. A hit costs a copy of the attribute bytes and a hash
 /// instead of sanitising and rendering every label. Keys are exact (no hash stands for a series),
 /// and a context id is never reused, so a stale entry can only name the labels it was built for.
-/// Bounded: emptied when it outgrows twice the series cap, and when series expire.
+/// Bounded: emptied when it outgrows twice the series cap, and when series expire. An entry holds
+/// about what its label set holds, once per distinct (scope, attributes) pair, which metrics share:
+/// at most the series' own size again, usually much less.
 #[derive(Debug, Default)]
 struct SeriesKeys {
     /// Scope context (scope labels, job/instance) → id.
