@@ -3,12 +3,16 @@
 //! repeated points, delta/cumulative mixes and type conflicts included — and its render must
 //! not panic either. Requests are built from the input with `arbitrary` over a small alphabet
 //! of names and attributes, so series collide and accumulate instead of all being distinct.
+//! Every request is also folded in encoded (`ingest_encoded`, as it arrives from an OTLP
+//! receiver) into a second accumulator, which must end up in the same state.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as Request;
+use prost::Message as _;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as AV};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -131,16 +135,21 @@ fuzz_target!(|data: &[u8]| {
         max_series: 16,
         ..Settings::default()
     };
+    let mut encoded = Accumulator::new(settings.clone());
     let mut acc = Accumulator::new(settings);
     let mut now = Instant::now();
     while let Ok(req) = request(&mut u) {
-        acc.ingest(&req, now);
+        let outcome = acc.ingest(&req, now);
+        let body = Request::encode_to_vec(&req);
+        assert_eq!(encoded.ingest_encoded(&body, now), Ok(outcome), "encoded and decoded outcomes differ");
         now += Duration::from_secs(u.int_in_range(0..=90).unwrap_or(0));
         acc.expire(now);
+        encoded.expire(now);
         let stored = acc.families().values().map(|f| f.series.len()).sum::<usize>() + acc.targets().count();
         assert_eq!(acc.series_count(), stored, "the series counter drifted from the state");
         assert!(stored <= 16, "max_series exceeded: {stored}");
-        let _ = render(&acc, u.arbitrary().unwrap_or(false));
+        let timestamps = u.arbitrary().unwrap_or(false);
+        assert_eq!(render(&acc, timestamps), render(&encoded, timestamps), "encoded and decoded states differ");
         if u.is_empty() {
             break;
         }

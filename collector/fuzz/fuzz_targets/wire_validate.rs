@@ -9,8 +9,8 @@ use telemetry_collector::pdata::{Payload, wire};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else { return };
-    let signal = if sel & 1 == 0 { Signal::Traces } else { Signal::Logs };
-    let ours = wire::validate(signal, body).expect("traces and logs have a wire schema").ok();
+    let signal = [Signal::Traces, Signal::Logs, Signal::Metrics][usize::from(sel % 3)];
+    let ours = wire::validate(signal, body).expect("every signal has a wire schema").ok();
     let prost = Payload::decode_protobuf(signal, body).ok().map(|p| p.item_count());
     assert_eq!(ours, prost, "validator and prost disagree");
 });

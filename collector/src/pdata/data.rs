@@ -204,11 +204,42 @@ mod tests {
     }
 
     #[test]
-    fn protobuf_traces_stay_encoded_and_metrics_are_decoded() {
+    fn protobuf_requests_of_every_signal_stay_encoded() {
         assert!(matches!(encoded(1, 1, 3), Data::Encoded(_)));
         let metrics = Payload::empty(Signal::Metrics).encode_to_bytes();
-        assert!(matches!(Data::from_protobuf(Signal::Metrics, metrics).unwrap(), Data::Decoded(_)));
+        assert!(matches!(Data::from_protobuf(Signal::Metrics, metrics).unwrap(), Data::Encoded(_)));
         assert!(Data::from_protobuf(Signal::Traces, Bytes::from_static(&[0x0a, 0x05])).is_err());
+        assert!(Data::from_protobuf(Signal::Metrics, Bytes::from_static(&[0x0a, 0x05])).is_err());
+    }
+
+    #[test]
+    fn encoded_metrics_split_at_metric_granularity_and_keep_every_point() {
+        let req = crate::pdata::wire::tests::metrics();
+        let one = Payload::Metrics(req.clone()).encode_to_bytes();
+        let mut d = Data::empty(Signal::Metrics);
+        for _ in 0..3 {
+            d.append(Data::from_protobuf(Signal::Metrics, one.clone()).unwrap());
+        }
+        assert_eq!(d.item_count(), 27);
+        let mut points = 0;
+        let mut merged = Payload::empty(Signal::Metrics);
+        while d.item_count() > 0 {
+            let head = d.split_off_front(4);
+            assert!(matches!(head, Data::Encoded(_)));
+            points += head.item_count();
+            merged.append(head.decode().unwrap());
+        }
+        assert_eq!(points, 27);
+        assert_eq!(merged.item_count(), 27);
+        let Payload::Metrics(m) = merged else { panic!("metrics") };
+        let names: Vec<&str> = m
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(names, ["g", "s", "h", "e", "q"].repeat(3));
     }
 
     #[test]

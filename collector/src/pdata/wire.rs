@@ -36,14 +36,22 @@ enum Kind {
     Bytes,
     /// A nested message.
     Message(&'static Schema),
+    /// repeated fixed64 or double: one value (wire type 1) or a packed run (wire type 2) whose
+    /// length is a multiple of 8.
+    Repeated64,
+    /// repeated uint64: one varint (wire type 0) or a packed run of whole varints (wire type 2).
+    RepeatedVarint,
 }
 
-/// One message type: its fields indexed by field number, and which field's occurrences are the
-/// items upstream counts (spans, log records).
+/// One message type: its fields indexed by field number, which field's occurrences are the
+/// items upstream counts (spans, log records, metric data points), and which message fields form
+/// a oneof whose items count (a metric's data: a later field of another variant replaces the
+/// earlier one on decode, taking its data points with it).
 #[derive(Debug)]
 struct Schema {
     fields: &'static [Kind],
     items: u32,
+    oneof: &'static [u32],
 }
 
 impl Schema {
@@ -52,21 +60,25 @@ impl Schema {
     }
 }
 
-use Kind::{Bytes as B, Fixed32 as F32, Fixed64 as F64, Message as M, Str as S, Unknown as U, Varint as V};
+use Kind::{
+    Bytes as B, Fixed32 as F32, Fixed64 as F64, Message as M, Repeated64 as R64, RepeatedVarint as RV, Str as S,
+    Unknown as U, Varint as V,
+};
 
-// The tables mirror opentelemetry-proto's generated prost types (common, resource, trace, logs and
-// the collector requests); index = field number.
-static ANY_VALUE: Schema = Schema { fields: &[U, S, V, V, F64, M(&ARRAY_VALUE), M(&KEY_VALUE_LIST), B, V], items: 0 };
-static ARRAY_VALUE: Schema = Schema { fields: &[U, M(&ANY_VALUE)], items: 0 };
-static KEY_VALUE_LIST: Schema = Schema { fields: &[U, M(&KEY_VALUE)], items: 0 };
-static KEY_VALUE: Schema = Schema { fields: &[U, S, M(&ANY_VALUE), V], items: 0 };
-static SCOPE: Schema = Schema { fields: &[U, S, S, M(&KEY_VALUE), V], items: 0 };
-static ENTITY_REF: Schema = Schema { fields: &[U, S, S, S, S], items: 0 };
-static RESOURCE: Schema = Schema { fields: &[U, M(&KEY_VALUE), V, M(&ENTITY_REF)], items: 0 };
+// The tables mirror opentelemetry-proto's generated prost types (common, resource, trace, logs,
+// metrics and the collector requests); index = field number.
+static ANY_VALUE: Schema =
+    Schema { fields: &[U, S, V, V, F64, M(&ARRAY_VALUE), M(&KEY_VALUE_LIST), B, V], items: 0, oneof: &[] };
+static ARRAY_VALUE: Schema = Schema { fields: &[U, M(&ANY_VALUE)], items: 0, oneof: &[] };
+static KEY_VALUE_LIST: Schema = Schema { fields: &[U, M(&KEY_VALUE)], items: 0, oneof: &[] };
+static KEY_VALUE: Schema = Schema { fields: &[U, S, M(&ANY_VALUE), V], items: 0, oneof: &[] };
+static SCOPE: Schema = Schema { fields: &[U, S, S, M(&KEY_VALUE), V], items: 0, oneof: &[] };
+static ENTITY_REF: Schema = Schema { fields: &[U, S, S, S, S], items: 0, oneof: &[] };
+static RESOURCE: Schema = Schema { fields: &[U, M(&KEY_VALUE), V, M(&ENTITY_REF)], items: 0, oneof: &[] };
 
-static EVENT: Schema = Schema { fields: &[U, F64, S, M(&KEY_VALUE), V], items: 0 };
-static LINK: Schema = Schema { fields: &[U, B, B, S, M(&KEY_VALUE), V, F32], items: 0 };
-static STATUS: Schema = Schema { fields: &[U, U, S, V], items: 0 };
+static EVENT: Schema = Schema { fields: &[U, F64, S, M(&KEY_VALUE), V], items: 0, oneof: &[] };
+static LINK: Schema = Schema { fields: &[U, B, B, S, M(&KEY_VALUE), V, F32], items: 0, oneof: &[] };
+static STATUS: Schema = Schema { fields: &[U, U, S, V], items: 0, oneof: &[] };
 static SPAN: Schema = Schema {
     fields: &[
         U,
@@ -88,10 +100,11 @@ static SPAN: Schema = Schema {
         F32,           // 16 flags
     ],
     items: 0,
+    oneof: &[],
 };
-static SCOPE_SPANS: Schema = Schema { fields: &[U, M(&SCOPE), M(&SPAN), S], items: 2 };
-static RESOURCE_SPANS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_SPANS), S], items: 0 };
-static TRACES_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_SPANS)], items: 0 };
+static SCOPE_SPANS: Schema = Schema { fields: &[U, M(&SCOPE), M(&SPAN), S], items: 2, oneof: &[] };
+static RESOURCE_SPANS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_SPANS), S], items: 0, oneof: &[] };
+static TRACES_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_SPANS)], items: 0, oneof: &[] };
 
 static LOG_RECORD: Schema = Schema {
     fields: &[
@@ -110,10 +123,127 @@ static LOG_RECORD: Schema = Schema {
         S,             // 12 event_name
     ],
     items: 0,
+    oneof: &[],
 };
-static SCOPE_LOGS: Schema = Schema { fields: &[U, M(&SCOPE), M(&LOG_RECORD), S], items: 2 };
-static RESOURCE_LOGS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_LOGS), S], items: 0 };
-static LOGS_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_LOGS)], items: 0 };
+static SCOPE_LOGS: Schema = Schema { fields: &[U, M(&SCOPE), M(&LOG_RECORD), S], items: 2, oneof: &[] };
+static RESOURCE_LOGS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_LOGS), S], items: 0, oneof: &[] };
+static LOGS_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_LOGS)], items: 0, oneof: &[] };
+
+static EXEMPLAR: Schema = Schema {
+    fields: &[
+        U,
+        U,             // 1 (reserved)
+        F64,           // 2 time_unix_nano
+        F64,           // 3 as_double
+        B,             // 4 span_id
+        B,             // 5 trace_id
+        F64,           // 6 as_int (sfixed64)
+        M(&KEY_VALUE), // 7 filtered_attributes
+    ],
+    items: 0,
+    oneof: &[],
+};
+static NUMBER_POINT: Schema = Schema {
+    fields: &[
+        U,
+        U,             // 1 (reserved)
+        F64,           // 2 start_time_unix_nano
+        F64,           // 3 time_unix_nano
+        F64,           // 4 as_double
+        M(&EXEMPLAR),  // 5 exemplars
+        F64,           // 6 as_int (sfixed64)
+        M(&KEY_VALUE), // 7 attributes
+        V,             // 8 flags
+    ],
+    items: 0,
+    oneof: &[],
+};
+static HISTOGRAM_POINT: Schema = Schema {
+    fields: &[
+        U,
+        U,             // 1 (reserved)
+        F64,           // 2 start_time_unix_nano
+        F64,           // 3 time_unix_nano
+        F64,           // 4 count
+        F64,           // 5 sum
+        R64,           // 6 bucket_counts
+        R64,           // 7 explicit_bounds
+        M(&EXEMPLAR),  // 8 exemplars
+        M(&KEY_VALUE), // 9 attributes
+        V,             // 10 flags
+        F64,           // 11 min
+        F64,           // 12 max
+    ],
+    items: 0,
+    oneof: &[],
+};
+static BUCKETS: Schema = Schema { fields: &[U, V, RV], items: 0, oneof: &[] };
+static EXP_HISTOGRAM_POINT: Schema = Schema {
+    fields: &[
+        U,
+        M(&KEY_VALUE), // 1 attributes
+        F64,           // 2 start_time_unix_nano
+        F64,           // 3 time_unix_nano
+        F64,           // 4 count
+        F64,           // 5 sum
+        V,             // 6 scale (sint32)
+        F64,           // 7 zero_count
+        M(&BUCKETS),   // 8 positive
+        M(&BUCKETS),   // 9 negative
+        V,             // 10 flags
+        M(&EXEMPLAR),  // 11 exemplars
+        F64,           // 12 min
+        F64,           // 13 max
+        F64,           // 14 zero_threshold
+    ],
+    items: 0,
+    oneof: &[],
+};
+static QUANTILE: Schema = Schema { fields: &[U, F64, F64], items: 0, oneof: &[] };
+static SUMMARY_POINT: Schema = Schema {
+    fields: &[
+        U,
+        U,             // 1 (reserved)
+        F64,           // 2 start_time_unix_nano
+        F64,           // 3 time_unix_nano
+        F64,           // 4 count
+        F64,           // 5 sum
+        M(&QUANTILE),  // 6 quantile_values
+        M(&KEY_VALUE), // 7 attributes
+        V,             // 8 flags
+    ],
+    items: 0,
+    oneof: &[],
+};
+// The five metric data types: data points (field 1) are the items; the rest is the temporality
+// (2) and, for sums, monotonicity (3).
+static GAUGE: Schema = Schema { fields: &[U, M(&NUMBER_POINT)], items: 1, oneof: &[] };
+static SUM: Schema = Schema { fields: &[U, M(&NUMBER_POINT), V, V], items: 1, oneof: &[] };
+static HISTOGRAM: Schema = Schema { fields: &[U, M(&HISTOGRAM_POINT), V], items: 1, oneof: &[] };
+static EXP_HISTOGRAM: Schema = Schema { fields: &[U, M(&EXP_HISTOGRAM_POINT), V], items: 1, oneof: &[] };
+static SUMMARY: Schema = Schema { fields: &[U, M(&SUMMARY_POINT)], items: 1, oneof: &[] };
+static METRIC: Schema = Schema {
+    fields: &[
+        U,
+        S,                 // 1 name
+        S,                 // 2 description
+        S,                 // 3 unit
+        U,                 // 4 (reserved)
+        M(&GAUGE),         // 5 gauge
+        U,                 // 6 (reserved)
+        M(&SUM),           // 7 sum
+        U,                 // 8 (reserved)
+        M(&HISTOGRAM),     // 9 histogram
+        M(&EXP_HISTOGRAM), // 10 exponential_histogram
+        M(&SUMMARY),       // 11 summary
+        M(&KEY_VALUE),     // 12 metadata
+    ],
+    items: 0,
+    oneof: &[5, 7, 9, 10, 11],
+};
+static SCOPE_METRICS: Schema = Schema { fields: &[U, M(&SCOPE), M(&METRIC), S], items: 0, oneof: &[] };
+static RESOURCE_METRICS: Schema = Schema { fields: &[U, M(&RESOURCE), M(&SCOPE_METRICS), S], items: 0, oneof: &[] };
+static METRICS_REQUEST: Schema = Schema { fields: &[U, M(&RESOURCE_METRICS)], items: 0, oneof: &[] };
 
 /// prost's nesting limit for decoding.
 const RECURSION_LIMIT: u32 = 100;
@@ -235,6 +365,8 @@ impl<'a> Reader<'a> {
 /// Walks one message's fields, counting items into `items`. `budget` is prost's remaining
 /// recursion allowance for this message's fields.
 fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> Result<(), WireError> {
+    // The oneof variant seen last and the items it holds so far (see `Schema::oneof`).
+    let mut variant: Option<(u32, usize)> = None;
     while r.pos < r.buf.len() {
         let at = r.at();
         let (tag, wire_type) = r.key()?;
@@ -268,17 +400,50 @@ fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> 
                 let len = r.varint()?;
                 let base = r.at();
                 let mut sub = Reader { buf: r.take(len)?, pos: 0, base };
-                walk(&mut sub, inner, budget - 1, items)?;
+                if schema.oneof.contains(&tag) {
+                    let mut inner_items = 0;
+                    walk(&mut sub, inner, budget - 1, &mut inner_items)?;
+                    // The same variant again is merged into it; another one replaces it.
+                    let before = variant.filter(|(t, _)| *t == tag).map_or(0, |(_, n)| n);
+                    variant = Some((tag, before + inner_items));
+                } else {
+                    walk(&mut sub, inner, budget - 1, items)?;
+                }
                 if tag == schema.items {
                     *items += 1;
+                }
+            }
+            (Kind::Repeated64, 1) => {
+                r.take(8)?;
+            }
+            (Kind::Repeated64, 2) => {
+                let start = r.at();
+                if r.delimited()?.len() % 8 != 0 {
+                    // prost reads whole values past the run's end, then finds the length exceeded.
+                    return Err(WireError::Truncated(start));
+                }
+            }
+            (Kind::RepeatedVarint, 0) => {
+                r.varint()?;
+            }
+            (Kind::RepeatedVarint, 2) => {
+                let len = r.varint()?;
+                let base = r.at();
+                let mut run = Reader { buf: r.take(len)?, pos: 0, base };
+                while run.pos < run.buf.len() {
+                    // A varint running past the run's end is refused by prost as well.
+                    run.varint().map_err(|_| WireError::BadVarint(run.at()))?;
                 }
             }
             (Kind::Varint, _) => return Err(wrong(0)),
             (Kind::Fixed64, _) => return Err(wrong(1)),
             (Kind::Fixed32, _) => return Err(wrong(5)),
             (Kind::Bytes | Kind::Str | Kind::Message(_), _) => return Err(wrong(2)),
+            (Kind::Repeated64, _) => return Err(wrong(1)),
+            (Kind::RepeatedVarint, _) => return Err(wrong(0)),
         }
     }
+    *items += variant.map_or(0, |(_, n)| n);
     Ok(())
 }
 
@@ -320,9 +485,7 @@ fn request_schema(signal: Signal) -> Option<&'static Schema> {
     match signal {
         Signal::Traces => Some(&TRACES_REQUEST),
         Signal::Logs => Some(&LOGS_REQUEST),
-        // Metrics are decoded on receipt: their items (data points) sit under five different
-        // point types, and no metrics pipeline is hot enough yet to be worth a second schema.
-        Signal::Metrics => None,
+        Signal::Metrics => Some(&METRICS_REQUEST),
     }
 }
 
@@ -331,8 +494,9 @@ pub fn supports(signal: Signal) -> bool {
     request_schema(signal).is_some()
 }
 
-/// Checks that `buf` is a valid `Export{Trace,Logs}ServiceRequest` encoding and returns its item
-/// count. `None` when the signal has no wire schema (decode it instead).
+/// Checks that `buf` is a valid `Export{Trace,Metrics,Logs}ServiceRequest` encoding and returns
+/// its item count (spans, data points, log records). `None` when the signal has no wire schema
+/// (decode it instead).
 pub fn validate(signal: Signal, buf: &[u8]) -> Option<Result<usize, WireError>> {
     let schema = request_schema(signal)?;
     let mut items = 0;
@@ -423,9 +587,10 @@ impl Encoded {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -474,6 +639,130 @@ mod tests {
         }
     }
 
+    /// A request touching every kind of field of the metrics schema: all five data types, every
+    /// point field, packed repeated fields and exemplars. 9 data points.
+    pub(crate) fn metrics() -> ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+            Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, exemplar,
+            exponential_histogram_data_point::Buckets, metric::Data as D, number_data_point,
+            summary_data_point::ValueAtQuantile,
+        };
+        let attrs = vec![kv("s", Value::StringValue("ü".into())), kv("i", Value::IntValue(-3))];
+        let exemplars = vec![
+            Exemplar {
+                filtered_attributes: attrs.clone(),
+                time_unix_nano: 5,
+                span_id: vec![1; 8],
+                trace_id: vec![2; 16],
+                value: Some(exemplar::Value::AsInt(-7)),
+            },
+            Exemplar { value: Some(exemplar::Value::AsDouble(0.5)), ..Default::default() },
+        ];
+        let number = |v| NumberDataPoint {
+            attributes: attrs.clone(),
+            start_time_unix_nano: 1,
+            time_unix_nano: 2,
+            exemplars: exemplars.clone(),
+            flags: 1,
+            value: Some(v),
+        };
+        let metric = |name: &str, data| Metric {
+            name: name.into(),
+            description: "d".into(),
+            unit: "By".into(),
+            metadata: attrs.clone(),
+            data: Some(data),
+        };
+        let metrics = vec![
+            metric(
+                "g",
+                D::Gauge(Gauge {
+                    data_points: vec![
+                        number(number_data_point::Value::AsDouble(1.5)),
+                        number(number_data_point::Value::AsInt(-2)),
+                    ],
+                }),
+            ),
+            metric(
+                "s",
+                D::Sum(Sum {
+                    data_points: vec![number(number_data_point::Value::AsInt(3))],
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                }),
+            ),
+            metric(
+                "h",
+                D::Histogram(Histogram {
+                    data_points: vec![
+                        HistogramDataPoint {
+                            attributes: attrs.clone(),
+                            count: 3,
+                            sum: Some(1.5),
+                            bucket_counts: vec![1, 2, 0],
+                            explicit_bounds: vec![0.5, 1.0],
+                            exemplars: exemplars.clone(),
+                            flags: 1,
+                            min: Some(0.1),
+                            max: Some(9.0),
+                            ..Default::default()
+                        };
+                        2
+                    ],
+                    aggregation_temporality: 1,
+                }),
+            ),
+            metric(
+                "e",
+                D::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![
+                        ExponentialHistogramDataPoint {
+                            attributes: attrs.clone(),
+                            count: 4,
+                            sum: Some(2.0),
+                            scale: -3,
+                            zero_count: 1,
+                            positive: Some(Buckets { offset: -2, bucket_counts: vec![1, 300, 0] }),
+                            negative: Some(Buckets { offset: 5, bucket_counts: vec![u64::MAX] }),
+                            exemplars: exemplars.clone(),
+                            zero_threshold: 0.001,
+                            min: Some(0.0),
+                            ..Default::default()
+                        };
+                        2
+                    ],
+                    aggregation_temporality: 2,
+                }),
+            ),
+            metric(
+                "q",
+                D::Summary(Summary {
+                    data_points: vec![
+                        SummaryDataPoint {
+                            attributes: attrs.clone(),
+                            count: 2,
+                            sum: 3.0,
+                            quantile_values: vec![ValueAtQuantile { quantile: 0.5, value: 1.0 }],
+                            ..Default::default()
+                        };
+                        2
+                    ],
+                }),
+            ),
+        ];
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics { metrics, schema_url: "u".into(), ..Default::default() }],
+                schema_url: "r".into(),
+            }],
+        }
+    }
+
     /// What prost says about the same bytes: the item count, or that they don't decode.
     fn prost_count(signal: Signal, b: &[u8]) -> Option<usize> {
         match signal {
@@ -483,7 +772,9 @@ mod tests {
             Signal::Logs => ExportLogsServiceRequest::decode(b)
                 .ok()
                 .map(|r| r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).map(|s| s.log_records.len()).sum()),
-            Signal::Metrics => None,
+            Signal::Metrics => {
+                ExportMetricsServiceRequest::decode(b).ok().map(|r| crate::pdata::Payload::Metrics(r).item_count())
+            }
         }
     }
 
@@ -512,7 +803,72 @@ mod tests {
             }],
         };
         assert_eq!(validate(Signal::Logs, &logs.encode_to_vec()), Some(Ok(4)));
-        assert_eq!(validate(Signal::Metrics, &b), None);
+        assert_eq!(validate(Signal::Metrics, &metrics().encode_to_vec()), Some(Ok(9)));
+    }
+
+    #[test]
+    fn a_metrics_data_field_of_another_type_replaces_the_points_like_prost() {
+        // Metric { gauge (2 points), sum (1 point), gauge (1 point) }: prost keeps the last gauge
+        // only; two gauges in a row are merged.
+        let p = |n: usize| {
+            let mut g = Vec::new();
+            for _ in 0..n {
+                g.extend([0x0a, 0x00]); // an empty data point
+            }
+            g
+        };
+        let field = |tag: u8, body: &[u8]| {
+            let mut f = vec![(tag << 3) | 2, body.len() as u8];
+            f.extend_from_slice(body);
+            f
+        };
+        for shape in [
+            vec![field(5, &p(2)), field(7, &p(1)), field(5, &p(1))],
+            vec![field(5, &p(2)), field(5, &p(3))],
+            vec![field(9, &p(2)), field(10, &p(1))],
+            vec![field(11, &p(4))],
+        ] {
+            let metric = shape.concat();
+            let scope = field(2, &metric);
+            let resource = field(2, &scope);
+            let req = field(1, &resource);
+            agrees(Signal::Metrics, &req);
+        }
+    }
+
+    #[test]
+    fn packed_and_unpacked_repeated_fields_agree_with_prost() {
+        // HistogramDataPoint.bucket_counts (6, fixed64) and Buckets.bucket_counts (2, uint64), packed
+        // with good and bad lengths, and unpacked.
+        let wrap = |tag: u8, body: Vec<u8>| {
+            let mut f = vec![(tag << 3) | 2, body.len() as u8];
+            f.extend(body);
+            f
+        };
+        let histogram_point = |point: Vec<u8>| {
+            wrap(1, wrap(2, wrap(2, wrap(9, wrap(1, point))))) // request → rm → sm → metric.histogram → point
+        };
+        let exp_point = |buckets: Vec<u8>| wrap(1, wrap(2, wrap(2, wrap(10, wrap(1, wrap(8, buckets))))));
+        for point in [
+            [vec![0x32, 16], vec![1; 16]].concat(),
+            [vec![0x32, 12], vec![1; 12]].concat(),
+            [vec![0x31], vec![1; 8]].concat(),
+            [vec![0x31], vec![1; 7]].concat(),
+            [vec![0x3a, 0], vec![]].concat(),
+            vec![0x30, 1],
+        ] {
+            agrees(Signal::Metrics, &histogram_point(point));
+        }
+        for buckets in [
+            vec![0x12, 3, 1, 0x80, 1],
+            vec![0x12, 2, 1, 0x80],
+            vec![0x12, 3, 0x80, 0x80, 0x80],
+            vec![0x10, 0x80, 0x01],
+            vec![0x15, 1, 2, 3, 4],
+            vec![0x08, 0xff, 0x01],
+        ] {
+            agrees(Signal::Metrics, &exp_point(buckets));
+        }
     }
 
     #[test]
@@ -527,18 +883,23 @@ mod tests {
 
     #[test]
     fn refuses_what_prost_refuses() {
-        let good = traces().encode_to_vec();
+        refuses_what_prost_refuses_in(Signal::Traces, &traces().encode_to_vec());
+        refuses_what_prost_refuses_in(Signal::Metrics, &metrics().encode_to_vec());
+    }
+
+    fn refuses_what_prost_refuses_in(signal: Signal, good: &[u8]) {
         // Every truncation, and every single-byte corruption at a few values, must get the same
         // verdict from both (this covers wrong wire types, bad lengths, bad UTF-8, bad keys).
         for cut in 0..good.len() {
-            agrees(Signal::Traces, &good[..cut]);
+            agrees(signal, &good[..cut]);
         }
         for i in 0..good.len() {
             for v in [0x00, 0x01, 0x07, 0x08, 0x7f, 0x80, 0xc3, 0xff] {
-                let mut b = good.clone();
+                let mut b = good.to_vec();
                 b[i] = v;
-                agrees(Signal::Traces, &b);
-                agrees(Signal::Logs, &b);
+                for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+                    agrees(signal, &b);
+                }
             }
         }
     }

@@ -1,17 +1,19 @@
 //! Runs of consecutive processors whose changes all have an encoded form (`resource`,
-//! `attributes`, `span` rename; see `pdata::edit`), merged at build time into one processor that
-//! makes a single pass over each encoded request instead of one per processor.
+//! `attributes`, `span` rename, `metricstransform`; see `pdata::edit`), merged at build time into
+//! one processor that makes a single pass over each encoded request instead of one per processor.
 //!
 //! Merging keeps the order's meaning: resource actions never read items and item actions never
 //! read resources, so they merge in any order; item actions and a rename merge only when the
-//! rename comes last (a rename reads attributes, attribute actions never read the name).
+//! rename comes last (a rename reads attributes, attribute actions never read the name). Metric
+//! transforms read only metrics, so they merge with resource actions in any order (a resource
+//! they drop for having no metrics is dropped either way); one `metricstransform` per pass.
 //! Anything the merged pass cannot do (decoded data, a shape protobuf merges on decode) goes
 //! through the original processors one by one.
 
 use std::sync::Arc;
 
 use crate::pdata::Data;
-use crate::pdata::edit::{self, AttrEdit, Edit, Rename};
+use crate::pdata::edit::{self, AttrEdit, Edit, MetricsEdit, Rename};
 use crate::pipeline::{ConsumeError, Processor};
 
 /// Several processors as one encoded pass.
@@ -21,11 +23,12 @@ pub struct Fused {
     resource: Option<AttrEdit>,
     items: Option<AttrEdit>,
     rename: Option<Rename>,
+    metrics: Option<MetricsEdit>,
 }
 
 impl Fused {
     fn start(first: &Arc<dyn Processor>) -> Option<Self> {
-        let mut fused = Fused { parts: Vec::new(), resource: None, items: None, rename: None };
+        let mut fused = Fused { parts: Vec::new(), resource: None, items: None, rename: None, metrics: None };
         fused.absorb(first).then_some(fused)
     }
 
@@ -33,6 +36,9 @@ impl Fused {
     fn absorb(&mut self, p: &Arc<dyn Processor>) -> bool {
         let Some(e) = p.wire_edit() else { return false };
         if (e.items.is_some() || e.rename.is_some()) && self.rename.is_some() {
+            return false;
+        }
+        if e.metrics.is_some() && self.metrics.is_some() {
             return false;
         }
         let concat = |into: &mut Option<AttrEdit>, more: Option<&AttrEdit>| {
@@ -43,12 +49,18 @@ impl Fused {
         concat(&mut self.resource, e.resource);
         concat(&mut self.items, e.items);
         self.rename = e.rename.cloned().or(self.rename.take());
+        self.metrics = e.metrics.cloned().or(self.metrics.take());
         self.parts.push(p.clone());
         true
     }
 
     fn edit(&self) -> Edit<'_> {
-        Edit { resource: self.resource.as_ref(), items: self.items.as_ref(), rename: self.rename.as_ref() }
+        Edit {
+            resource: self.resource.as_ref(),
+            items: self.items.as_ref(),
+            rename: self.rename.as_ref(),
+            metrics: self.metrics.as_ref(),
+        }
     }
 }
 

@@ -7,15 +7,23 @@
 //! unvalidated config arrive).
 //!
 //! Compiling the config ([`MetricsTransform::new`]) is separate from applying it
-//! ([`MetricsTransform::apply`], a pure function over an export request).
+//! ([`MetricsTransform::apply`], a pure function over an export request). When every transform
+//! is an `update` without `experimental_match_labels` whose operations are `add_label` and
+//! `update_label` (what users run), the processor also has an encoded form
+//! ([`pdata::edit::MetricsEdit`](crate::pdata::edit::MetricsEdit)) and changes received
+//! requests without decoding them; the result decodes to what [`MetricsTransform::apply`] gives.
 
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as AnyV};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, exemplar, metric::Data as MetricData, number_data_point};
+use prost::Message as _;
 use regex::Regex;
 
+use crate::pdata::edit::{
+    self, AttrEdit, AttrOp, Edit, MetricRule, MetricsEdit, NamePattern as Pattern, OpKind, Source,
+};
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{ConsumeError, Processor};
 use collector_config::processor::metricstransform::{
@@ -30,6 +38,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug)]
 pub struct MetricsTransform {
     transforms: Vec<Transform>,
+    /// The transforms on encoded data, when they all have an encoded form.
+    wire: Option<MetricsEdit>,
 }
 
 /// One compiled `transforms[]` entry.
@@ -51,22 +61,6 @@ struct Filter {
     labels: Vec<(String, Pattern)>,
 }
 
-/// A name or label value matcher; regexes are unanchored, as Go's `MatchString` is.
-#[derive(Debug)]
-enum Pattern {
-    Strict(String),
-    Regexp(Regex),
-}
-
-impl Pattern {
-    fn matches(&self, s: &str) -> bool {
-        match self {
-            Pattern::Strict(p) => p == s,
-            Pattern::Regexp(re) => re.is_match(s),
-        }
-    }
-}
-
 /// One compiled `operations[]` entry (the implemented actions only).
 #[derive(Debug)]
 enum Operation {
@@ -85,8 +79,10 @@ impl MetricsTransform {
             .iter()
             .enumerate()
             .map(|(i, t)| Transform::new(&format!("transforms[{i}]"), t))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { transforms })
+            .collect::<Result<Vec<_>, _>>()?;
+        let wire =
+            transforms.iter().map(Transform::wire_form).collect::<Option<Vec<_>>>().map(|rules| MetricsEdit { rules });
+        Ok(Self { transforms, wire })
     }
 
     /// Applies every transform, in order, to each scope's metrics, then drops scopes and
@@ -105,7 +101,16 @@ impl MetricsTransform {
 }
 
 impl Processor for MetricsTransform {
+    fn wire_edit(&self) -> Option<Edit<'_>> {
+        Some(Edit { metrics: Some(self.wire.as_ref()?), ..Edit::default() })
+    }
+
     fn process(&self, data: Data) -> Result<Data, ConsumeError> {
+        if let (Data::Encoded(encoded), Some(wire)) = (&data, self.wire_edit())
+            && let Some(done) = edit::apply(encoded, &wire)
+        {
+            return Ok(done.into());
+        }
         let mut data = data.decode()?;
         if let Payload::Metrics(r) = &mut data {
             self.apply(r);
@@ -145,6 +150,36 @@ impl Transform {
             .map(|(j, op)| Operation::new(&format!("{tp}.operations[{j}]"), op))
             .collect::<Result<_, _>>()?;
         Ok(Self { filter, insert, new_name: t.new_name.clone(), operations })
+    }
+
+    /// The encoded form: `update` without label matching, with `add_label` and `update_label`
+    /// operations only. `None` for anything else.
+    fn wire_form(&self) -> Option<MetricRule> {
+        if self.insert || !self.filter.labels.is_empty() {
+            return None;
+        }
+        let ops = self
+            .operations
+            .iter()
+            .map(|op| match op {
+                Operation::AddLabel { label, value } => {
+                    Some(AttrOp { key: label.clone(), kind: OpKind::Insert(Source::Literal(encoded_string(value))) })
+                }
+                Operation::UpdateLabel { label, new_label, values } => Some(AttrOp {
+                    key: label.clone(),
+                    kind: OpKind::RenameLabel {
+                        new_key: new_label.clone(),
+                        values: values.iter().map(|(k, v)| (k.clone(), encoded_string(v))).collect(),
+                    },
+                }),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(MetricRule {
+            include: self.filter.include.clone(),
+            new_name: self.new_name.clone(),
+            labels: AttrEdit { ops },
+        })
     }
 
     /// Upstream's `processMetrics` for one transform over one scope's metrics.
@@ -210,20 +245,9 @@ impl Filter {
         Some(copy)
     }
 
-    /// The new name: for `regexp`, `template` with `$1`/`${name}` expanded from the first match of
-    /// `include` in `name` (Go's `Regexp.Expand` and regex's `Captures::expand` share this syntax);
-    /// upstream falls back to the template itself when the expansion is empty.
+    /// The new name (see [`Pattern::expand`]).
     fn expand(&self, template: &str, name: &str) -> String {
-        if let Pattern::Regexp(re) = &self.include
-            && let Some(caps) = re.captures(name)
-        {
-            let mut out = String::new();
-            caps.expand(template, &mut out);
-            if !out.is_empty() {
-                return out;
-            }
-        }
-        template.to_owned()
+        self.include.expand(template, name)
     }
 }
 
@@ -352,6 +376,11 @@ fn str_value(v: Option<&AnyValue>) -> &str {
         Some(AnyV::StringValue(s)) => s,
         _ => "",
     }
+}
+
+/// The encoding of a string `AnyValue`, as the encoded form writes label values.
+fn encoded_string(value: &str) -> Vec<u8> {
+    AnyValue { value: Some(AnyV::StringValue(value.to_owned())) }.encode_to_vec()
 }
 
 fn string_kv(key: &str, value: &str) -> KeyValue {

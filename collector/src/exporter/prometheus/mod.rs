@@ -9,7 +9,6 @@ pub mod render;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,12 +17,13 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 
 use crate::config::id::Signal;
+use crate::pdata::edit::fields::Unsupported;
 use crate::pdata::{Data, Payload};
 use crate::pipeline::{BoxFuture, ConsumeError, Exporter};
 use crate::telemetry::{Counter, ExporterMetrics, Telemetry};
 use collector_config::exporter::prometheus::PrometheusExporterConfig;
 
-use accumulator::{Accumulator, DEFAULT_MAX_SERIES, Settings};
+use accumulator::{Accumulator, DEFAULT_MAX_SERIES, IngestOutcome, Settings};
 
 /// Upstream's default `metric_expiration`.
 pub const DEFAULT_EXPIRATION: Duration = Duration::from_secs(300);
@@ -110,26 +110,31 @@ impl Exporter for PrometheusExporter {
     }
 
     /// Folds the data into the exporter's state: reading is all it does, so a fan-out need not
-    /// copy a batch for it.
+    /// copy a batch for it. Encoded metrics (from an OTLP receiver) are read without decoding.
     fn consume_ref(&self, data: &Data) -> Option<Result<(), ConsumeError>> {
-        let req = match data {
-            Data::Decoded(Payload::Metrics(req)) => Cow::Borrowed(req),
-            Data::Decoded(_) => return Some(Ok(())),
-            // Encoded data (from an OTLP receiver) is decoded here; it was validated on receipt.
-            Data::Encoded(_) => match data.clone().decode() {
-                Ok(Payload::Metrics(req)) => Cow::Owned(req),
-                Ok(_) => return Some(Ok(())),
-                Err(e) => return Some(Err(e.into())),
-            },
-        };
-        let outcome = {
+        let ingest = |f: &mut dyn FnMut(&mut Accumulator, Instant) -> Result<IngestOutcome, Unsupported>| {
             let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             if now.duration_since(g.last_sweep) >= SWEEP_EVERY {
                 g.acc.expire(now);
                 g.last_sweep = now;
             }
-            g.acc.ingest(&req, now)
+            f(&mut g.acc, now)
+        };
+        let outcome = match data {
+            Data::Decoded(Payload::Metrics(req)) => ingest(&mut |acc, now| Ok(acc.ingest(req, now))),
+            Data::Encoded(e) if e.signal() == Signal::Metrics => ingest(&mut |acc, now| {
+                let mut total = IngestOutcome::default();
+                for chunk in e.chunks() {
+                    total += acc.ingest_encoded(chunk, now)?;
+                }
+                Ok(total)
+            }),
+            _ => return Some(Ok(())),
+        };
+        // Validated on receipt, so this does not happen; if it did, retrying could not help.
+        let Ok(outcome) = outcome else {
+            return Some(Err(ConsumeError::Permanent("cannot read metrics: malformed encoding".into())));
         };
         self.metrics.sent(Signal::Metrics, outcome.stored);
         self.metrics.send_failed(Signal::Metrics, outcome.unsupported + outcome.refused);

@@ -310,3 +310,167 @@ g{otel_scope_name="reviews",v="up"} +Inf
     assert_eq!(text, expected);
     prom_text::promtool::check_metrics(&text).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Ingests every request both decoded and as its encoding into two accumulators with `settings`;
+/// asserts the outcomes and the rendered state agree (with and without timestamps).
+fn both_paths(settings: &Settings, requests: &[Vec<u8>]) -> String {
+    use prost::Message as _;
+    let mut decoded = Accumulator::new(settings.clone());
+    let mut encoded = Accumulator::new(settings.clone());
+    let now = Instant::now();
+    for (i, body) in requests.iter().enumerate() {
+        let req = ExportMetricsServiceRequest::decode(body.as_slice()).expect("a valid request");
+        let a = decoded.ingest(&req, now);
+        let b = encoded.ingest_encoded(body, now).expect("framed");
+        assert_eq!(a, b, "outcomes of request {i} differ");
+    }
+    assert_eq!(decoded.series_count(), encoded.series_count());
+    assert_eq!(render(&decoded, true), render(&encoded, true));
+    render(&encoded, false)
+}
+
+fn encoded(req: &ExportMetricsServiceRequest) -> Vec<u8> {
+    prost::Message::encode_to_vec(req)
+}
+
+#[test]
+fn encoded_requests_give_the_state_decoded_ones_give() {
+    use opentelemetry_proto::tonic::metrics::v1::{Summary, SummaryDataPoint, summary_data_point::ValueAtQuantile};
+    let summary = Metric {
+        name: "rpc.latency".into(),
+        unit: "ms".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                attributes: vec![kv("rpc", "get")],
+                count: 3,
+                sum: 7.5,
+                time_unix_nano: T0,
+                quantile_values: vec![
+                    ValueAtQuantile { quantile: 0.5, value: 2.0 },
+                    ValueAtQuantile { quantile: 0.99, value: 4.0 },
+                ],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let mut no_value = point(1.0, T0, vec![kv("a", "b")]);
+    no_value.flags = 1;
+    let mut int_point = point(0.0, T0 + 5, vec![kv("a", "b"), kv("2fa", "x"), kv("a.b", "y"), kv("a_b", "z")]);
+    int_point.value = Some(NV::AsInt(-4));
+    let requests = vec![
+        encoded(&request(
+            svc(),
+            vec![
+                sum("http.requests", "{request}", 2, true, vec![point(7.0, T0, vec![kv("http.method", "GET")])]),
+                gauge("queue.depth", "", vec![point(3.5, T0, vec![]), no_value, int_point]),
+                histogram("http.server.duration", 2, vec![1, 2, 3], T0),
+                histogram("delta.duration", 1, vec![1, 0, 0], T0),
+                histogram("bad.buckets", 2, vec![1, 2], T0),
+                sum("d", "", 1, false, vec![point(2.0, T0, vec![]), point(3.0, T0 + 1, vec![])]),
+                sum("u", "", 0, true, vec![point(1.0, T0, vec![])]),
+                summary,
+                Metric { name: "nodata".into(), ..Default::default() },
+            ],
+        )),
+        encoded(&request(svc(), vec![histogram("delta.duration", 1, vec![0, 1, 1], T0 + 1)])),
+        encoded(&request(
+            vec![kv("service.namespace", "shop")],
+            vec![sum("d", "", 1, false, vec![point(3.0, T0, vec![])])],
+        )),
+        encoded(&crate::pdata::wire::tests::metrics()),
+    ];
+    for settings in [
+        Settings::default(),
+        Settings {
+            namespace: Some("ns".into()),
+            const_labels: vec![("env".into(), "prod".into()), ("job".into(), "const".into())],
+            resource_to_telemetry: true,
+            add_metric_suffixes: false,
+            ..Settings::default()
+        },
+        Settings { max_series: 3, ..Settings::default() },
+    ] {
+        let capped = settings.max_series < 10;
+        let text = both_paths(&settings, &requests);
+        assert!(capped || text.contains("rpc_latency"), "{text}");
+    }
+}
+
+#[test]
+fn encoded_shapes_protobuf_merges_read_as_decoded() {
+    let req = |metrics| encoded(&request(svc(), metrics));
+    let g = gauge("g", "", vec![point(1.0, T0, vec![kv("k", "1")])]);
+    let s = sum("g", "", 2, true, vec![point(2.0, T0, vec![kv("k", "2")])]);
+    // A metric sent as gauge, then sum, then gauge (the last type wins; the same type merges),
+    // with its name repeated.
+    let metric = [
+        prost::Message::encode_to_vec(&g),
+        prost::Message::encode_to_vec(&Metric { name: "other".into(), ..s.clone() }),
+        prost::Message::encode_to_vec(&g),
+        prost::Message::encode_to_vec(&gauge("", "", vec![point(5.0, T0, vec![kv("k", "3")])])),
+    ]
+    .concat();
+    let mut body = req(vec![]);
+    // request → resource_metrics[0] → scope_metrics[0] → metrics: append one more metric field to
+    // the scope by re-encoding the whole nest around it.
+    let wrap = |tag: u8, inner: &[u8]| {
+        let mut out = vec![(tag << 3) | 2];
+        prost::encoding::encode_varint(inner.len() as u64, &mut out);
+        out.extend_from_slice(inner);
+        out
+    };
+    let scope = wrap(2, &wrap(2, &metric));
+    // A second resource field in the same ResourceMetrics (merged on decode).
+    let resource =
+        wrap(1, &prost::Message::encode_to_vec(&Resource { attributes: vec![kv("x", "y")], ..Default::default() }));
+    body.extend(wrap(1, &[resource.clone(), scope.clone(), resource].concat()));
+    both_paths(&Settings { resource_to_telemetry: true, ..Settings::default() }, &[body]);
+}
+
+#[test]
+fn random_requests_give_the_same_state_both_ways() {
+    const NAMES: [&str; 4] = ["a", "b.total", "", "9x"];
+    const KEYS: [&str; 5] = ["k", "service.name", "service.instance.id", "k.2", ""];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for round in 0..40 {
+        let mut requests = Vec::new();
+        for _ in 0..4 {
+            let attrs = |next: &mut dyn FnMut(usize) -> usize| -> Vec<KeyValue> {
+                (0..next(3))
+                    .map(|_| match next(3) {
+                        0 => KeyValue {
+                            key: KEYS[next(5)].into(),
+                            value: Some(AnyValue { value: Some(V::IntValue(next(3) as i64)) }),
+                            ..Default::default()
+                        },
+                        _ => kv(KEYS[next(5)], NAMES[next(4)]),
+                    })
+                    .collect()
+            };
+            let metrics = (0..1 + next(3))
+                .map(|_| {
+                    let pts =
+                        (0..next(3)).map(|_| point(next(10) as f64, T0 + next(3) as u64, attrs(&mut next))).collect();
+                    let name = NAMES[next(4)];
+                    match next(4) {
+                        0 => gauge(name, "1", pts),
+                        1 => sum(name, "s", next(3) as i32, next(2) == 1, pts),
+                        2 => histogram(name, next(3) as i32, vec![next(3) as u64, 1, 0], T0 + next(3) as u64),
+                        _ => sum(name, "", 1, true, pts),
+                    }
+                })
+                .collect();
+            let resource = attrs(&mut next);
+            requests.push(encoded(&request(resource, metrics)));
+        }
+        let settings = Settings { resource_to_telemetry: round % 2 == 1, max_series: 2 + round, ..Settings::default() };
+        both_paths(&settings, &requests);
+    }
+}

@@ -1,10 +1,13 @@
 //! An attribute list as views into the received bytes, and the attribute actions (insert, update,
 //! upsert, delete) applied to it with exactly the semantics of the decoded path
 //! (`processor::actions::apply`): the first attribute with a key is the one read and replaced,
-//! new attributes go to the end, deletes remove every match.
+//! new attributes go to the end, deletes remove every match. The `metricstransform` processor's
+//! `update_label` (rename a label and map its value) is one more action on the same list.
 //!
 //! Values are never decoded: a value is the bytes of an encoded `AnyValue`, either borrowed from
 //! the request or from the action's pre-encoded literal.
+
+use std::collections::HashMap;
 
 use regex::Regex;
 
@@ -14,6 +17,9 @@ use super::fields::{Field, Fields, LEN, Unsupported, close, len_field_size, open
 const KEY: u32 = 1;
 /// `KeyValue.value`.
 const VALUE: u32 = 2;
+/// `AnyValue.string_value`; the value oneof's fields are 1 to 8.
+const STRING_VALUE: u32 = 1;
+const LAST_VALUE_VARIANT: u32 = 8;
 
 /// Where a new value comes from.
 #[derive(Debug, Clone)]
@@ -35,6 +41,16 @@ pub enum OpKind {
     Upsert(Source),
     /// Removes every attribute with the key, or whose key the pattern matches.
     Delete(Option<Regex>),
+    /// `metricstransform`'s `update_label`: the first attribute with the key is renamed to
+    /// `new_key` (an attribute already called so is removed; an empty or equal `new_key` keeps
+    /// the name), then its original value, read as a string (non-string values read as ""), is
+    /// replaced by `values`' encoded `AnyValue` for it, if any.
+    RenameLabel {
+        /// The new key.
+        new_key: String,
+        /// Value → the encoding of the `AnyValue` that replaces it.
+        values: HashMap<String, Vec<u8>>,
+    },
 }
 
 /// One attribute action on an encoded attribute list.
@@ -56,8 +72,8 @@ pub struct AttrEdit {
 /// Where an attribute of the list came from.
 #[derive(Debug, Clone, Copy)]
 enum Origin<'a> {
-    /// Received: the `KeyValue`'s bytes, and whether an action replaced its value.
-    Received { kv: &'a [u8], value_replaced: bool },
+    /// Received: the `KeyValue`'s bytes, and whether an action replaced its key or its value.
+    Received { kv: &'a [u8], key_replaced: bool, value_replaced: bool },
     /// Added by an action.
     Added,
 }
@@ -108,7 +124,7 @@ impl<'a> AttrList<'a> {
         self.attrs.push(Attr {
             key: key.unwrap_or_default(),
             value,
-            origin: Origin::Received { kv: field.payload, value_replaced: false },
+            origin: Origin::Received { kv: field.payload, key_replaced: false, value_replaced: false },
         });
         Ok(())
     }
@@ -136,18 +152,46 @@ impl<'a> AttrList<'a> {
     }
 
     fn set(&mut self, key: &'a str, value: &'a [u8]) {
-        match self.attrs.iter_mut().find(|a| a.key == key.as_bytes()) {
-            Some(a) => {
-                a.value = Some(value);
-                if let Origin::Received { value_replaced, .. } = &mut a.origin {
-                    *value_replaced = true;
-                    self.rewritten = true;
-                }
-            }
+        match self.attrs.iter().position(|a| a.key == key.as_bytes()) {
+            Some(i) => self.replace_value(i, value),
             None => {
                 self.attrs.push(Attr { key: key.as_bytes(), value: Some(value), origin: Origin::Added });
                 self.added += 1;
             }
+        }
+    }
+
+    fn replace_value(&mut self, i: usize, value: &'a [u8]) {
+        let a = &mut self.attrs[i];
+        a.value = Some(value);
+        if let Origin::Received { value_replaced, .. } = &mut a.origin {
+            *value_replaced = true;
+            self.rewritten = true;
+        }
+    }
+
+    /// See [`OpKind::RenameLabel`]; the decoded path is `metricstransform::update_label`.
+    fn rename_label(&mut self, key: &'a str, new_key: &'a str, values: &'a HashMap<String, Vec<u8>>) {
+        let Some(mut at) = self.attrs.iter().position(|a| a.key == key.as_bytes()) else { return };
+        if !new_key.is_empty() && new_key != key {
+            if let Some(existing) = self.attrs.iter().position(|a| a.key == new_key.as_bytes()) {
+                match self.attrs.remove(existing).origin {
+                    Origin::Added => self.added -= 1,
+                    Origin::Received { .. } => self.rewritten = true,
+                }
+                if existing < at {
+                    at -= 1;
+                }
+            }
+            let a = &mut self.attrs[at];
+            a.key = new_key.as_bytes();
+            if let Origin::Received { key_replaced, .. } = &mut a.origin {
+                *key_replaced = true;
+                self.rewritten = true;
+            }
+        }
+        if let Some(new_value) = values.get(string_value(self.attrs[at].value)) {
+            self.replace_value(at, new_value);
         }
     }
 
@@ -172,6 +216,7 @@ impl<'a> AttrList<'a> {
                     }
                 }
                 OpKind::Insert(_) | OpKind::Update(_) => {}
+                OpKind::RenameLabel { new_key, values } => self.rename_label(&op.key, new_key, values),
                 OpKind::Delete(pattern) => {
                     let before = self.attrs.len();
                     let mut added_removed = 0;
@@ -200,23 +245,27 @@ impl<'a> AttrList<'a> {
     pub fn write(&self, out: &mut Vec<u8>, tag: u32) {
         for a in &self.attrs {
             match a.origin {
-                Origin::Received { kv, value_replaced } => {
+                Origin::Received { kv, key_replaced, value_replaced } => {
                     if !self.rewritten {
                         continue;
                     }
-                    if !value_replaced {
+                    if !key_replaced && !value_replaced {
                         put_len_field(out, tag, kv);
                         continue;
                     }
                     let o = open(out, tag, kv.len());
-                    // Every field but the value, as received (the key, `key_strindex`, unknown
-                    // fields), then the new value.
+                    // Every field but the replaced ones, as received (the key, `key_strindex`,
+                    // unknown fields), then the new key and value.
                     for f in Fields::new(kv).flatten() {
-                        if f.tag != VALUE {
+                        let replaced = (f.tag == KEY && key_replaced) || (f.tag == VALUE && value_replaced);
+                        if !replaced {
                             out.extend_from_slice(&kv[f.span]);
                         }
                     }
-                    if let Some(v) = a.value {
+                    if key_replaced {
+                        put_len_field(out, KEY, a.key);
+                    }
+                    if let Some(v) = a.value.filter(|_| value_replaced) {
                         put_len_field(out, VALUE, v);
                     }
                     close(out, o);
@@ -232,4 +281,19 @@ impl<'a> AttrList<'a> {
             }
         }
     }
+}
+
+/// An encoded `AnyValue` as a string the way upstream's `Value.Str()` reads a label: the string
+/// when the value is one, else "". Of several oneof fields the last is the one decoding keeps.
+fn string_value(value: Option<&[u8]>) -> &str {
+    let mut text = "";
+    for f in Fields::new(value.unwrap_or_default()).flatten() {
+        match f.tag {
+            // Validated on receipt, so UTF-8.
+            STRING_VALUE if f.wire_type == LEN => text = std::str::from_utf8(f.payload).unwrap_or_default(),
+            1..=LAST_VALUE_VARIANT => text = "",
+            _ => {}
+        }
+    }
+    text
 }

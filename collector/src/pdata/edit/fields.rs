@@ -1,6 +1,7 @@
-//! Protobuf wire primitives for the encoded-form editor: an iterator over one message's fields
-//! that hands out each field's raw bytes (so unchanged fields are copied, never re-encoded), and
-//! writers for keys, length-delimited fields and nested messages whose length is known only
+//! Protobuf wire primitives for the encoded-form editor (and for readers of encoded data such as
+//! the `prometheus` exporter): an iterator over one message's fields that hands out each field's
+//! raw bytes (so unchanged fields are copied, never re-encoded) and the value of a number field,
+//! and writers for keys, length-delimited fields and nested messages whose length is known only
 //! after their contents are written.
 //!
 //! The bytes walked here were validated on receipt (`wire::validate`), so a malformed field means
@@ -28,9 +29,13 @@ pub struct Field<'a> {
     pub span: Range<usize>,
     /// The contents of a length-delimited field; empty for other wire types.
     pub payload: &'a [u8],
+    /// The value of a varint, fixed64 or fixed32 field (little-endian bits); 0 for
+    /// length-delimited fields.
+    pub value: u64,
 }
 
 /// Iterates over the fields of one message.
+#[derive(Debug)]
 pub struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -63,6 +68,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A little-endian fixed-width value of `N` bytes.
+    #[inline]
+    fn fixed<const N: usize>(&mut self) -> Result<u64, Unsupported> {
+        let from = self.pos;
+        self.skip(N as u64)?;
+        let mut bytes = [0u8; 8];
+        bytes[..N].copy_from_slice(&self.buf[from..self.pos]);
+        Ok(u64::from_le_bytes(bytes))
+    }
+
     #[inline]
     fn skip(&mut self, len: u64) -> Result<(), Unsupported> {
         if len > (self.buf.len() - self.pos) as u64 {
@@ -86,21 +101,20 @@ impl<'a> Iterator for Fields<'a> {
             let key = self.varint()?;
             let (tag, wire_type) = ((key >> 3) as u32, (key & 7) as u8);
             let mut payload: &'a [u8] = &[];
+            let mut value = 0;
             match wire_type {
-                0 => {
-                    self.varint()?;
-                }
-                1 => self.skip(8)?,
+                0 => value = self.varint()?,
+                1 => value = self.fixed::<8>()?,
                 LEN => {
                     let len = self.varint()?;
                     let from = self.pos;
                     self.skip(len)?;
                     payload = &self.buf[from..self.pos];
                 }
-                5 => self.skip(4)?,
+                5 => value = self.fixed::<4>()?,
                 _ => return Err(Unsupported),
             }
-            Ok(Field { tag, wire_type, span: start..self.pos, payload })
+            Ok(Field { tag, wire_type, span: start..self.pos, payload, value })
         })();
         if field.is_err() {
             // Stop after an error: the rest cannot be framed.
@@ -144,6 +158,7 @@ pub fn len_field_size(tag: u32, len: usize) -> usize {
 /// A nested message being written: its contents start at `at`, after `width` bytes reserved for
 /// the length.
 #[must_use = "close() writes the length"]
+#[derive(Debug)]
 pub struct Open {
     at: usize,
     width: usize,

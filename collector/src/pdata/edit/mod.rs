@@ -1,6 +1,8 @@
-//! Changing traces and logs without decoding them: attribute actions on resources, on spans or
-//! log records, and span renames from attribute values, applied in one pass that copies the
-//! received protobuf and rewrites only the messages that change.
+//! Changing telemetry without decoding it: attribute actions on resources (of traces, metrics and
+//! logs), on spans or log records, span renames from attribute values, and the common
+//! `metricstransform` transforms (metric renames, `add_label`, `update_label`; see [`metrics`]),
+//! applied in one pass that copies the received protobuf and rewrites only the messages that
+//! change.
 //!
 //! Why: the `resource`, `attributes` and `span` processors are in nearly every pipeline users run
 //! (and in the one the operator renders). Decoding a request into `ExportTraceServiceRequest`
@@ -17,11 +19,13 @@
 //! to the decoded path: [`apply`] returns `None` and the processor decodes as before.
 
 mod attrs;
-mod fields;
+pub mod fields;
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 
 pub use attrs::{AttrEdit, AttrOp, OpKind, Source};
+pub use metrics::{MetricRule, MetricsEdit, NamePattern};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -37,7 +41,7 @@ const RESOURCE_GROUPS: u32 = 1;
 const RESOURCE: u32 = 1;
 /// `Resource{Spans,Logs}.scope_{spans,logs}`.
 const SCOPE_GROUPS: u32 = 2;
-/// `Scope{Spans,Logs}.{spans,log_records}`.
+/// `Scope{Spans,Metrics,Logs}.{spans,metrics,log_records}`.
 const ITEMS: u32 = 2;
 /// `Resource.attributes`.
 const RESOURCE_ATTRIBUTES: u32 = 1;
@@ -70,31 +74,47 @@ pub struct Edit<'e> {
     pub items: Option<&'e AttrEdit>,
     /// Span renaming (traces only).
     pub rename: Option<&'e Rename>,
+    /// `metricstransform` transforms (metrics only).
+    pub metrics: Option<&'e MetricsEdit>,
 }
 
-/// Applies `edit` to encoded traces or logs. `None` when the encoded form cannot do it exactly
-/// (metrics, a rename on logs, or a shape protobuf merges on decode): decode and process instead.
+/// Applies `edit` to encoded traces, metrics or logs. `None` when the encoded form cannot do it
+/// exactly (item edits on metrics, a rename on logs, or a shape protobuf merges on decode): decode
+/// and process instead.
 pub fn apply(data: &Encoded, edit: &Edit<'_>) -> Option<Encoded> {
     let item_attributes = match data.signal() {
+        _ if edit.metrics.is_some() && data.signal() != Signal::Metrics => return None,
         Signal::Traces => SPAN_ATTRIBUTES,
         Signal::Logs if edit.rename.is_none() => LOG_ATTRIBUTES,
+        // The resource part of a metrics request has the traces' shape: `ResourceMetrics` (1)
+        // holds the `Resource` (1) and `ScopeMetrics` (2). Items are data points under five types.
+        Signal::Metrics if edit.items.is_none() && edit.rename.is_none() => 0,
         _ => return None,
     };
     data.try_map_chunks(|bytes| edit_request(bytes, edit, item_attributes).ok())
 }
 
-/// Per-request state: the attribute list and name buffer reused for every item.
+/// Per-request state: the attribute list, name buffer and selected metric rules reused for every
+/// item.
 struct Walker<'a> {
     edit: Edit<'a>,
     item_attributes: u32,
     list: AttrList<'a>,
     name: Vec<u8>,
+    rules: Vec<&'a MetricRule>,
     changed: bool,
 }
 
-fn edit_request(bytes: &Bytes, edit: &Edit<'_>, item_attributes: u32) -> Result<Bytes, Unsupported> {
+fn edit_request<'a>(bytes: &'a Bytes, edit: &Edit<'a>, item_attributes: u32) -> Result<Bytes, Unsupported> {
     let buf: &[u8] = bytes;
-    let mut w = Walker { edit: *edit, item_attributes, list: AttrList::default(), name: Vec::new(), changed: false };
+    let mut w = Walker {
+        edit: *edit,
+        item_attributes,
+        list: AttrList::default(),
+        name: Vec::new(),
+        rules: Vec::new(),
+        changed: false,
+    };
     // Room for a few added attributes per item without growing.
     let mut out = Vec::with_capacity(buf.len() + buf.len() / 4 + 64);
     let mut copied = 0;
@@ -102,9 +122,13 @@ fn edit_request(bytes: &Bytes, edit: &Edit<'_>, item_attributes: u32) -> Result<
         let f = f?;
         if (f.tag, f.wire_type) == (RESOURCE_GROUPS, LEN) {
             out.extend_from_slice(&buf[copied..f.span.start]);
+            let before = out.len();
             let o = open(&mut out, RESOURCE_GROUPS, f.payload.len());
-            w.resource_group(&mut out, f.payload)?;
-            close(&mut out, o);
+            if w.resource_group(&mut out, f.payload)? {
+                close(&mut out, o);
+            } else {
+                out.truncate(before);
+            }
             copied = f.span.end;
         }
     }
@@ -120,14 +144,30 @@ impl<'a> Walker<'a> {
         self.edit.items.is_some() || self.edit.rename.is_some()
     }
 
-    /// One `ResourceSpans`/`ResourceLogs`.
-    fn resource_group(&mut self, out: &mut Vec<u8>, group: &'a [u8]) -> Result<(), Unsupported> {
+    /// One `ResourceSpans`/`ResourceMetrics`/`ResourceLogs`; false when it is to be dropped
+    /// (metrics transforms drop resources left without scopes).
+    fn resource_group(&mut self, out: &mut Vec<u8>, group: &'a [u8]) -> Result<bool, Unsupported> {
         let mut copied = 0;
         let mut resource_seen = false;
+        let mut scopes_kept = 0;
         for f in Fields::new(group) {
             let f = f?;
             let is_resource = (f.tag, f.wire_type) == (RESOURCE, LEN) && self.edit.resource.is_some();
             let is_scope = (f.tag, f.wire_type) == (SCOPE_GROUPS, LEN) && self.touches_items();
+            if let (Some(metrics), (SCOPE_GROUPS, LEN)) = (self.edit.metrics, (f.tag, f.wire_type)) {
+                out.extend_from_slice(&group[copied..f.span.start]);
+                copied = f.span.end;
+                let before = out.len();
+                let o = open(out, SCOPE_GROUPS, f.payload.len());
+                if self.metric_scope(out, metrics, f.payload)? {
+                    close(out, o);
+                    scopes_kept += 1;
+                } else {
+                    out.truncate(before);
+                    self.changed = true;
+                }
+                continue;
+            }
             if !(is_resource || is_scope) {
                 continue;
             }
@@ -147,12 +187,148 @@ impl<'a> Walker<'a> {
             }
         }
         out.extend_from_slice(&group[copied..]);
+        if self.edit.metrics.is_some() && scopes_kept == 0 {
+            self.changed = true;
+            return Ok(false);
+        }
         if self.edit.resource.is_some() && !resource_seen {
             // The decoded path creates the resource it edits, even when no action adds anything.
             self.changed = true;
             self.resource(out, &[])?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// One `ScopeMetrics`: metrics no rule selects are copied in runs, selected ones rewritten.
+    /// False when it holds no metric (the decoded path drops it).
+    fn metric_scope(&mut self, out: &mut Vec<u8>, edit: &'a MetricsEdit, group: &'a [u8]) -> Result<bool, Unsupported> {
+        let mut copied = 0;
+        let mut metrics = 0;
+        for f in Fields::new(group) {
+            let f = f?;
+            if (f.tag, f.wire_type) != (ITEMS, LEN) {
+                continue;
+            }
+            metrics += 1;
+            out.extend_from_slice(&group[copied..f.span.start]);
+            let before = out.len();
+            if self.metric(out, edit, f.payload)? {
+                self.changed = true;
+                copied = f.span.end;
+            } else {
+                // Unchanged: its bytes go out with the next run.
+                out.truncate(before);
+                copied = f.span.start;
+            }
+        }
+        out.extend_from_slice(&group[copied..]);
+        Ok(metrics > 0)
+    }
+
+    /// One `Metric`, written as field `ITEMS` with its new name and edited data points; false
+    /// (and whatever was written to be discarded) when nothing about it changes.
+    fn metric(&mut self, out: &mut Vec<u8>, edit: &'a MetricsEdit, metric: &'a [u8]) -> Result<bool, Unsupported> {
+        let mut name: &[u8] = &[];
+        let mut data_fields = 0;
+        for f in Fields::new(metric) {
+            let f = f?;
+            if f.tag == metrics::METRIC_NAME {
+                // A repeated string field: the last one wins, as on decode.
+                name = f.payload;
+            } else if metrics::point_attributes(f.tag).is_some() {
+                data_fields += 1;
+            }
+        }
+        let name = std::str::from_utf8(name).map_err(|_| Unsupported)?;
+        self.rules.clear();
+        let mut rules = std::mem::take(&mut self.rules);
+        let new_name = edit.select(name, &mut rules).filter(|n| n != name);
+        let edits_points = rules.iter().any(|r| !r.labels.ops.is_empty());
+        let result = if new_name.is_none() && !edits_points {
+            Ok(false)
+        } else if edits_points && data_fields > 1 {
+            // Two data fields are merged or replaced on decode: left to the decoded path.
+            Err(Unsupported)
+        } else {
+            self.write_metric(out, metric, &rules, new_name.as_deref(), edits_points)
+        };
+        self.rules = rules;
+        result
+    }
+
+    fn write_metric(
+        &mut self,
+        out: &mut Vec<u8>,
+        metric: &'a [u8],
+        rules: &[&'a MetricRule],
+        new_name: Option<&str>,
+        edits_points: bool,
+    ) -> Result<bool, Unsupported> {
+        let mut changed = new_name.is_some();
+        let o = open(out, ITEMS, metric.len());
+        let mut copied = 0;
+        for f in Fields::new(metric) {
+            let f = f?;
+            let renamed = f.tag == metrics::METRIC_NAME && new_name.is_some();
+            let points = metrics::point_attributes(f.tag).filter(|_| edits_points && f.wire_type == LEN);
+            if !renamed && points.is_none() {
+                continue;
+            }
+            out.extend_from_slice(&metric[copied..f.span.start]);
+            copied = f.span.end;
+            if let Some(attr_tag) = points {
+                let d = open(out, f.tag, f.payload.len());
+                changed |= self.data_points(out, rules, f.payload, attr_tag)?;
+                close(out, d);
+            }
+        }
+        out.extend_from_slice(&metric[copied..]);
+        if let Some(name) = new_name {
+            put_len_field(out, metrics::METRIC_NAME, name.as_bytes());
+        }
+        close(out, o);
+        Ok(changed)
+    }
+
+    /// A `Gauge`/`Sum`/... message: each data point's attributes get the rules' label operations.
+    /// Returns whether any point changed.
+    fn data_points(
+        &mut self,
+        out: &mut Vec<u8>,
+        rules: &[&'a MetricRule],
+        container: &'a [u8],
+        attr_tag: u32,
+    ) -> Result<bool, Unsupported> {
+        let mut changed = false;
+        let mut copied = 0;
+        for f in Fields::new(container) {
+            let f = f?;
+            if (f.tag, f.wire_type) != (metrics::DATA_POINTS, LEN) {
+                continue;
+            }
+            let point = f.payload;
+            self.list.clear();
+            for pf in Fields::new(point) {
+                let pf = pf?;
+                if pf.tag == attr_tag {
+                    self.list.push_received(&pf)?;
+                }
+            }
+            for rule in rules {
+                self.list.apply(&rule.labels);
+            }
+            if !self.list.changed() {
+                continue;
+            }
+            changed = true;
+            out.extend_from_slice(&container[copied..f.span.start]);
+            copied = f.span.end;
+            let o = open(out, metrics::DATA_POINTS, point.len());
+            write_message(out, point, &self.list, attr_tag, None);
+            close(out, o);
+        }
+        out.extend_from_slice(&container[copied..]);
+        Ok(changed)
     }
 
     /// A resource: its attribute actions, written back as field `RESOURCE`.

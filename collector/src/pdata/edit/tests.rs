@@ -120,10 +120,13 @@ fn a_resource_sent_twice_is_left_to_the_decoded_path() {
 }
 
 #[test]
-fn metrics_and_renames_of_logs_have_no_encoded_form() {
+fn item_edits_of_metrics_and_renames_of_logs_have_no_encoded_form() {
     let logs = Encoded::new(Signal::Logs, Bytes::new()).unwrap().unwrap();
     let rename = Rename { keys: vec!["k".into()], separator: String::new() };
     assert!(apply(&logs, &Edit { rename: Some(&rename), ..Edit::default() }).is_none());
     let edit = insert("k", "v");
     assert!(apply(&logs, &Edit { items: Some(&edit), ..Edit::default() }).is_some());
+    let metrics = Encoded::new(Signal::Metrics, Bytes::new()).unwrap().unwrap();
+    assert!(apply(&metrics, &Edit { items: Some(&edit), ..Edit::default() }).is_none());
+    assert!(apply(&metrics, &Edit { resource: Some(&edit), ..Edit::default() }).is_some());
 }
