@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use telemetry_collector::config::components::{MetricsTransformConfig, ResourceProcessorConfig};
+use telemetry_collector::collector_config::processor::metricstransform::MetricsTransformConfig;
+use telemetry_collector::collector_config::processor::resource::ResourceProcessorConfig;
 use telemetry_collector::config::id::Signal;
 use telemetry_collector::pdata::{Data, Payload};
 use telemetry_collector::pipeline::Processor;
