@@ -824,6 +824,15 @@ pub struct Endpoints {
     pub http: String,
 }
 
+impl InstrumentedService {
+    /// Whether it refers to the pipeline `namespace/name` (its `pipelineRef.namespace` defaulting to
+    /// its own). Compared in place: this runs over every InstrumentedService per pipeline reconcile.
+    pub fn refers_to(&self, namespace: &str, name: &str) -> bool {
+        let own = self.metadata.namespace.as_deref().unwrap_or_default();
+        self.spec.pipeline_ref.name == name && self.spec.pipeline_ref.namespace.as_deref().unwrap_or(own) == namespace
+    }
+}
+
 /// Wires one workload into a pipeline.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

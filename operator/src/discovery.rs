@@ -95,10 +95,8 @@ pub fn attaching(isvcs: &[std::sync::Arc<InstrumentedService>], namespace: &str,
     let mut out = Attaching::default();
     for i in isvcs {
         let own = i.metadata.namespace.as_deref().unwrap_or_default();
-        let refers =
-            i.spec.pipeline_ref.name == name && i.spec.pipeline_ref.namespace.as_deref().unwrap_or(own) == namespace;
         // An InstrumentedService being deleted is taking its injection back: it no longer attaches.
-        if !refers || own == namespace || i.metadata.deletion_timestamp.is_some() {
+        if !i.refers_to(namespace, name) || own == namespace || i.metadata.deletion_timestamp.is_some() {
             continue;
         }
         out.namespaces.insert(own.to_string());

@@ -44,10 +44,7 @@ pub const CONTROLLER: &str = "telemetrypipeline";
 pub fn attached(isvcs: &[Arc<InstrumentedService>], namespace: &str, name: &str) -> Vec<String> {
     let mut out: Vec<String> = isvcs
         .iter()
-        .filter(|i| {
-            let ns = i.metadata.namespace.as_deref().unwrap_or_default();
-            i.spec.pipeline_ref.name == name && i.spec.pipeline_ref.namespace.as_deref().unwrap_or(ns) == namespace
-        })
+        .filter(|i| i.refers_to(namespace, name))
         .map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any()))
         .collect();
     out.sort();
