@@ -430,13 +430,24 @@ fn agent_pipeline(alloy_host: &str) -> Value {
 
 /// Runs a busybox pod sending `rounds` × (one POST, one GET) to the reviews Service by its DNS
 /// name, `pause` seconds apart, and waits until it has succeeded.
+///
+/// Starts once the Deployment's rollout has fully settled (one Ready pod, the replaced one gone:
+/// `rollout status` returns while the old pod is still terminating, and a node whose kube-proxy
+/// still routes to it answers "No route to host"), and once the Service answers from inside the
+/// pod network (bounded); from then on every request must succeed.
 async fn run_traffic(cluster: &Cluster, client: &Client, ns: &str, name: &str, rounds: u32, pause: &str) {
+    only_pod(client, ns, "app=reviews").await;
     let body = r#"{\"entity_type\":\"product\",\"entity_id\":\"p-$i\",\"rating\":5,\"title\":\"great\",\"comment\":\"works\",\"author\":\"e2e\"}"#;
-    let base = format!("http://reviews.{ns}.svc.cluster.local:8000/api/v1/reviews");
+    let service = format!("http://reviews.{ns}.svc.cluster.local:8000");
+    let base = format!("{service}/api/v1/reviews");
     let script = format!(
-        "for i in $(seq 1 {rounds}); do \
-           wget -q -O /dev/null --header content-type:application/json --post-data \"{body}\" {base} || exit 1; \
-           wget -q -O /dev/null {base} || exit 1; sleep {pause}; \
+        "n=0; until wget -q -O /dev/null {service}/ready; do \
+           n=$((n+1)); [ $n -ge 120 ] && {{ echo 'the Service never answered /ready'; exit 1; }}; sleep 0.5; \
+         done; \
+         for i in $(seq 1 {rounds}); do \
+           wget -q -O /dev/null --header content-type:application/json --post-data \"{body}\" {base} \
+             || {{ echo \"POST of round $i failed\"; exit 1; }}; \
+           wget -q -O /dev/null {base} || {{ echo \"GET of round $i failed\"; exit 1; }}; sleep {pause}; \
          done"
     );
     let pod = json!({
@@ -461,8 +472,10 @@ async fn run_traffic(cluster: &Cluster, client: &Client, ns: &str, name: &str, r
     assert_eq!(
         phase,
         "Succeeded",
-        "every request of the traffic pod succeeded: {}",
-        cluster.kubectl(&["-n", ns, "logs", name])
+        "every request of the traffic pod succeeded: {}\n{}\n{}",
+        cluster.kubectl(&["-n", ns, "logs", name]),
+        cluster.kubectl(&["-n", ns, "get", "pods,endpointslices", "-o", "wide"]),
+        cluster.kubectl(&["-n", ns, "get", "events", "--sort-by=.lastTimestamp"])
     );
 }
 
