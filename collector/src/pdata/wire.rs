@@ -400,7 +400,9 @@ fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> 
                 let len = r.varint()?;
                 let base = r.at();
                 let mut sub = Reader { buf: r.take(len)?, pos: 0, base };
-                if schema.oneof.contains(&tag) {
+                if std::ptr::eq(inner, &KEY_VALUE) && budget >= 2 && is_plain_key_value(sub.buf) {
+                    // Most of a request's messages are attributes: see `is_plain_key_value`.
+                } else if schema.oneof.contains(&tag) {
                     let mut inner_items = 0;
                     walk(&mut sub, inner, budget - 1, &mut inner_items)?;
                     // The same variant again is merged into it; another one replaces it.
@@ -445,6 +447,45 @@ fn walk(r: &mut Reader<'_>, schema: &Schema, budget: u32, items: &mut usize) -> 
     }
     *items += variant.map_or(0, |(_, n)| n);
     Ok(())
+}
+
+/// Whether `b` is an attribute in its usual shape, valid by what [`walk`] checks: `key` (field 1,
+/// a UTF-8 string under 128 bytes) then `value` (field 2, an `AnyValue` under 128 bytes holding
+/// nothing or one string, bool, int or double). It decides in one straight pass what the general
+/// walk would find going through two schemas; anything else (another field order, a longer field,
+/// a nested value, an error) answers `false` and gets the general walk, which also names the error.
+/// The caller guarantees the nesting budget for the `AnyValue`.
+#[inline]
+fn is_plain_key_value(b: &[u8]) -> bool {
+    let is_utf8 = |s: &[u8]| s.is_ascii() || std::str::from_utf8(s).is_ok();
+    let [0x0a, key_len, rest @ ..] = b else { return false };
+    let key_len = usize::from(*key_len);
+    if key_len >= 0x80 || rest.len() < key_len {
+        return false;
+    }
+    let (key, rest) = rest.split_at(key_len);
+    let [0x12, value_len, value @ ..] = rest else { return false };
+    if *value_len >= 0x80 || usize::from(*value_len) != value.len() || !is_utf8(key) {
+        return false;
+    }
+    match value {
+        [] => true,
+        [0x0a, len, text @ ..] => *len < 0x80 && usize::from(*len) == text.len() && is_utf8(text),
+        [0x10 | 0x18, varint @ ..] => is_one_varint(varint),
+        [0x21, fixed @ ..] => fixed.len() == 8,
+        _ => false,
+    }
+}
+
+/// Whether `b` is exactly one varint that [`Reader::varint`] accepts.
+#[inline]
+fn is_one_varint(b: &[u8]) -> bool {
+    match b.split_last() {
+        Some((&last, init)) => {
+            last < 0x80 && init.len() < 10 && init.iter().all(|&byte| byte >= 0x80) && (init.len() < 9 || last <= 1)
+        }
+        None => false,
+    }
 }
 
 /// Skips an unknown field the way prost does, groups included.
@@ -918,6 +959,49 @@ pub(crate) mod tests {
         agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
         agrees(Signal::Traces, &[0x98, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
+    }
+
+    /// The attribute fast path only ever accepts what the general walk accepts, and takes the
+    /// usual shapes: every shape below, every truncation of it and every one-byte change of it.
+    #[test]
+    fn the_plain_attribute_shortcut_accepts_only_what_the_walk_accepts() {
+        let general = |b: &[u8]| walk(&mut Reader { buf: b, pos: 0, base: 0 }, &KEY_VALUE, 10, &mut 0).is_ok();
+        let shapes: Vec<Vec<u8>> = [
+            kv("http.route", Value::StringValue("/api/reviews/{id}".into())),
+            kv("größe", Value::StringValue("ünïcode ✓".into())),
+            kv("k", Value::StringValue(String::new())),
+            kv("http.response.status_code", Value::IntValue(200)),
+            kv("negative", Value::IntValue(-1)),
+            kv("max", Value::IntValue(i64::MAX)),
+            kv("flag", Value::BoolValue(true)),
+            kv("ratio", Value::DoubleValue(0.25)),
+            KeyValue { key: "empty".into(), value: Some(AnyValue { value: None }), ..Default::default() },
+        ]
+        .iter()
+        .map(|a| a.encode_to_vec())
+        .collect();
+        for shape in &shapes {
+            assert!(is_plain_key_value(shape), "takes the shortcut: {shape:02x?}");
+            for end in 0..shape.len() {
+                let cut = &shape[..end];
+                assert!(!is_plain_key_value(cut) || general(cut), "truncated: {cut:02x?}");
+            }
+            for at in 0..shape.len() {
+                for byte in 0..=255u8 {
+                    let mut changed = shape.clone();
+                    changed[at] = byte;
+                    assert!(!is_plain_key_value(&changed) || general(&changed), "changed: {changed:02x?}");
+                }
+            }
+        }
+        // Not the usual shape: the general walk decides.
+        let long_key = kv(&"k".repeat(200), Value::IntValue(1)).encode_to_vec();
+        let nested = kv("list", Value::ArrayValue(ArrayValue { values: vec![] })).encode_to_vec();
+        assert!(!is_plain_key_value(&long_key) && general(&long_key));
+        assert!(!is_plain_key_value(&nested) && general(&nested));
+        // An empty key is left out of the encoding by proto3.
+        let no_key = kv("", Value::StringValue("v".into())).encode_to_vec();
+        assert!(!is_plain_key_value(&no_key) && general(&no_key));
     }
 
     #[test]
