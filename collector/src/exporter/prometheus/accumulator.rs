@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric::Data, number_data_point::Value as NV};
+use opentelemetry_proto::tonic::metrics::v1::{
+    HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint, metric::Data, number_data_point::Value as NV,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
@@ -544,36 +546,13 @@ impl Accumulator {
             Some(Data::Histogram(h)) => {
                 let fam = family(self, MetricKind::Histogram { temporality: h.aggregation_temporality });
                 for p in &h.data_points {
-                    let value = PointValue::Histogram {
-                        bounds: p.explicit_bounds.clone(),
-                        counts: p.bucket_counts.clone(),
-                        sum: p.sum,
-                        count: p.count,
-                    };
-                    let point = PointIn {
-                        attrs: Attrs::Decoded(&p.attributes),
-                        time_unix_nano: p.time_unix_nano,
-                        flags: p.flags,
-                        value,
-                    };
-                    self.ingest_point(&fam, scope, point, now, out);
+                    self.ingest_point(&fam, scope, histogram_point(p), now, out);
                 }
             }
             Some(Data::Summary(s)) => {
                 let fam = family(self, MetricKind::Summary);
                 for p in &s.data_points {
-                    let value = PointValue::Summary {
-                        quantiles: p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect(),
-                        sum: p.sum,
-                        count: p.count,
-                    };
-                    let point = PointIn {
-                        attrs: Attrs::Decoded(&p.attributes),
-                        time_unix_nano: p.time_unix_nano,
-                        flags: p.flags,
-                        value,
-                    };
-                    self.ingest_point(&fam, scope, point, now, out);
+                    self.ingest_point(&fam, scope, summary_point(p), now, out);
                 }
             }
             // The text exposition format has no native histograms.
@@ -849,6 +828,35 @@ fn number_point(p: &NumberDataPoint) -> PointIn<'_> {
         time_unix_nano: p.time_unix_nano,
         flags: p.flags,
         value: PointValue::Number(number(p)),
+    }
+}
+
+/// A decoded `HistogramDataPoint`.
+fn histogram_point(p: &HistogramDataPoint) -> PointIn<'_> {
+    PointIn {
+        attrs: Attrs::Decoded(&p.attributes),
+        time_unix_nano: p.time_unix_nano,
+        flags: p.flags,
+        value: PointValue::Histogram {
+            bounds: p.explicit_bounds.clone(),
+            counts: p.bucket_counts.clone(),
+            sum: p.sum,
+            count: p.count,
+        },
+    }
+}
+
+/// A decoded `SummaryDataPoint`.
+fn summary_point(p: &SummaryDataPoint) -> PointIn<'_> {
+    PointIn {
+        attrs: Attrs::Decoded(&p.attributes),
+        time_unix_nano: p.time_unix_nano,
+        flags: p.flags,
+        value: PointValue::Summary {
+            quantiles: p.quantile_values.iter().map(|q| (q.quantile, q.value)).collect(),
+            sum: p.sum,
+            count: p.count,
+        },
     }
 }
 
